@@ -1,0 +1,66 @@
+// swift-tools-version: 6.0
+// paintsd: a plugin host for painting applications (daemon, client CLI and libraries).
+import PackageDescription
+
+let package = Package(
+    name: "paintsd",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "paintsd", targets: ["paintsd"]),
+        .executable(name: "paintsctl", targets: ["paintsctl"]),
+        .library(name: "PaintsClient", targets: ["PaintsClient"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+    ],
+    targets: [
+        // Thin system-library targets: one per C library, reached only from its Swift wrapper module.
+        .systemLibrary(name: "CZeroMQ", pkgConfig: "libzmq", providers: [.apt(["libzmq3-dev"])]),
+        .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
+        .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+
+        .target(name: "PaintsProtocol"),
+        .target(name: "PaintsTransport", dependencies: ["CZeroMQ"]),
+        .target(name: "PaintsRaster", dependencies: ["CPNG"]),
+        .target(name: "PaintsTensor", dependencies: ["COpenBLAS"]),
+        .target(name: "PaintsEngine", dependencies: ["PaintsProtocol", "PaintsRaster"]),
+        .target(
+            name: "PaintsDaemon",
+            dependencies: [
+                "PaintsProtocol", "PaintsTransport", "PaintsRaster", "PaintsEngine",
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+        .target(name: "PaintsClient", dependencies: ["PaintsProtocol", "PaintsTransport"]),
+        .executableTarget(
+            name: "paintsd",
+            dependencies: [
+                "PaintsDaemon", "PaintsEngine",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+        .executableTarget(
+            name: "paintsctl",
+            dependencies: [
+                "PaintsClient", "PaintsProtocol",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
+        .executableTarget(
+            name: "paints-bench",
+            dependencies: ["PaintsEngine", "PaintsRaster", "PaintsTensor"],
+            path: "Benchmarks/paints-bench"),
+
+        .target(
+            name: "PaintsTestSupport",
+            dependencies: ["PaintsDaemon", "PaintsClient", "PaintsEngine", "PaintsRaster", "PaintsProtocol", "PaintsTransport"],
+            path: "Tests/PaintsTestSupport"),
+        .testTarget(name: "PaintsProtocolTests", dependencies: ["PaintsProtocol", "PaintsTestSupport"]),
+        .testTarget(name: "PaintsRasterTests", dependencies: ["PaintsRaster", "PaintsTestSupport"]),
+        .testTarget(name: "PaintsTensorTests", dependencies: ["PaintsTensor"]),
+        .testTarget(name: "PaintsEngineTests", dependencies: ["PaintsEngine", "PaintsRaster", "PaintsTestSupport"]),
+        .testTarget(
+            name: "PaintsDaemonTests",
+            dependencies: ["PaintsDaemon", "PaintsClient", "PaintsTransport", "PaintsTestSupport"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,2 @@
+// CZeroMQ: the libzmq C API, seen only by PaintsTransport.
+#include <zmq.h>

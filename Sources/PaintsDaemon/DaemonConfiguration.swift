@@ -1,0 +1,51 @@
+// PaintsDaemon/DaemonConfiguration: every setting of a running daemon, with documented defaults.
+import Foundation
+import PaintsProtocol
+
+/// How a daemon is set up. Defaults suit one artist's desk.
+public struct DaemonConfiguration: Sendable {
+    /// Endpoints to bind (`ipc://...`, or `tcp://` on a loopback address).
+    public var endpoints: [String]
+    /// Worker threads running jobs.
+    public var workers: Int = 1
+    /// Jobs that may wait (not counting running ones) before new ones get `queue_full`.
+    public var queueCapacity: Int = 32
+    /// Largest accepted request, all frames together. Frames over 4x this are cut off by libzmq without a reply.
+    public var maxMessageBytes: Int = 256 << 20
+    /// Largest accepted image, in pixels (checked from headers before decoding).
+    public var maxPixels: Int = 64 << 20
+    /// Directories under which `{"path": ...}` image references may be read (resolved, symlinks followed).
+    public var allowedPaths: [String] = []
+    /// How long a finished job's result (and a failed job's error) stays available to `jobs.result`, in seconds.
+    public var resultRetention: TimeInterval = 600
+    /// Most finished jobs kept at once; the oldest go first.
+    public var maxRetainedJobs: Int = 256
+    /// ZMTP heartbeat interval and timeout (ms): a peer silent for the timeout counts as gone.
+    public var heartbeatIntervalMilliseconds: Int32 = 1000
+    public var heartbeatTimeoutMilliseconds: Int32 = 5000
+    /// What SIGTERM/SIGINT does with unfinished jobs.
+    public var shutdownMode: ShutdownParams.Mode = .finish
+    /// In `finish` mode, how long to wait for jobs before cancelling what is left.
+    public var shutdownGrace: TimeInterval = 30
+    /// Largest side of the preview images sent with progress events.
+    public var previewMaxSide: Int = 256
+    public var version: String = DaemonVersion.current
+
+    public init(endpoints: [String]) {
+        self.endpoints = endpoints
+    }
+
+    /// The limits `hello` reports.
+    public var limitsJSON: JSONValue {
+        [
+            "max_message_bytes": JSONValue(maxMessageBytes), "max_pixels": JSONValue(maxPixels),
+            "queue_capacity": JSONValue(queueCapacity), "workers": JSONValue(workers),
+            "max_undo_frames": JSONValue(UndoPreviewParams.maxFrames), "result_retention_s": JSONValue(resultRetention),
+            "allowed_paths": .array(allowedPaths.map { .string($0) }),
+        ]
+    }
+}
+
+public enum DaemonVersion {
+    public static let current = "0.1.0"
+}

@@ -1,0 +1,171 @@
+// PaintsDaemon/JobRunner: worker threads that decode a job's images, run its engine and send progress and the result.
+import Foundation
+import Logging
+import PaintsEngine
+import PaintsProtocol
+import PaintsRaster
+
+/// Where workers send replies (the server's outbox, drained by the socket thread).
+protocol ReplySink: Sendable {
+    func send(_ reply: Reply, to peer: PeerAddress)
+}
+
+/// The `JobContext` of one running job: cancellation from its flag, progress to the job table and a streaming owner.
+struct RunningJobContext: JobContext {
+    let job: JobRecord
+    let table: JobTable
+    let sink: ReplySink
+    let started: Date
+    let previewMaxSide: Int
+
+    func checkCancellation() throws(ProtocolError) {
+        if job.cancel.isSet { throw ProtocolError(.cancelled, "job \(job.id) was cancelled") }
+    }
+
+    func report(stage: String, step: Int, steps: Int, fraction: Double, preview: RGBAImage?) {
+        let elapsed = Date().timeIntervalSince(started)
+        let f = min(1, max(0, fraction))
+        let eta: Double? = f > 0.01 ? elapsed / f * (1 - f) : nil
+        let report = ProgressReport(stage: stage, step: step, steps: steps, fraction: f, etaSeconds: eta, elapsedSeconds: elapsed)
+        table.updateProgress(job.id, report)
+        guard job.stream, !job.singleReply else { return }
+        var body: [String: JSONValue] = ["progress": .object(report.json)]
+        var payloads: [Data] = []
+        if let preview {
+            let side = max(preview.width, preview.height)
+            let scaled = side > previewMaxSide
+                ? preview.resized(width: max(1, preview.width * previewMaxSide / side),
+                                  height: max(1, preview.height * previewMaxSide / side))
+                : preview
+            if let (data, reference) = try? ImageIntake.encode(scaled, as: .png, frame: 1) {
+                payloads.append(data)
+                body["preview"] = reference
+            }
+        }
+        sink.send(Reply(id: job.requestId, type: .progress, job: job.id, body: body, payloads: payloads), to: job.owner)
+    }
+}
+
+/// A fixed pool of threads taking jobs from the table.
+final class JobRunner: Sendable {
+    let table: JobTable
+    let registry: EngineRegistry
+    let configuration: DaemonConfiguration
+    let logger: Logger
+    private let finished = DispatchGroup()
+
+    init(table: JobTable, registry: EngineRegistry, configuration: DaemonConfiguration, logger: Logger) {
+        self.table = table
+        self.registry = registry
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    /// Starts the workers; their replies go to `sink`.
+    func start(sink: ReplySink) {
+        for index in 0..<max(1, configuration.workers) {
+            finished.enter()
+            let thread = Thread { [self] in
+                while let job = table.next() { run(job, sink: sink) }
+                finished.leave()
+            }
+            thread.name = "paintsd-worker-\(index)"
+            thread.stackSize = 8 << 20
+            thread.start()
+        }
+    }
+
+    /// Blocks until every worker has left (after `table.stop()`).
+    func waitUntilStopped() { finished.wait() }
+
+    private func run(_ job: JobRecord, sink: ReplySink) {
+        let started = Date()
+        let context = RunningJobContext(job: job, table: table, sink: sink, started: started,
+                                        previewMaxSide: configuration.previewMaxSide)
+        do throws(ProtocolError) {
+            guard let work = job.work else { throw ProtocolError(.internalError, "job \(job.id) has no inputs") }
+            try context.checkCancellation()
+            let (result, payloads) = try execute(work, job: job, context: context, started: started)
+            let record = table.finish(job.id, result: StoredResult(result: result, payloads: payloads), error: nil)
+            logger.info("job finished", metadata: ["job": "\(job.id)", "ms": "\(Int(Date().timeIntervalSince(started) * 1000))"])
+            if record?.ownerGone == false {
+                sink.send(.result(id: job.requestId, job: job.id, result, payloads: payloads), to: job.owner)
+            }
+        } catch {
+            table.finish(job.id, result: nil, error: error)
+            logger.info("job ended", metadata: ["job": "\(job.id)", "code": "\(error.code.rawValue)"])
+            sink.send(.error(id: job.requestId, job: job.id, error), to: job.owner)
+        }
+    }
+
+    private func execute(_ work: JobWork, job: JobRecord, context: RunningJobContext,
+                         started: Date) throws(ProtocolError) -> (JSONValue, [Data]) {
+        let queued = started.timeIntervalSince(job.createdAt)
+        var timings: [String: JSONValue] = ["queued_ms": JSONValue(queued * 1000)]
+        func lap(_ name: String, _ since: Date) { timings[name] = JSONValue(Date().timeIntervalSince(since) * 1000) }
+        let maxPixels = configuration.maxPixels
+        switch work {
+        case .colorize(let params, let sketchPayload, let hintsPayload, let referencePayload):
+            guard let engine = try registry.engine(named: job.engine, for: .colorize) as? ColorizeEngine else {
+                throw ProtocolError(.unsupportedEngine, "engine \(job.engine) does not colorize")
+            }
+            var t = Date()
+            let sketch = try ImageIntake.decode(sketchPayload, maxPixels: maxPixels)
+            let hints = try hintsPayload.map { p throws(ProtocolError) in try ImageIntake.decode(p, maxPixels: maxPixels) }
+            let reference = try referencePayload.map { p throws(ProtocolError) in try ImageIntake.decode(p, maxPixels: maxPixels) }
+            lap("decode_ms", t)
+            try context.checkCancellation()
+            t = Date()
+            try engine.load()
+            let output = try engine.colorize(
+                ColorizeInput(sketch: sketch, hints: hints, reference: reference, prompt: params.prompt,
+                              negativePrompt: params.negativePrompt, seed: job.seed, options: params.options),
+                context: context)
+            lap("run_ms", t)
+            try context.checkCancellation()
+            t = Date()
+            let (data, reference_) = try ImageIntake.encode(output.image, as: params.output, frame: 1)
+            lap("encode_ms", t)
+            lap("total_ms", job.createdAt)
+            let result: JSONValue = [
+                "image": reference_, "engine": .string(engine.name), "seed": JSONValue(job.seed),
+                "timings": .object(timings), "info": .object(output.info),
+            ]
+            return (result, [data])
+        case .undoPreview(let params, let imagePayload):
+            guard let engine = try registry.engine(named: job.engine, for: .undoPreview) as? UndoPreviewEngine else {
+                throw ProtocolError(.unsupportedEngine, "engine \(job.engine) does not make undo previews")
+            }
+            var t = Date()
+            let image = try ImageIntake.decode(imagePayload, maxPixels: maxPixels)
+            lap("decode_ms", t)
+            try context.checkCancellation()
+            t = Date()
+            try engine.load()
+            let frames = try engine.undoPreview(
+                UndoPreviewInput(image: image, steps: params.steps, seed: job.seed, prompt: params.prompt,
+                                 options: params.options),
+                context: context)
+            guard frames.count == params.steps.count else {
+                throw ProtocolError(.internalError, "engine returned \(frames.count) frames for \(params.steps.count) steps")
+            }
+            lap("run_ms", t)
+            t = Date()
+            var payloads: [Data] = []
+            var entries: [JSONValue] = []
+            for (i, frame) in frames.enumerated() {
+                try context.checkCancellation()
+                let (data, reference) = try ImageIntake.encode(frame.image, as: params.output, frame: i + 1)
+                payloads.append(data)
+                entries.append(["step": JSONValue(frame.step), "image": reference])
+            }
+            lap("encode_ms", t)
+            lap("total_ms", job.createdAt)
+            let result: JSONValue = [
+                "frames": .array(entries), "engine": .string(engine.name), "seed": JSONValue(job.seed),
+                "timings": .object(timings),
+            ]
+            return (result, payloads)
+        }
+    }
+}

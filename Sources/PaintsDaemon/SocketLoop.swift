@@ -1,0 +1,292 @@
+// PaintsDaemon/SocketLoop: the socket thread: polls the routers, answers cheap methods at once, queues jobs, sends replies.
+import Foundation
+import Glibc
+import Logging
+import PaintsEngine
+import PaintsProtocol
+import PaintsTransport
+
+/// Owns every socket of the daemon; lives and dies on the socket thread. It never runs compute: decoding and engines
+/// run on workers, so `ping`, `hello` and `jobs.*` answer within milliseconds while jobs run.
+final class SocketLoop {
+    let server: PaintsServer
+    var routers: [ZMQSocket] = []
+    var monitors: [ZMQMonitor] = []
+    let endpoints: [String]
+    let locks: [EndpointLock]
+    /// Peers by the connection descriptor their messages arrived on, per router: how a disconnect finds its peer.
+    var peersByDescriptor: [[Int32: Set<PeerAddress>]] = []
+    var lastHousekeeping = Date()
+
+    var configuration: DaemonConfiguration { server.configuration }
+    var table: JobTable { server.table }
+    var logger: Logger { server.logger }
+
+    init(server: PaintsServer, locks: [EndpointLock]) throws(DaemonError) {
+        self.server = server
+        self.locks = locks
+        var bound: [String] = []
+        for (index, endpoint) in server.configuration.endpoints.enumerated() {
+            do {
+                let router = try ZMQSocket(context: server.context, type: .router)
+                try router.setOption(ZMQOption.routerMandatory, 1)
+                try router.setOption(ZMQOption.maxMessageSize, int64: Int64(server.configuration.maxMessageBytes) * 4)
+                try router.setOption(ZMQOption.sendHighWaterMark, 100_000)
+                try router.setOption(ZMQOption.receiveHighWaterMark, 10_000)
+                try router.enableHeartbeats(intervalMilliseconds: server.configuration.heartbeatIntervalMilliseconds,
+                                            timeoutMilliseconds: server.configuration.heartbeatTimeoutMilliseconds)
+                let monitor = try router.openMonitor(context: server.context, endpoint: "inproc://paintsd-monitor-\(index)")
+                try router.bind(endpoint)
+                routers.append(router)
+                monitors.append(monitor)
+                bound.append(router.lastEndpoint ?? endpoint)
+            } catch {
+                throw .bind(endpoint: endpoint, message: error.description)
+            }
+        }
+        endpoints = bound
+        peersByDescriptor = Array(repeating: [:], count: routers.count)
+    }
+
+    func run() {
+        let targets: [PollTarget] = routers.map { .socket($0) } + monitors.map { .socket($0.socket) }
+            + [.descriptor(server.wakeup.descriptor)]
+        while true {
+            _ = try? ZMQPoller.waitReadable(targets, timeoutMilliseconds: 200)
+            // Disconnects first: a descriptor reused by a new peer must not inherit the old peer's jobs.
+            for (index, monitor) in monitors.enumerated() { handle(monitor.drain(), router: index) }
+            for (index, router) in routers.enumerated() {
+                var budget = 256  // keep replies flowing under a flood of requests
+                while budget > 0, let message = try? router.receive(dontWait: true) {
+                    handle(message, router: index)
+                    budget -= 1
+                }
+            }
+            server.wakeup.reset()
+            flushOutbox()
+            if Date().timeIntervalSince(lastHousekeeping) > 1 {
+                lastHousekeeping = Date()
+                table.purge(retention: configuration.resultRetention, maxRetained: configuration.maxRetainedJobs)
+            }
+            if shutdownComplete() { break }
+        }
+        flushOutbox()
+        for (index, router) in routers.enumerated() {
+            router.unbind(endpoints[index])
+            router.close()
+        }
+        for monitor in monitors { monitor.socket.close() }
+        for endpoint in endpoints where endpoint.hasPrefix("ipc://") { unlink(String(endpoint.dropFirst(6))) }
+        for lock in locks { lock.release() }
+        logger.info("stopped")
+    }
+
+    /// During a shutdown: true once no job is left and every reply went out. Past the grace period, cancels what is left.
+    private func shutdownComplete() -> Bool {
+        guard let mode = server.shutdownMode else { return false }
+        if mode == .finish, let at = server.shutdownRequestedAt, Date().timeIntervalSince(at) > configuration.shutdownGrace {
+            server.requestShutdown(mode: .cancel)
+        }
+        guard table.isIdle, server.outboxIsEmpty else { return false }
+        table.stop()
+        server.runner.waitUntilStopped()
+        return true
+    }
+
+    // MARK: connections
+
+    private func handle(_ events: [ZMQMonitor.Event], router: Int) {
+        for event in events {
+            guard case .disconnected(let fd) = event, let peers = peersByDescriptor[router].removeValue(forKey: fd) else { continue }
+            for peer in peers {
+                let cancelled = table.ownerGone(peer)
+                if !cancelled.isEmpty {
+                    logger.info("client gone; jobs cancelled", metadata: ["jobs": "\(cancelled)"])
+                }
+            }
+        }
+    }
+
+    private func flushOutbox() {
+        for (peer, frames) in server.takeOutbox() { deliver(frames, to: peer) }
+    }
+
+    private func deliver(_ frames: [Data], to peer: PeerAddress) {
+        let envelope = peer.delimited ? [peer.routingId, Data()] : [peer.routingId]
+        do {
+            try routers[peer.socket].send(envelope + frames, dontWait: true)
+        } catch {
+            // The peer is gone or not reading; its job results stay in the table for `jobs.result`.
+            logger.debug("reply not delivered", metadata: ["error": "\(error)"])
+        }
+    }
+
+    private func reply(_ reply: Reply, to peer: PeerAddress) { deliver(reply.encodedFrames(), to: peer) }
+
+    // MARK: requests
+
+    private func handle(_ message: ZMQMessage, router: Int) {
+        var frames = message.frames
+        guard frames.count >= 2 else { return }  // a routing id alone: nothing to answer
+        let routingId = frames.removeFirst()
+        let delimited = frames.first?.isEmpty == true && frames.count > 1
+        if delimited { frames.removeFirst() }
+        let peer = PeerAddress(socket: router, routingId: routingId, delimited: delimited)
+        if message.sourceDescriptor >= 0 { peersByDescriptor[router][message.sourceDescriptor, default: []].insert(peer) }
+        let singleReply = message.peerSocketType == "REQ"
+
+        let size = frames.reduce(0) { $0 + $1.count }
+        if size > configuration.maxMessageBytes {
+            let id = frames.first.flatMap { $0.count < 65536 ? try? JSONValue.parse($0) : nil }?["id"]?.stringValue
+            reply(.error(id: id, ProtocolError(.messageTooLarge, "the message has \(size) bytes, over the limit of \(configuration.maxMessageBytes)",
+                                               details: ["bytes": JSONValue(size), "max_bytes": JSONValue(configuration.maxMessageBytes)])),
+                  to: peer)
+            return
+        }
+        let request: Request
+        do { request = try Request.parse(frames: frames) } catch {
+            reply(.error(id: error.id, error.error), to: peer)
+            return
+        }
+        do {
+            try dispatch(request, from: peer, singleReply: singleReply)
+        } catch {
+            reply(.error(id: request.id, error), to: peer)
+        }
+    }
+
+    private func dispatch(_ request: Request, from peer: PeerAddress, singleReply: Bool) throws(ProtocolError) {
+        let id = request.id
+        switch request.method {
+        case .ping:
+            try requireNoParams(request.params)
+            reply(.result(id: id, ["pong": true, "time": JSONValue(Date().timeIntervalSince1970)]), to: peer)
+        case .hello:
+            try requireNoParams(request.params)
+            reply(.result(id: id, helloJSON()), to: peer)
+        case .enginesList:
+            try requireNoParams(request.params)
+            reply(.result(id: id, ["engines": .array(server.registry.engines.map(\.descriptionJSON)),
+                                   "defaults": server.registry.defaultsJSON]), to: peer)
+        case .colorize, .undoPreview:
+            try submitJob(request, from: peer, singleReply: singleReply)
+        case .jobsList:
+            try requireNoParams(request.params)
+            let jobs = table.all().map { $0.0.statusJSON(queuePosition: $0.1) }
+            reply(.result(id: id, ["jobs": .array(jobs), "queue": table.statistics.json]), to: peer)
+        case .jobsStatus:
+            let params = try JobParams(request.params)
+            guard let job = table.record(params.job) else { throw jobNotFound(params.job) }
+            reply(.result(id: id, job: job.id, job.statusJSON(queuePosition: table.queuePosition(job.id))), to: peer)
+        case .jobsCancel:
+            let params = try JobParams(request.params)
+            try cancel(params.job, requestId: id, from: peer)
+        case .jobsResult:
+            let params = try JobParams(request.params)
+            try resend(params.job, requestId: id, to: peer)
+        case .shutdown:
+            let params = try ShutdownParams(request.params)
+            let mode = params.mode ?? configuration.shutdownMode
+            reply(.result(id: id, ["shutting_down": true, "mode": .string(mode.rawValue),
+                                   "unfinished_jobs": JSONValue(table.statistics.queued + table.statistics.running)]), to: peer)
+            logger.info("shutdown requested by a client", metadata: ["mode": "\(mode.rawValue)"])
+            server.requestShutdown(mode: mode)
+        }
+    }
+
+    private func jobNotFound(_ job: String) -> ProtocolError {
+        ProtocolError(.jobNotFound, "no job \(job) (finished jobs are kept for \(Int(configuration.resultRetention)) s)",
+                      details: ["job": .string(job)])
+    }
+
+    private func helloJSON() -> JSONValue {
+        [
+            "protocol": JSONValue(protocolVersion),
+            "daemon": ["name": "paintsd", "version": .string(configuration.version), "pid": JSONValue(Int(getpid())),
+                       "uptime_s": JSONValue(Date().timeIntervalSince(server.startedAt)),
+                       "zmq_version": .string(ZMQContext.libraryVersion)],
+            "endpoints": .array(endpoints.map { .string($0) }),
+            "methods": .array(Method.allCases.map { .string($0.rawValue) }),
+            "engines": .array(server.registry.engines.map(\.descriptionJSON)),
+            "defaults": server.registry.defaultsJSON,
+            "limits": configuration.limitsJSON,
+            "queue": table.statistics.json,
+            "error_codes": .array(ErrorCode.allCases.map { .string($0.rawValue) }),
+        ]
+    }
+
+    // MARK: jobs
+
+    private func submitJob(_ request: Request, from peer: PeerAddress, singleReply: Bool) throws(ProtocolError) {
+        if server.shutdownMode != nil {
+            throw ProtocolError(.shuttingDown, "the daemon is shutting down and accepts no new jobs")
+        }
+        let work: JobWork
+        let engineName: String?
+        let seed: Int?
+        let frames = request.frames
+        func intake(_ ref: ImageReference, _ param: String) throws(ProtocolError) -> ImagePayload {
+            try ImageIntake.payload(ref, param: param, frames: frames, configuration: configuration)
+        }
+        switch request.method {
+        case .colorize:
+            let params = try ColorizeParams(request.params)
+            let sketch = try intake(params.sketch, "sketch")
+            let hints = try params.hints.map { r throws(ProtocolError) in try intake(r, "hints") }
+            let reference = try params.reference.map { r throws(ProtocolError) in try intake(r, "reference") }
+            if let hints, hints.width != sketch.width || hints.height != sketch.height {
+                throw ProtocolError(.imageSizeMismatch,
+                                    "hints are \(hints.width)x\(hints.height) but the sketch is \(sketch.width)x\(sketch.height)",
+                                    details: ["param": "hints", "expected": [JSONValue(sketch.width), JSONValue(sketch.height)],
+                                              "actual": [JSONValue(hints.width), JSONValue(hints.height)]])
+            }
+            work = .colorize(params, sketch: sketch, hints: hints, reference: reference)
+            (engineName, seed) = (params.engine, params.seed)
+        case .undoPreview:
+            let params = try UndoPreviewParams(request.params)
+            work = .undoPreview(params, image: try intake(params.image, "image"))
+            (engineName, seed) = (params.engine, params.seed)
+        default:
+            throw ProtocolError(.internalError, "\(request.method.rawValue) is not a job method")
+        }
+        let engine = try server.registry.engine(named: engineName, for: request.method)
+        let record = JobRecord(id: table.makeJobId(), method: request.method, engine: engine.name, request: request,
+                               owner: peer, singleReply: singleReply, seed: seed ?? Int.random(in: 0...0xFFFF_FFFF), work: work)
+        let position = try table.submit(record)
+        if !singleReply {
+            reply(Reply(id: request.id, type: .accepted, job: record.id,
+                        body: ["queue_position": JSONValue(position), "engine": .string(engine.name),
+                               "seed": JSONValue(record.seed)]), to: peer)
+        }
+    }
+
+    private func cancel(_ jobId: String, requestId: String, from peer: PeerAddress) throws(ProtocolError) {
+        switch table.cancel(jobId) {
+        case .notFound:
+            throw jobNotFound(jobId)
+        case .dequeued(let job):
+            if !job.ownerGone {
+                reply(.error(id: job.requestId, job: job.id, ProtocolError(.cancelled, "job \(job.id) was cancelled before it started")),
+                      to: job.owner)
+            }
+            reply(.result(id: requestId, job: jobId, ["job": .string(jobId), "state": "cancelled", "was": "queued"]), to: peer)
+        case .signalled:
+            reply(.result(id: requestId, job: jobId, ["job": .string(jobId), "state": "cancelling", "was": "running"]), to: peer)
+        case .alreadyFinished(let job):
+            reply(.result(id: requestId, job: jobId, ["job": .string(jobId), "state": .string(job.state.rawValue),
+                                                      "was": .string(job.state.rawValue)]), to: peer)
+        }
+    }
+
+    private func resend(_ jobId: String, requestId: String, to peer: PeerAddress) throws(ProtocolError) {
+        guard let job = table.record(jobId) else { throw jobNotFound(jobId) }
+        if let stored = job.result {
+            reply(.result(id: requestId, job: jobId, stored.result, payloads: stored.payloads), to: peer)
+        } else if let error = job.error {
+            reply(.error(id: requestId, job: jobId, error), to: peer)
+        } else {
+            throw ProtocolError(.jobNotFinished, "job \(jobId) is \(job.state.rawValue)",
+                                details: ["job": .string(jobId), "state": .string(job.state.rawValue)])
+        }
+    }
+}

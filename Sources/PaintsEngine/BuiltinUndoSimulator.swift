@@ -1,0 +1,224 @@
+// PaintsEngine/BuiltinUndoSimulator: a classical drawing-process simulator for undo-step previews, with no model files.
+import PaintsProtocol
+import PaintsRaster
+
+/// Shows what a finished picture plausibly looked like `step` operations earlier (0 = finished, 999 = blank canvas),
+/// rebuilding it in the order an illustrator works:
+///
+/// | completion | stage |
+/// |---|---|
+/// | 0.00-0.15 | rough lines: light, slightly offset strokes, line by line, top to bottom |
+/// | 0.15-0.30 | clean line art replaces the rough lines |
+/// | 0.30-0.60 | flat colours, region by region, largest first |
+/// | 0.60-0.85 | shading: each region goes from its flat colour to the smoothed picture |
+/// | 0.85-1.00 | final details: the smoothed picture sharpens to the original |
+///
+/// where completion = 1 - step/999. The order of strokes and regions depends on the seed; a later step never shows
+/// more of any stage than an earlier one. Step 0 returns the input exactly; step 999 a blank canvas (white, or
+/// transparent for a layer that is not opaque).
+public final class BuiltinUndoSimulator: UndoPreviewEngine {
+    public let name = "builtin"
+    public let summary = "Drawing-process simulator (rough lines, line art, flats, shading, details); no model files"
+    public var status: EngineStatus { .ready }
+    public var capabilities: [MethodCapabilities] {
+        [MethodCapabilities(method: .undoPreview, inputs: ["image"], options: [])]
+    }
+
+    public init() {}
+    public func load() throws(ProtocolError) {}
+    public func unload() {}
+
+    /// Stage boundaries in completion (0 = blank, 1 = finished).
+    static let roughEnd: Float = 0.15, linesEnd: Float = 0.30, flatsEnd: Float = 0.60, shadingEnd: Float = 0.85
+
+    public func undoPreview(_ input: UndoPreviewInput, context: JobContext) throws(ProtocolError) -> [UndoFrame] {
+        try ParamReader(input.options, path: "options.").finish()
+        let total = input.steps.count + 1
+        context.report(stage: "analyse", step: 0, steps: total, fraction: 0, preview: nil)
+        let plan = DrawingPlan(input.image, seed: input.seed)
+        try context.checkCancellation()
+        var frames: [UndoFrame] = []
+        // Identical steps are rendered once.
+        var rendered: [Int: RGBAImage] = [:]
+        for (i, step) in input.steps.enumerated() {
+            let image = rendered[step] ?? plan.render(completion: 1 - Float(step) / 999)
+            rendered[step] = image
+            frames.append(UndoFrame(step: step, image: image))
+            try context.checkCancellation()
+            context.report(stage: "frame", step: i + 1, steps: input.steps.count,
+                           fraction: Double(i + 2) / Double(total), preview: image)
+        }
+        return frames
+    }
+}
+
+/// Everything about a picture the simulator needs, computed once per request.
+struct DrawingPlan {
+    let original: RGBAImage
+    let blank: RGBA
+    /// Pixels that are line work, with strength 0...1.
+    let lineStrength: [Float]
+    /// Per line pixel: when (0..<1 of a line stage) it is drawn; greater than 1 for pixels that are not line.
+    let strokeOrder: [Float]
+    /// Per-pixel offset of the rough stroke it belongs to.
+    let roughOffset: [Int32]
+    /// Per pixel: when (0..<1 of the flats stage) its region is filled.
+    let regionOrder: [Float]
+    /// The picture with lines replaced by the colour of the region under them, flattened per region.
+    let flats: [RGBA]
+    /// The picture with lines replaced, smoothed: the "shaded" state before details.
+    let shaded: [RGBA]
+    /// The picture with lines replaced by their region's colour, unsmoothed.
+    let unlined: [RGBA]
+
+    init(_ image: RGBAImage, seed: Int) {
+        original = image
+        let (width, height, n) = (image.width, image.height, image.pixelCount)
+        blank = image.isOpaque ? .white : .transparent
+        var rng = SplitMix64(seed: UInt64(truncatingIfNeeded: seed) ^ 0x5EED)
+
+        let art = LineArt(image, threshold: 0.55, gapClosing: 1)
+        lineStrength = art.strength.map { $0 > 0.55 ? min(1, ($0 - 0.3) / 0.5) : 0 }
+
+        // Strokes: connected pieces of line, drawn roughly top to bottom with seeded jitter.
+        let lineMask = lineStrength.map { $0 > 0 }
+        let (stroke, strokeCount) = LineArt.connectedComponents(open: lineMask, width: width, height: height)
+        var top = [Int](repeating: Int.max, count: strokeCount), bottom = [Int](repeating: 0, count: strokeCount)
+        for p in 0..<n where stroke[p] >= 0 {
+            let s = Int(stroke[p]), y = p / width
+            top[s] = min(top[s], y)
+            bottom[s] = max(bottom[s], y)
+        }
+        let strokeKey = (0..<strokeCount).map { Float(top[$0]) / Float(height) + rng.nextUnit() * 0.3 }
+        let strokeRank = Self.ranks(strokeKey)
+        var offsets = (0..<strokeCount).map { _ in Int32(Int(rng.next() % 5) - 2) * Int32(width) + Int32(Int(rng.next() % 5) - 2) }
+        if offsets.isEmpty { offsets = [0] }
+        var order = [Float](repeating: 2, count: n)
+        var roughOffset = [Int32](repeating: 0, count: n)
+        for p in 0..<n where stroke[p] >= 0 {
+            let s = Int(stroke[p])
+            let within = Float(p / width - top[s]) / Float(bottom[s] - top[s] + 1)
+            order[p] = (Float(strokeRank[s]) + within) / Float(strokeCount)
+            roughOffset[p] = offsets[s]
+        }
+        strokeOrder = order
+        self.roughOffset = roughOffset
+
+        // Regions: filled largest first, with seeded jitter; lines and the grown zone belong to the nearest region.
+        var labels = art.region
+        LineArt.propagate(labels: &labels, width: width, height: height,
+                          cost: [UInt8](repeating: 1, count: n), maxCost: 1) { _, _ in true }
+        let regionCount = max(1, art.regionCount)
+        var sizes = [Int](repeating: 0, count: regionCount)
+        for p in 0..<n where labels[p] >= 0 { sizes[Int(labels[p])] += 1 }
+        let regionKey = (0..<regionCount).map { -Float(sizes[$0]) / Float(n) * (0.5 + rng.nextUnit()) }
+        let regionRank = Self.ranks(regionKey)
+        regionOrder = (0..<n).map { p in labels[p] >= 0 ? Float(regionRank[Int(labels[p])]) / Float(regionCount) : 0 }
+
+        // Flat colour of a region: the per-channel median of its non-line pixels.
+        var histograms = [[Int]](repeating: [], count: regionCount)
+        for p in 0..<n where labels[p] >= 0 && !lineMask[p] {
+            let r = Int(labels[p])
+            if histograms[r].isEmpty { histograms[r] = [Int](repeating: 0, count: 4 * 256) }
+            let c = image.pixel(p)
+            histograms[r][Int(c.r)] += 1
+            histograms[r][256 + Int(c.g)] += 1
+            histograms[r][512 + Int(c.b)] += 1
+            histograms[r][768 + Int(c.a)] += 1
+        }
+        let regionFlat: [RGBA] = histograms.map { h in
+            guard !h.isEmpty else { return .black }
+            func median(_ channel: Int) -> UInt8 {
+                let counts = h[(channel * 256)..<(channel * 256 + 256)]
+                let half = counts.reduce(0, +) / 2
+                var seen = 0
+                for (v, c) in counts.enumerated() {
+                    seen += c
+                    if seen > half { return UInt8(v) }
+                }
+                return 255
+            }
+            return RGBA(median(0), median(1), median(2), median(3))
+        }
+        let flats = (0..<n).map { p in labels[p] >= 0 ? regionFlat[Int(labels[p])] : image.pixel(p) }
+        self.flats = flats
+        let unlined = (0..<n).map { p in lineMask[p] ? flats[p] : image.pixel(p) }
+        self.unlined = unlined
+        shaded = Self.boxBlur(unlined, width: width, height: height, radius: max(2, min(width, height) / 96))
+    }
+
+    /// Rank of each key in ascending order.
+    static func ranks(_ keys: [Float]) -> [Int] {
+        var rank = [Int](repeating: 0, count: keys.count)
+        for (r, i) in keys.indices.sorted(by: { keys[$0] < keys[$1] }).enumerated() { rank[i] = r }
+        return rank
+    }
+
+    /// Separable box blur with clamped edges.
+    static func boxBlur(_ pixels: [RGBA], width: Int, height: Int, radius: Int) -> [RGBA] {
+        func pass(_ src: [RGBA], along count: Int, lines: Int, index: (Int, Int) -> Int) -> [RGBA] {
+            var out = src
+            for line in 0..<lines {
+                var acc = (0, 0, 0, 0)
+                func add(_ c: RGBA, _ sign: Int) {
+                    acc = (acc.0 + sign * Int(c.r), acc.1 + sign * Int(c.g), acc.2 + sign * Int(c.b), acc.3 + sign * Int(c.a))
+                }
+                for k in -radius...radius { add(src[index(line, min(max(k, 0), count - 1))], 1) }
+                let span = 2 * radius + 1
+                for i in 0..<count {
+                    out[index(line, i)] = RGBA(UInt8(acc.0 / span), UInt8(acc.1 / span), UInt8(acc.2 / span), UInt8(acc.3 / span))
+                    add(src[index(line, min(i + radius + 1, count - 1))], 1)
+                    add(src[index(line, max(i - radius, 0))], -1)
+                }
+            }
+            return out
+        }
+        let h = pass(pixels, along: width, lines: height) { line, i in line * width + i }
+        return pass(h, along: height, lines: width) { line, i in i * width + line }
+    }
+
+    static func progress(_ completion: Float, from start: Float, to end: Float) -> Float {
+        min(1, max(0, (completion - start) / (end - start)))
+    }
+
+    /// The canvas at `completion` in 0...1 (1 returns the original exactly).
+    func render(completion c: Float) -> RGBAImage {
+        if c >= 1 { return original }
+        typealias S = BuiltinUndoSimulator
+        let rough = Self.progress(c, from: 0, to: S.roughEnd)
+        let lines = Self.progress(c, from: S.roughEnd, to: S.linesEnd)
+        let fills = Self.progress(c, from: S.linesEnd, to: S.flatsEnd)
+        let shading = Self.progress(c, from: S.flatsEnd, to: S.shadingEnd)
+        let details = Self.progress(c, from: S.shadingEnd, to: 1)
+        let n = original.pixelCount
+        var out = RGBAImage(width: original.width, height: original.height, fill: blank)
+        // Paint: flats, then shading, then details (each region in its turn).
+        for p in 0..<n {
+            var base = blank
+            let region = regionOrder[p]
+            if region < fills { base = flats[p] }
+            if region < shading { base = shaded[p] }
+            if details > 0 { base = shaded[p].mixed(with: unlined[p], details) }
+            out.setPixel(p, base)
+        }
+        // Rough strokes: light grey, offset, fading as the clean lines go in.
+        let roughAlpha = 0.45 * (1 - lines)
+        if rough > 0 && roughAlpha > 0 {
+            let grey = RGBA(90, 90, 110)
+            for p in 0..<n where strokeOrder[p] < rough {
+                let q = p + Int(roughOffset[p])
+                guard q >= 0 && q < n else { continue }
+                var ink = grey
+                ink.a = UInt8(roughAlpha * lineStrength[p] * 255)
+                out.setPixel(q, ink.over(out.pixel(q)))
+            }
+        }
+        // Clean lines in the picture's own line colour.
+        for p in 0..<n where strokeOrder[p] < lines {
+            var ink = original.pixel(p)
+            ink.a = UInt8(Float(ink.a) * lineStrength[p])
+            out.setPixel(p, ink.over(out.pixel(p)))
+        }
+        return out
+    }
+}

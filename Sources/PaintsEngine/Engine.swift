@@ -1,0 +1,190 @@
+// PaintsEngine/Engine: the seam every engine implements (capabilities, load/unload, run with progress and cancellation).
+import PaintsProtocol
+import PaintsRaster
+
+/// What a running job offers the engine: cancellation checks and progress reports. Implemented by the daemon.
+public protocol JobContext: Sendable {
+    /// Throws `ProtocolError(.cancelled)` once the job was cancelled; engines call it between steps.
+    func checkCancellation() throws(ProtocolError)
+    /// Reports progress; `fraction` is the whole job's completion in 0...1. `preview` is sent to streaming clients.
+    func report(stage: String, step: Int, steps: Int, fraction: Double, preview: RGBAImage?)
+}
+
+/// A job context that reports nowhere and is never cancelled (benchmarks, command-line tools).
+public struct DetachedJobContext: JobContext {
+    public init() {}
+    public func checkCancellation() throws(ProtocolError) {}
+    public func report(stage: String, step: Int, steps: Int, fraction: Double, preview: RGBAImage?) {}
+}
+
+/// One option an engine accepts in a request's `options` object, described for clients (the Krita docker builds its
+/// fields from these).
+public struct EngineOption: Sendable {
+    public enum Kind: String, Sendable {
+        case integer, number, boolean, string
+    }
+    public var name: String
+    public var kind: Kind
+    public var defaultValue: JSONValue
+    public var minimum: Double?
+    public var maximum: Double?
+    public var summary: String
+
+    public init(_ name: String, _ kind: Kind, default defaultValue: JSONValue, minimum: Double? = nil, maximum: Double? = nil,
+                summary: String) {
+        self.name = name
+        self.kind = kind
+        self.defaultValue = defaultValue
+        self.minimum = minimum
+        self.maximum = maximum
+        self.summary = summary
+    }
+
+    public var json: JSONValue {
+        var o: [String: JSONValue] = ["type": .string(kind.rawValue), "default": defaultValue, "description": .string(summary)]
+        if let minimum { o["minimum"] = .number(minimum) }
+        if let maximum { o["maximum"] = .number(maximum) }
+        return .object(o)
+    }
+}
+
+/// What an engine can do for one method.
+public struct MethodCapabilities: Sendable {
+    public var method: Method
+    /// Inputs the engine uses (e.g. "sketch", "hints", "reference", "prompt"); others are accepted and ignored.
+    public var inputs: [String]
+    public var options: [EngineOption]
+
+    public init(method: Method, inputs: [String], options: [EngineOption]) {
+        self.method = method
+        self.inputs = inputs
+        self.options = options
+    }
+
+    public var json: JSONValue {
+        ["inputs": .array(inputs.map { .string($0) }),
+         "options": .object(Dictionary(uniqueKeysWithValues: options.map { ($0.name, $0.json) }))]
+    }
+}
+
+/// Whether an engine can run now.
+public enum EngineStatus: Sendable, Equatable {
+    /// Loaded and resident.
+    case ready
+    /// Can run; its model is loaded on first use.
+    case available
+    /// Cannot run; the reason says why (e.g. model files missing, with the path looked at).
+    case unavailable(reason: String)
+
+    public var name: String {
+        switch self {
+        case .ready: "ready"
+        case .available: "available"
+        case .unavailable: "unavailable"
+        }
+    }
+}
+
+/// An engine: a named implementation of one or more job methods.
+public protocol Engine: AnyObject, Sendable {
+    var name: String { get }
+    var summary: String { get }
+    var capabilities: [MethodCapabilities] { get }
+    var status: EngineStatus { get }
+    /// Bytes the engine keeps resident (models, caches); 0 for engines without models.
+    var residentBytes: Int { get }
+    /// Makes the engine resident (loads weights). Idempotent.
+    func load() throws(ProtocolError)
+    /// Frees what `load` made resident.
+    func unload()
+}
+
+extension Engine {
+    public var residentBytes: Int { 0 }
+
+    public func supports(_ method: Method) -> Bool { capabilities.contains { $0.method == method } }
+
+    /// The description `hello` and `engines.list` send.
+    public var descriptionJSON: JSONValue {
+        var o: [String: JSONValue] = [
+            "name": .string(name), "description": .string(summary), "status": .string(status.name),
+            "methods": .array(capabilities.map { .string($0.method.rawValue) }),
+            "capabilities": .object(Dictionary(uniqueKeysWithValues: capabilities.map { ($0.method.rawValue, $0.json) })),
+            "resident_bytes": JSONValue(residentBytes),
+        ]
+        if case .unavailable(let reason) = status { o["reason"] = .string(reason) }
+        return .object(o)
+    }
+}
+
+/// Inputs of a colorize job, decoded.
+public struct ColorizeInput: Sendable {
+    public var sketch: RGBAImage
+    public var hints: RGBAImage?
+    public var reference: RGBAImage?
+    public var prompt: String
+    public var negativePrompt: String
+    public var seed: Int
+    public var options: [String: JSONValue]
+
+    public init(sketch: RGBAImage, hints: RGBAImage? = nil, reference: RGBAImage? = nil, prompt: String = "",
+                negativePrompt: String = "", seed: Int = 0, options: [String: JSONValue] = [:]) {
+        self.sketch = sketch
+        self.hints = hints
+        self.reference = reference
+        self.prompt = prompt
+        self.negativePrompt = negativePrompt
+        self.seed = seed
+        self.options = options
+    }
+}
+
+/// A colorized layer the size of the sketch, with what the engine wants the client to know (`info`).
+public struct ColorizeOutput: Sendable {
+    public var image: RGBAImage
+    public var info: [String: JSONValue]
+
+    public init(image: RGBAImage, info: [String: JSONValue] = [:]) {
+        self.image = image
+        self.info = info
+    }
+}
+
+/// Inputs of an undo-preview job, decoded.
+public struct UndoPreviewInput: Sendable {
+    public var image: RGBAImage
+    public var steps: [Int]
+    public var seed: Int
+    public var prompt: String
+    public var options: [String: JSONValue]
+
+    public init(image: RGBAImage, steps: [Int], seed: Int = 0, prompt: String = "", options: [String: JSONValue] = [:]) {
+        self.image = image
+        self.steps = steps
+        self.seed = seed
+        self.prompt = prompt
+        self.options = options
+    }
+}
+
+/// One undo-step preview frame.
+public struct UndoFrame: Sendable {
+    public var step: Int
+    public var image: RGBAImage
+
+    public init(step: Int, image: RGBAImage) {
+        self.step = step
+        self.image = image
+    }
+}
+
+/// An engine that colorizes line art.
+public protocol ColorizeEngine: Engine {
+    func colorize(_ input: ColorizeInput, context: JobContext) throws(ProtocolError) -> ColorizeOutput
+}
+
+/// An engine that shows what a picture looked like earlier in its making.
+public protocol UndoPreviewEngine: Engine {
+    /// One frame per requested step, in the order asked.
+    func undoPreview(_ input: UndoPreviewInput, context: JobContext) throws(ProtocolError) -> [UndoFrame]
+}

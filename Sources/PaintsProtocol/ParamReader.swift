@@ -1,0 +1,104 @@
+// PaintsProtocol/ParamReader: typed reads of a params object, each failure an `invalid_params` error naming the member.
+
+/// Reads members of a params object with precise errors; rejects members it was never asked about.
+public struct ParamReader {
+    public let values: [String: JSONValue]
+    private var seen: Set<String> = []
+    /// The prefix used in error messages (e.g. `options.` for nested objects).
+    private let path: String
+
+    public init(_ values: [String: JSONValue], path: String = "") {
+        self.values = values
+        self.path = path
+    }
+
+    private func fail(_ key: String, _ expected: String, got: JSONValue?) -> ProtocolError {
+        var details: [String: JSONValue] = ["param": .string(path + key), "expected": .string(expected)]
+        if let got { details["got"] = .string(got.typeName) }
+        let what = got.map { "got \($0.typeName)" } ?? "missing"
+        return ProtocolError(.invalidParams, "\(path + key): expected \(expected), \(what)", details: details)
+    }
+
+    private mutating func take(_ key: String) -> JSONValue? {
+        seen.insert(key)
+        if let v = values[key], v != .null { return v }
+        return nil
+    }
+
+    public mutating func string(_ key: String) throws(ProtocolError) -> String? {
+        guard let v = take(key) else { return nil }
+        guard let s = v.stringValue else { throw fail(key, "a string", got: v) }
+        return s
+    }
+
+    public mutating func requiredString(_ key: String) throws(ProtocolError) -> String {
+        guard let s = try string(key) else { throw fail(key, "a string", got: nil) }
+        return s
+    }
+
+    public mutating func bool(_ key: String) throws(ProtocolError) -> Bool? {
+        guard let v = take(key) else { return nil }
+        guard let b = v.boolValue else { throw fail(key, "a boolean", got: v) }
+        return b
+    }
+
+    public mutating func int(_ key: String, in range: ClosedRange<Int>) throws(ProtocolError) -> Int? {
+        guard let v = take(key) else { return nil }
+        guard let i = v.intValue, range.contains(i) else {
+            throw fail(key, "an integer in \(range.lowerBound)...\(range.upperBound)", got: v)
+        }
+        return i
+    }
+
+    public mutating func double(_ key: String, in range: ClosedRange<Double>) throws(ProtocolError) -> Double? {
+        guard let v = take(key) else { return nil }
+        guard let x = v.doubleValue, range.contains(x) else {
+            throw fail(key, "a number in \(range.lowerBound)...\(range.upperBound)", got: v)
+        }
+        return x
+    }
+
+    public mutating func intList(_ key: String, in range: ClosedRange<Int>, maxCount: Int) throws(ProtocolError) -> [Int]? {
+        guard let v = take(key) else { return nil }
+        let expected = "a list of 1 to \(maxCount) integers in \(range.lowerBound)...\(range.upperBound)"
+        guard let items = v.arrayValue, (1...maxCount).contains(items.count) else { throw fail(key, expected, got: v) }
+        var out: [Int] = []
+        for item in items {
+            guard let i = item.intValue, range.contains(i) else { throw fail(key, expected, got: item) }
+            out.append(i)
+        }
+        return out
+    }
+
+    public mutating func object(_ key: String) throws(ProtocolError) -> [String: JSONValue]? {
+        guard let v = take(key) else { return nil }
+        guard let o = v.objectValue else { throw fail(key, "an object", got: v) }
+        return o
+    }
+
+    public mutating func image(_ key: String) throws(ProtocolError) -> ImageReference? {
+        guard let v = take(key) else { return nil }
+        return try ImageReference.parse(v, param: path + key)
+    }
+
+    public mutating func requiredImage(_ key: String) throws(ProtocolError) -> ImageReference {
+        guard let ref = try image(key) else { throw fail(key, "an image reference", got: nil) }
+        return ref
+    }
+
+    public mutating func choice<T: RawRepresentable>(_ key: String, as: T.Type) throws(ProtocolError) -> T?
+    where T.RawValue == String, T: CaseIterable {
+        guard let v = take(key) else { return nil }
+        let names = T.allCases.map(\.rawValue).joined(separator: "|")
+        guard let s = v.stringValue, let value = T(rawValue: s) else { throw fail(key, "one of \(names)", got: v) }
+        return value
+    }
+
+    /// Throws when the params hold a member no read asked for (a typo must not be silently ignored).
+    public func finish() throws(ProtocolError) {
+        if let extra = values.keys.sorted().first(where: { !seen.contains($0) }) {
+            throw ProtocolError(.invalidParams, "unknown parameter \"\(path + extra)\"",
+                                details: ["param": .string(path + extra), "known": .array(seen.sorted().map { .string($0) })])
+        }
+    }
+}

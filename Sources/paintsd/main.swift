@@ -1,0 +1,117 @@
+// paintsd: the daemon executable: arguments, signals and wiring of the server with its engines.
+import ArgumentParser
+import Dispatch
+import Foundation
+import Logging
+import PaintsDaemon
+import PaintsEngine
+import PaintsProtocol
+
+struct Paintsd: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "paintsd",
+        abstract: "The paintsd daemon: keeps engines resident and answers painting apps over ZeroMQ.",
+        version: DaemonVersion.current,
+        subcommands: [Serve.self],
+        defaultSubcommand: Serve.self)
+}
+
+struct Serve: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run the daemon (the default command).")
+
+    @Option(name: .long, help: "Directory of the default ipc socket (default: $XDG_RUNTIME_DIR/paintsd, else /tmp/paintsd-UID).")
+    var runtimeDir: String?
+
+    @Option(name: .long, help: "Another endpoint to listen on: ipc:///abs/path or tcp://127.0.0.1:PORT (repeatable).")
+    var listen: [String] = []
+
+    @Flag(name: .long, help: "Do not listen on the default ipc endpoint (only on --listen endpoints).")
+    var noDefaultEndpoint = false
+
+    @Option(name: .long, help: "Worker threads running jobs.")
+    var workers = 1
+
+    @Option(name: .long, help: "Jobs that may wait before new ones are refused with queue_full.")
+    var queueCapacity = 32
+
+    @Option(name: .long, help: "Largest request in MiB, all frames together.")
+    var maxMessageMib = 256
+
+    @Option(name: .long, help: "Largest image in megapixels (checked from headers before decoding).")
+    var maxMegapixels = 64
+
+    @Option(name: .long, help: "Directory whose files {\"path\": ...} image references may name (repeatable).")
+    var allowPath: [String] = []
+
+    @Option(name: .long, help: "Seconds a finished job's result stays available to jobs.result.")
+    var resultRetention: Double = 600
+
+    @Option(name: .long, help: "On SIGTERM/SIGINT: 'finish' running and queued jobs, or 'cancel' them.")
+    var shutdownMode: String = "finish"
+
+    @Option(name: .long, help: "Seconds to wait for jobs in finish mode before cancelling them.")
+    var shutdownGrace: Double = 30
+
+    @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: String = "info"
+
+    func validate() throws {
+        guard workers >= 1, workers <= 64 else { throw ValidationError("--workers must be in 1...64") }
+        guard queueCapacity >= 1 else { throw ValidationError("--queue-capacity must be at least 1") }
+        guard ShutdownParams.Mode(rawValue: shutdownMode) != nil else { throw ValidationError("--shutdown-mode is finish or cancel") }
+        guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
+        guard !noDefaultEndpoint || !listen.isEmpty else { throw ValidationError("--no-default-endpoint needs a --listen endpoint") }
+    }
+
+    func run() throws {
+        let level = Logger.Level(rawValue: logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "paintsd")
+        var endpoints = listen
+        if !noDefaultEndpoint {
+            let directory = runtimeDir ?? RuntimeDirectory.path()
+            endpoints.insert("ipc://" + directory + "/paintsd.sock", at: 0)
+        }
+        var configuration = DaemonConfiguration(endpoints: endpoints)
+        configuration.workers = workers
+        configuration.queueCapacity = queueCapacity
+        configuration.maxMessageBytes = maxMessageMib << 20
+        configuration.maxPixels = maxMegapixels * 1_000_000
+        configuration.allowedPaths = allowPath
+        configuration.resultRetention = resultRetention
+        configuration.shutdownMode = ShutdownParams.Mode(rawValue: shutdownMode) ?? .finish
+        configuration.shutdownGrace = shutdownGrace
+
+        let server = PaintsServer(configuration: configuration, engines: BuiltinEngines.registry(), logger: logger)
+        let bound: [String]
+        do { bound = try server.start() } catch {
+            FileHandle.standardError.write(Data("paintsd: \(error)\n".utf8))
+            throw ExitCode(3)
+        }
+        // Signals: the first asks for the configured shutdown, a second one cancels whatever is left.
+        var sources: [DispatchSourceSignal] = []
+        for sig in [SIGTERM, SIGINT] {
+            signal(sig, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            source.setEventHandler {
+                let again = server.isShuttingDown
+                logger.info("signal received", metadata: ["signal": "\(sig)", "mode": "\(again ? "cancel" : configuration.shutdownMode.rawValue)"])
+                server.requestShutdown(mode: again ? .cancel : nil)
+            }
+            source.resume()
+            sources.append(source)
+        }
+        for endpoint in bound {
+            FileHandle.standardOutput.write(Data("paintsd \(DaemonVersion.current) listening on \(endpoint)\n".utf8))
+        }
+        server.wait()
+        sources.forEach { $0.cancel() }
+        FileHandle.standardOutput.write(Data("paintsd stopped\n".utf8))
+    }
+}
+
+Paintsd.main()
