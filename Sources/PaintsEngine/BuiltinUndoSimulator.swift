@@ -77,7 +77,7 @@ struct DrawingPlan {
         blank = image.isOpaque ? .white : .transparent
         var rng = SplitMix64(seed: UInt64(truncatingIfNeeded: seed) ^ 0x5EED)
 
-        let art = LineArt(image, threshold: 0.55, gapClosing: 1)
+        let art = LineArt(image, threshold: 0.55, gapClosing: 1, neutralLinesOnly: true)
         lineStrength = art.strength.map { $0 > 0.55 ? min(1, ($0 - 0.3) / 0.5) : 0 }
 
         // Strokes: connected pieces of line, drawn roughly top to bottom with seeded jitter.

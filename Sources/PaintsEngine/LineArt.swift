@@ -16,7 +16,9 @@ struct LineArt {
     ///   - threshold: strength above which a pixel is line.
     ///   - gapClosing: lines are grown by this many pixels before regions are found, so gaps up to about twice this
     ///     width do not let regions leak into each other.
-    init(_ image: RGBAImage, threshold: Float, gapClosing: Int) {
+    ///   - neutralLinesOnly: for finished, coloured pictures: only dark pixels of little chroma count as line, so a
+    ///     dark blue fill is not mistaken for ink.
+    init(_ image: RGBAImage, threshold: Float, gapClosing: Int, neutralLinesOnly: Bool = false) {
         width = image.width
         height = image.height
         let n = image.pixelCount
@@ -24,8 +26,14 @@ struct LineArt {
         image.pixels.withUnsafeBufferPointer { px in
             for i in 0..<n {
                 let o = i * 4
-                let lum = (0.299 * Float(px[o]) + 0.587 * Float(px[o + 1]) + 0.114 * Float(px[o + 2])) / 255
-                strength[i] = Float(px[o + 3]) / 255 * (1 - lum)
+                let (r, g, b) = (Float(px[o]), Float(px[o + 1]), Float(px[o + 2]))
+                let lum = (0.299 * r + 0.587 * g + 0.114 * b) / 255
+                var s = Float(px[o + 3]) / 255 * (1 - lum)
+                if neutralLinesOnly {
+                    let chroma = (max(r, g, b) - min(r, g, b)) / 255
+                    s *= max(0, 1 - chroma / 0.3)
+                }
+                strength[i] = s
             }
         }
         self.strength = strength

@@ -1,1 +1,349 @@
-print("x")
+// paintsctl: a command-line client of paintsd for scripts and terminals (files in and out, progress, exit codes).
+import ArgumentParser
+import Foundation
+import Glibc
+import PaintsClient
+import PaintsProtocol
+
+/// Exit codes scripts can rely on (also in the README).
+enum Exit {
+    static let daemonError: Int32 = 1
+    static let badInput: Int32 = 2
+    static let noDaemon: Int32 = 3
+    static let timeout: Int32 = 4
+    static let cancelled: Int32 = 5
+    static let busy: Int32 = 6
+
+    static func code(for error: ClientError) -> Int32 {
+        switch error {
+        case .noDaemon, .transport: return noDaemon
+        case .timeout: return timeout
+        case .badReply: return daemonError
+        case .daemon(let e):
+            switch e.code {
+            case .invalidParams, .invalidRequest, .parseError, .imageDecodeFailed, .imageTooLarge, .imageSizeMismatch,
+                 .pathNotAllowed, .frameOutOfRange, .messageTooLarge, .unsupportedEngine, .unknownMethod:
+                return badInput
+            case .cancelled: return cancelled
+            case .queueFull, .shuttingDown, .resourceExhausted: return busy
+            default: return daemonError
+            }
+        }
+    }
+}
+
+struct Connection: ParsableArguments {
+    @Option(name: .long, help: "Daemon endpoint (default: $PAINTSD_ENDPOINT, else the per-user ipc socket).")
+    var endpoint: String?
+
+    @Option(name: .long, help: "Seconds to wait for any reply before giving up.")
+    var timeout: Double = 120
+
+    @Flag(name: .long, help: "Print the daemon's JSON replies instead of text.")
+    var json = false
+
+    var resolvedEndpoint: String {
+        if let endpoint { return endpoint }
+        let env = ProcessInfo.processInfo.environment
+        if let explicit = env["PAINTSD_ENDPOINT"], !explicit.isEmpty { return explicit }
+        let dir = (env["XDG_RUNTIME_DIR"].map { $0.isEmpty ? nil : $0 } ?? nil).map { $0 + "/paintsd" } ?? "/tmp/paintsd-\(getuid())"
+        return "ipc://" + dir + "/paintsd.sock"
+    }
+
+    /// Runs `body` with a connected client, mapping failures to messages and exit codes.
+    func with(_ body: (PaintsClient) throws(ClientError) -> Void) throws {
+        do {
+            let client = try PaintsClient(endpoint: resolvedEndpoint)
+            defer { client.close() }
+            try body(client)
+        } catch {
+            let message: String
+            if case .daemon(let e) = error, json {
+                message = e.json.serializedString()
+            } else {
+                message = "paintsctl: \(error)"
+            }
+            FileHandle.standardError.write(Data((message + "\n").utf8))
+            throw ExitCode(Exit.code(for: error))
+        }
+    }
+
+    func printResult(_ reply: Reply, text: () -> String) {
+        print(json ? reply.header.serializedString() : text())
+    }
+}
+
+/// Progress display: a bar on a terminal, plain lines otherwise (on stderr, so stdout stays machine-readable).
+struct ProgressDisplay {
+    let isTerminal = isatty(2) == 1
+    var lastLine = ""
+
+    mutating func show(_ reply: Reply) {
+        var line: String
+        switch reply.type {
+        case .accepted:
+            line = "accepted as \(reply.job ?? "?") (queue position \(reply.body["queue_position"]?.intValue ?? 0))"
+        case .progress:
+            guard let p = reply.body["progress"].flatMap(ProgressReport.init(json:)) else { return }
+            let percent = Int((p.fraction * 100).rounded())
+            let eta = p.etaSeconds.map { String(format: " eta %.1fs", $0) } ?? ""
+            if isTerminal {
+                let filled = percent / 5
+                line = "[" + String(repeating: "#", count: filled) + String(repeating: ".", count: 20 - filled) + "] "
+                    + "\(percent)% \(p.stage) \(p.step)/\(p.steps)\(eta)"
+            } else {
+                line = "progress \(percent)% \(p.stage) \(p.step)/\(p.steps)\(eta)"
+            }
+        default:
+            return
+        }
+        if isTerminal && reply.type == .progress {
+            FileHandle.standardError.write(Data(("\r\u{1B}[K" + line).utf8))
+        } else {
+            FileHandle.standardError.write(Data((line + "\n").utf8))
+        }
+        lastLine = line
+    }
+
+    func finish() {
+        if isTerminal && !lastLine.isEmpty { FileHandle.standardError.write(Data("\n".utf8)) }
+    }
+}
+
+func readFile(_ path: String) throws -> Data {
+    guard let data = FileManager.default.contents(atPath: path) else {
+        FileHandle.standardError.write(Data("paintsctl: cannot read \(path)\n".utf8))
+        throw ExitCode(Exit.badInput)
+    }
+    return data
+}
+
+func writeFile(_ data: Data, _ path: String) throws {
+    guard FileManager.default.createFile(atPath: path, contents: data) else {
+        FileHandle.standardError.write(Data("paintsctl: cannot write \(path)\n".utf8))
+        throw ExitCode(Exit.daemonError)
+    }
+}
+
+/// Parses `key=value` options; values are JSON when they parse as JSON, else strings.
+func parseOptions(_ items: [String]) throws -> [String: JSONValue] {
+    var out: [String: JSONValue] = [:]
+    for item in items {
+        guard let eq = item.firstIndex(of: "=") else { throw ValidationError("--option takes key=value, got \(item)") }
+        let key = String(item[..<eq]), raw = String(item[item.index(after: eq)...])
+        out[key] = (try? JSONValue.parse(Data(raw.utf8))) ?? .string(raw)
+    }
+    return out
+}
+
+@main
+struct Paintsctl: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "paintsctl",
+        abstract: "Talk to a running paintsd: colorize line art, make undo previews, inspect and cancel jobs.",
+        discussion: """
+            Exit codes: 0 ok, 1 daemon error, 2 bad input, 3 no daemon, 4 timeout, 5 cancelled, 6 busy \
+            (queue full or shutting down), 64 usage.
+            """,
+        subcommands: [Hello.self, Ping.self, Colorize.self, Undo.self, Jobs.self, Result.self, Cancel.self, Shutdown.self])
+}
+
+struct Hello: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Show the daemon's version, engines and limits.")
+    @OptionGroup var connection: Connection
+
+    func run() throws {
+        try connection.with { client throws(ClientError) in
+            let reply = try client.call(.hello, timeout: connection.timeout)
+            connection.printResult(reply) {
+                let r = reply.result
+                var lines = ["paintsd \(r["daemon"]?["version"]?.stringValue ?? "?") (protocol \(r["protocol"]?.intValue ?? 0)) at \(client.endpoint)"]
+                for engine in r["engines"]?.arrayValue ?? [] {
+                    let methods = engine["methods"]?.arrayValue?.compactMap(\.stringValue).joined(separator: ", ") ?? ""
+                    lines.append("  engine \(engine["name"]?.stringValue ?? "?") [\(engine["status"]?.stringValue ?? "?")]: \(methods)")
+                }
+                if let q = r["queue"] {
+                    lines.append("  queue: \(q["queued"]?.intValue ?? 0) waiting, \(q["running"]?.intValue ?? 0) running, capacity \(q["capacity"]?.intValue ?? 0)")
+                }
+                return lines.joined(separator: "\n")
+            }
+        }
+    }
+}
+
+struct Ping: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Check that the daemon answers; prints the round trip.")
+    @OptionGroup var connection: Connection
+
+    func run() throws {
+        try connection.with { client throws(ClientError) in
+            let start = Date()
+            let reply = try client.call(.ping, timeout: connection.timeout)
+            connection.printResult(reply) { String(format: "pong in %.2f ms", Date().timeIntervalSince(start) * 1000) }
+        }
+    }
+}
+
+struct Colorize: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Colorize line art with colour scribbles and/or a reference.")
+    @OptionGroup var connection: Connection
+    @Option(help: "Line art PNG (dark lines on white or on transparent).") var sketch: String
+    @Option(help: "Colour scribbles PNG (RGBA, alpha > 0 marks a hint), the sketch's size.") var hints: String?
+    @Option(help: "Reference picture PNG.") var reference: String?
+    @Option(help: "Where to write the colorized layer (PNG).") var out: String
+    @Option(help: "Engine name (default: the daemon's default for colorize).") var engine: String?
+    @Option(help: "Seed.") var seed: Int?
+    @Option(help: "Prompt (engines that read one).") var prompt: String?
+    @Option(help: "Negative prompt.") var negativePrompt: String?
+    @Option(name: .customLong("option"), help: "Engine option key=value (repeatable), e.g. composite_lines=true.")
+    var options: [String] = []
+    @Flag(help: "Do not show progress.") var quiet = false
+
+    func run() throws {
+        var frames: [Data] = [Data()]
+        func attach(_ path: String?) throws -> ImageReference? {
+            guard let path else { return nil }
+            frames.append(try readFile(path))
+            return .frame(index: frames.count - 1, encoding: .png)
+        }
+        let params = ColorizeParams(
+            sketch: try attach(sketch)!, hints: try attach(hints), reference: try attach(reference), prompt: prompt ?? "",
+            negativePrompt: negativePrompt ?? "", engine: engine, seed: seed, options: try parseOptions(options))
+        try connection.with { client throws(ClientError) in
+            var display = ProgressDisplay()
+            let request = Request(id: client.makeId(), method: .colorize, params: params.json, stream: !quiet, frames: frames)
+            let reply = try client.call(request, timeout: connection.timeout) { if !quiet { display.show($0) } }
+            display.finish()
+            guard let data = reply.imageData(reply.result["image"]) else { throw .badReply("result has no image frame") }
+            do { try writeFile(data, out) } catch { throw .badReply("cannot write \(out)") }
+            connection.printResult(reply) {
+                let t = reply.result["timings"]?["total_ms"]?.doubleValue ?? 0
+                return "wrote \(out) (engine \(reply.result["engine"]?.stringValue ?? "?"), seed \(reply.result["seed"]?.intValue ?? 0), \(Int(t)) ms)"
+            }
+        }
+    }
+}
+
+struct Undo: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Undo-step previews: what the picture looked like N steps earlier.")
+    @OptionGroup var connection: Connection
+    @Option(help: "The finished picture (PNG).") var image: String
+    @Option(help: "Comma-separated steps in 0...999 (0 = finished, 999 = blank canvas).") var steps: String?
+    @Option(help: "Or: this many evenly spaced steps.") var count: Int?
+    @Option(help: "Directory for step-NNN.png files.") var outDir: String
+    @Option(help: "Engine name.") var engine: String?
+    @Option(help: "Seed.") var seed: Int?
+    @Flag(help: "Do not show progress.") var quiet = false
+
+    func validate() throws {
+        guard (steps == nil) != (count == nil) else { throw ValidationError("give --steps or --count") }
+    }
+
+    func run() throws {
+        let stepList: [Int]
+        if let steps {
+            stepList = try steps.split(separator: ",").map {
+                guard let v = Int($0.trimmingCharacters(in: .whitespaces)) else { throw ValidationError("bad step \($0)") }
+                return v
+            }
+        } else {
+            stepList = UndoPreviewParams.evenlySpacedSteps(count: max(1, count ?? 1))
+        }
+        let frames = [Data(), try readFile(image)]
+        let params = UndoPreviewParams(image: .frame(index: 1, encoding: .png), steps: stepList, engine: engine, seed: seed)
+        try FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true)
+        try connection.with { client throws(ClientError) in
+            var display = ProgressDisplay()
+            let request = Request(id: client.makeId(), method: .undoPreview, params: params.json, stream: !quiet, frames: frames)
+            let reply = try client.call(request, timeout: connection.timeout) { if !quiet { display.show($0) } }
+            display.finish()
+            var written: [String] = []
+            for entry in reply.result["frames"]?.arrayValue ?? [] {
+                guard let step = entry["step"]?.intValue, let data = reply.imageData(entry["image"]) else { continue }
+                let path = outDir + "/" + String(format: "step-%03d.png", step)
+                do { try writeFile(data, path) } catch { throw .badReply("cannot write \(path)") }
+                written.append(path)
+            }
+            connection.printResult(reply) { written.map { "wrote \($0)" }.joined(separator: "\n") }
+        }
+    }
+}
+
+struct Jobs: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "List jobs and the queue, or show one job's status.")
+    @OptionGroup var connection: Connection
+    @Argument(help: "A job id: show only its status.") var job: String?
+
+    func run() throws {
+        try connection.with { client throws(ClientError) in
+            if let job {
+                let reply = try client.call(.jobsStatus, ["job": .string(job)], timeout: connection.timeout)
+                connection.printResult(reply) { Self.line(reply.result) }
+                return
+            }
+            let reply = try client.call(.jobsList, timeout: connection.timeout)
+            connection.printResult(reply) {
+                let q = reply.result["queue"]
+                var lines = ["queue: \(q?["queued"]?.intValue ?? 0) waiting, \(q?["running"]?.intValue ?? 0) running "
+                    + "(capacity \(q?["capacity"]?.intValue ?? 0), \(q?["workers"]?.intValue ?? 0) workers); "
+                    + "\(q?["completed"]?.intValue ?? 0) done, \(q?["failed"]?.intValue ?? 0) failed, \(q?["cancelled"]?.intValue ?? 0) cancelled"]
+                lines += (reply.result["jobs"]?.arrayValue ?? []).map(Self.line)
+                return lines.joined(separator: "\n")
+            }
+        }
+    }
+
+    static func line(_ job: JSONValue) -> String {
+        var s = "\(job["job"]?.stringValue ?? "?") \(job["method"]?.stringValue ?? "?") \(job["engine"]?.stringValue ?? "?") \(job["state"]?.stringValue ?? "?")"
+        if let p = job["progress"], let f = p["fraction"]?.doubleValue { s += " \(Int(f * 100))% \(p["stage"]?.stringValue ?? "")" }
+        if let e = job["error"]?["code"]?.stringValue { s += " error=\(e)" }
+        return s
+    }
+}
+
+struct Result: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Fetch a finished job's result again (e.g. after a crash).")
+    @OptionGroup var connection: Connection
+    @Argument(help: "The job id.") var job: String
+    @Option(help: "Directory to write the result images into.") var outDir: String
+
+    func run() throws {
+        try FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true)
+        try connection.with { client throws(ClientError) in
+            let reply = try client.call(.jobsResult, ["job": .string(job)], timeout: connection.timeout)
+            var written: [String] = []
+            for (i, data) in reply.payloads.enumerated() {
+                let path = outDir + "/\(job)-\(i + 1).png"
+                do { try writeFile(data, path) } catch { throw .badReply("cannot write \(path)") }
+                written.append(path)
+            }
+            connection.printResult(reply) { written.map { "wrote \($0)" }.joined(separator: "\n") }
+        }
+    }
+}
+
+struct Cancel: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Cancel a queued or running job.")
+    @OptionGroup var connection: Connection
+    @Argument(help: "The job id.") var job: String
+
+    func run() throws {
+        try connection.with { client throws(ClientError) in
+            let reply = try client.cancel(job: job, timeout: connection.timeout)
+            connection.printResult(reply) { "\(job): \(reply.result["state"]?.stringValue ?? "?") (was \(reply.result["was"]?.stringValue ?? "?"))" }
+        }
+    }
+}
+
+struct Shutdown: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Ask the daemon to stop.")
+    @OptionGroup var connection: Connection
+    @Flag(help: "Cancel unfinished jobs instead of finishing them.") var cancelJobs = false
+
+    func run() throws {
+        try connection.with { client throws(ClientError) in
+            let reply = try client.call(.shutdown, ["mode": cancelJobs ? "cancel" : "finish"], timeout: connection.timeout)
+            connection.printResult(reply) { "shutting down (\(reply.result["mode"]?.stringValue ?? "?"))" }
+        }
+    }
+}
