@@ -10,8 +10,8 @@ import PaintsRaster
 /// | 0.00-0.15 | rough lines: light, slightly offset strokes, line by line, top to bottom |
 /// | 0.15-0.30 | clean line art replaces the rough lines |
 /// | 0.30-0.60 | flat colours, region by region, largest first |
-/// | 0.60-0.85 | shading: each region goes from its flat colour to the smoothed picture |
-/// | 0.85-1.00 | final details: the smoothed picture sharpens to the original |
+/// | 0.60-0.85 | shading: each region gets the picture's smooth deviation from its flat colour |
+/// | 0.85-1.00 | final details: the shaded picture sharpens to the original |
 ///
 /// where completion = 1 - step/999. The order of strokes and regions depends on the seed; a later step never shows
 /// more of any stage than an earlier one. Step 0 returns the input exactly; step 999 a blank canvas (white, or
@@ -66,7 +66,7 @@ struct DrawingPlan {
     let regionOrder: [Float]
     /// The picture with lines replaced by the colour of the region under them, flattened per region.
     let flats: [RGBA]
-    /// The picture with lines replaced, smoothed: the "shaded" state before details.
+    /// Flat colours plus the picture's smooth shading: the state before details.
     let shaded: [RGBA]
     /// The picture with lines replaced by their region's colour, unsmoothed.
     let unlined: [RGBA]
@@ -144,7 +144,21 @@ struct DrawingPlan {
         self.flats = flats
         let unlined = (0..<n).map { p in lineMask[p] ? flats[p] : image.pixel(p) }
         self.unlined = unlined
-        shaded = Self.boxBlur(unlined, width: width, height: height, radius: max(2, min(width, height) / 96))
+        // Shading: the picture's smooth deviation from its flat colours, added to them but never past the final colour
+        // (region edges stay sharp, a flat-coloured picture gets almost no shading, and shading only moves towards the
+        // finished picture).
+        let radius = max(2, min(width, height) / 96)
+        let smoothPicture = Self.boxBlur(unlined, width: width, height: height, radius: radius)
+        let smoothFlats = Self.boxBlur(flats, width: width, height: height, radius: radius)
+        shaded = (0..<n).map { p in
+            let f = flats[p], a = smoothPicture[p], b = smoothFlats[p], u = unlined[p]
+            func shade(_ flat: UInt8, _ smooth: UInt8, _ smoothFlat: UInt8, _ final: UInt8) -> UInt8 {
+                let deviation = Int(smooth) - Int(smoothFlat), toFinal = Int(final) - Int(flat)
+                guard deviation.signum() == toFinal.signum() else { return flat }
+                return UInt8(Int(flat) + (abs(deviation) < abs(toFinal) ? deviation : toFinal))
+            }
+            return RGBA(shade(f.r, a.r, b.r, u.r), shade(f.g, a.g, b.g, u.g), shade(f.b, a.b, b.b, u.b), shade(f.a, a.a, b.a, u.a))
+        }
     }
 
     /// Rank of each key in ascending order.
