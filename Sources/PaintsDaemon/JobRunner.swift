@@ -66,7 +66,10 @@ final class JobRunner: Sendable {
         for index in 0..<max(1, configuration.workers) {
             finished.enter()
             let thread = Thread { [self] in
-                while let job = table.next() { run(job, sink: sink) }
+                while let job = table.next() {
+                    run(job, sink: sink)
+                    table.release()
+                }
                 finished.leave()
             }
             thread.name = "paintsd-worker-\(index)"

@@ -116,6 +116,8 @@ public final class JobTable: Sendable {
         var finishedOrder: [String] = []
         var counter = 0
         var stopping = false
+        /// Workers holding a job, from `next()` until `release()` (after its reply was handed to the outbox).
+        var busyWorkers = 0
         var completed = 0, failed = 0, cancelled = 0
     }
 
@@ -164,6 +166,7 @@ public final class JobTable: Sendable {
                 job.state = .running
                 job.startedAt = Date()
                 s.jobs[id] = job
+                s.busyWorkers += 1
                 return (job, false)
             }
             if picked.1 {
@@ -172,6 +175,11 @@ public final class JobTable: Sendable {
             }
             if let job = picked.0 { return job }
         }
+    }
+
+    /// A worker is done with the job `next()` gave it, its reply sent.
+    func release() {
+        state.withLock { $0.busyWorkers -= 1 }
     }
 
     func updateProgress(_ id: String, _ report: ProgressReport) {
@@ -266,8 +274,8 @@ public final class JobTable: Sendable {
         }
     }
 
-    /// Whether no job is queued or running.
-    var isIdle: Bool { state.withLock { s in s.queue.isEmpty && !s.jobs.values.contains { $0.state == .running } } }
+    /// Whether no job is queued or running and every finished job's reply has been handed on.
+    var isIdle: Bool { state.withLock { s in s.queue.isEmpty && s.busyWorkers == 0 } }
 
     /// Forgets finished jobs older than `retention` seconds, and the oldest beyond `maxRetained`.
     func purge(retention: TimeInterval, maxRetained: Int, now: Date = Date()) {

@@ -73,6 +73,8 @@ final class SocketLoop {
         flushOutbox()
         for (index, router) in routers.enumerated() {
             router.unbind(endpoints[index])
+            // Give queued replies (last results) up to a second to leave before the socket goes.
+            try? router.setOption(ZMQOption.linger, 1000)
             router.close()
         }
         for monitor in monitors { monitor.socket.close() }

@@ -194,6 +194,7 @@ public final class ZMQMonitor {
 /// libzmq option names used outside this module.
 public enum ZMQOption {
     public static let routerMandatory = ZMQ_ROUTER_MANDATORY
+    public static let linger = ZMQ_LINGER
     public static let maxMessageSize = ZMQ_MAXMSGSIZE
     public static let sendHighWaterMark = ZMQ_SNDHWM
     public static let receiveHighWaterMark = ZMQ_RCVHWM
