@@ -52,7 +52,10 @@ let package = Package(
 
         .target(
             name: "PaintsTestSupport",
-            dependencies: ["PaintsDaemon", "PaintsClient", "PaintsEngine", "PaintsRaster", "PaintsProtocol", "PaintsTransport"],
+            dependencies: [
+                "PaintsDaemon", "PaintsClient", "PaintsEngine", "PaintsRaster", "PaintsProtocol", "PaintsTransport",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             path: "Tests/PaintsTestSupport"),
         .testTarget(name: "PaintsProtocolTests", dependencies: ["PaintsProtocol", "PaintsTestSupport"]),
         .testTarget(name: "PaintsRasterTests", dependencies: ["PaintsRaster", "PaintsTestSupport"]),

@@ -53,10 +53,9 @@ public final class EndpointLock: @unchecked Sendable {
         _ = pid.withCString { pwrite(descriptor, $0, strlen($0), 0) }
     }
 
-    /// Releases the lock and removes the lock file.
+    /// Releases the lock. The file stays: unlinking it would let two later daemons lock two different files.
     public func release() {
         guard descriptor >= 0 else { return }
-        unlink(path)
         close(descriptor)
         descriptor = -1
     }

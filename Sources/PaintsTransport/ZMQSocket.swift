@@ -134,10 +134,9 @@ public final class ZMQSocket {
             } else {
                 frames.append(Data())
             }
-            if frames.count == 1 {
-                sourceDescriptor = zmq_msg_get(&msg, ZMQ_SRCFD)
-                if let t = zmq_msg_gets(&msg, "Socket-Type") { peerType = String(cString: t) }
-            }
+            // A ROUTER makes the routing-id frame itself, without metadata: read it from the peer's own frames.
+            if sourceDescriptor < 0 { sourceDescriptor = zmq_msg_get(&msg, ZMQ_SRCFD) }
+            if peerType == nil, let t = zmq_msg_gets(&msg, "Socket-Type") { peerType = String(cString: t) }
             if zmq_msg_more(&msg) == 0 { break }
         }
         return ZMQMessage(frames: frames, sourceDescriptor: sourceDescriptor, peerSocketType: peerType)

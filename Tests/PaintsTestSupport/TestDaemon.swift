@@ -1,5 +1,6 @@
 // PaintsTestSupport/TestDaemon: a real daemon on a temporary ipc endpoint, and paths to the repository's files.
 import Foundation
+import Logging
 import PaintsClient
 import PaintsDaemon
 import PaintsEngine
@@ -7,7 +8,7 @@ import PaintsProtocol
 import PaintsRaster
 
 /// A daemon with the built-in engines, listening on a fresh ipc socket under /tmp; stopped by `stop()`.
-public final class TestDaemon {
+public final class TestDaemon: Sendable {
     public let server: PaintsServer
     public let directory: String
     public var endpoint: String { server.endpoints[0] }
@@ -18,7 +19,9 @@ public final class TestDaemon {
         configuration.heartbeatIntervalMilliseconds = 200
         configuration.heartbeatTimeoutMilliseconds = 1000
         configure(&configuration)
-        server = PaintsServer(configuration: configuration, engines: BuiltinEngines.registry())
+        var logger = Logger(label: "paintsd-test")
+        logger.logLevel = .warning
+        server = PaintsServer(configuration: configuration, engines: BuiltinEngines.registry(), logger: logger)
         try server.start()
     }
 
