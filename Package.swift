@@ -47,7 +47,10 @@ let package = Package(
             ]),
         .executableTarget(
             name: "paints-bench",
-            dependencies: ["PaintsEngine", "PaintsRaster", "PaintsTensor"],
+            dependencies: [
+                "PaintsEngine", "PaintsRaster", "PaintsTensor", "PaintsDaemon", "PaintsClient",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             path: "Benchmarks/paints-bench"),
 
         .target(

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Shell example: drive a running paintsd with paintsctl. Usage: colorize.sh ART_DIR OUT_DIR
+# Needs a daemon (start one with `paintsd`); honours $PAINTSD_ENDPOINT and $PAINTSCTL.
+set -euo pipefail
+ctl=${PAINTSCTL:-paintsctl}
+art=${1:-Examples/art}
+out=${2:-out/examples}
+mkdir -p "$out"
+"$ctl" hello
+for name in umbrella blocks; do
+    # The flat-colour layer (goes under the line art in a painting app) and a preview with the lines drawn over it.
+    "$ctl" colorize --sketch "$art/$name-lineart.png" --hints "$art/$name-hints.png" --out "$out/$name-flat.png" --seed 1
+    "$ctl" colorize --sketch "$art/$name-lineart.png" --hints "$art/$name-hints.png" --out "$out/$name-colorized.png" \
+        --option composite_lines=true --seed 1
+done
+# No scribbles, colours taken from a reference picture's palette.
+"$ctl" colorize --sketch "$art/blocks-lineart.png" --reference "$art/umbrella-colored.png" \
+    --out "$out/blocks-from-reference.png" --option composite_lines=true
+# Undo-step previews of a finished picture: the keyframes Paints-UNDO's app shows.
+"$ctl" undo --image "$art/umbrella-colored.png" --steps 400,600,800,900,950,999 --out-dir "$out/umbrella-undo"
+"$ctl" jobs

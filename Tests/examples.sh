@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Runs the example scripts (shell with paintsctl, Python with pyzmq) against a real paintsd and checks their files.
+# Usage: Tests/examples.sh BIN_DIR. Prints a closing "N passed, N failed" line.
+set -uo pipefail
+bin=${1:-.build/debug}
+root=$(cd "$(dirname "$0")/.." && pwd)
+work=$(mktemp -d /tmp/paintsd-examples.XXXXXX)
+"$bin/paintsd" --runtime-dir "$work/run" --log-level warning &
+daemon=$!
+trap 'kill $daemon 2>/dev/null; wait $daemon 2>/dev/null; rm -rf "$work"' EXIT
+export PAINTSD_ENDPOINT="ipc://$work/run/paintsd.sock"
+for _ in $(seq 200); do [ -S "$work/run/paintsd.sock" ] && break; sleep 0.05; done
+passed=0 failed=0
+check() {  # check NAME COMMAND...
+    local name=$1 log="$work/${1//\//_}.log"; shift
+    if "$@" >"$log" 2>&1; then passed=$((passed + 1)); echo "ok   $name"
+    else failed=$((failed + 1)); echo "FAIL $name"; sed 's/^/     /' "$log"; fi
+}
+png_ok() { [ "$(head -c 8 "$1" | od -An -tx1 | tr -d ' \n')" = "89504e470d0a1a0a" ]; }
+check shell-example env PAINTSCTL="$bin/paintsctl" "$root/Examples/colorize.sh" "$root/Examples/art" "$work/out"
+for f in umbrella-flat umbrella-colorized blocks-flat blocks-colorized blocks-from-reference umbrella-undo/step-999; do
+    check "file-$f" png_ok "$work/out/$f.png"
+done
+check python-example /usr/bin/python3 "$root/Examples/colorize.py" "$root/Examples/art/umbrella-lineart.png" \
+    "$root/Examples/art/umbrella-hints.png" "$work/py.png"
+check python-output png_ok "$work/py.png"
+check python-no-daemon sh -c "/usr/bin/python3 '$root/Examples/colorize.py' a b c ipc://$work/none.sock 2>&1 | grep -q 'start one'"
+echo "examples: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
