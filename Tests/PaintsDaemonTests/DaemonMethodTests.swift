@@ -44,6 +44,7 @@ func daemonError(_ body: () throws -> Reply) -> ProtocolError? {
         #expect(engines.contains { $0["name"] == "builtin" && $0["status"] == "ready" })
         #expect(hello.result["defaults"]?["colorize"] == "builtin")
         #expect(hello.result["limits"]?["max_pixels"]?.intValue == daemon.server.configuration.maxPixels)
+        #expect((hello.result["memory"]?["rss_bytes"]?.intValue ?? 0) > 1 << 20)
         let ping = try client.call(.ping)
         ReplySchema.check(ping, method: .ping)
         #expect(ping.result["pong"] == true)
