@@ -234,10 +234,12 @@ public final class JobTable: Sendable {
                 return .alreadyFinished(job)
             }
         }
-        if case .dequeued(let job) = outcome {
-            finish(job.id, result: nil, error: ProtocolError(.cancelled, "job \(id) was cancelled before it started"))
-        }
+        if case .dequeued(let job) = outcome { finish(job.id, result: nil, error: Self.cancelledBeforeStart(job)) }
         return outcome
+    }
+
+    static func cancelledBeforeStart(_ job: JobRecord) -> ProtocolError {
+        ProtocolError(.cancelled, "job \(job.id) was cancelled before it started")
     }
 
     /// The owner disconnected: marks its jobs, cancels those whose policy says so; returns the ids cancelled.
@@ -290,10 +292,14 @@ public final class JobTable: Sendable {
         }
     }
 
-    /// Cancels every queued and running job (shutdown in cancel mode).
-    func cancelAll() {
+    /// Cancels every queued and running job (shutdown in cancel mode); returns the jobs taken off the queue, whose
+    /// requesters nobody else will answer.
+    func cancelAll() -> [JobRecord] {
         let ids = state.withLock { s in s.jobs.values.filter { !$0.state.isFinished }.map(\.id) }
-        for id in ids { _ = cancel(id) }
+        return ids.compactMap { id in
+            if case .dequeued(let job) = cancel(id) { return job }
+            return nil
+        }
     }
 
     /// Wakes every worker so it returns nil from `next()` once the queue is empty.

@@ -89,7 +89,9 @@ public final class PaintsServer: Sendable, ReplySink {
                 l.shutdown = .cancel
             }
         }
-        if shutdownMode == .cancel { table.cancelAll() }
+        if shutdownMode == .cancel {
+            for job in table.cancelAll() { replyDequeued(job) }
+        }
         wakeup.signal()
     }
 
@@ -108,6 +110,11 @@ public final class PaintsServer: Sendable, ReplySink {
     func send(_ reply: Reply, to peer: PeerAddress) {
         outbox.withLock { $0.append((peer, reply.encodedFrames())) }
         wakeup.signal()
+    }
+
+    /// Tells the requester of a job taken off the queue that it was cancelled.
+    func replyDequeued(_ job: JobRecord) {
+        if !job.ownerGone { send(.error(id: job.requestId, job: job.id, JobTable.cancelledBeforeStart(job)), to: job.owner) }
     }
 
     func takeOutbox() -> [(PeerAddress, [Data])] {

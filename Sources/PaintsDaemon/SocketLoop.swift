@@ -268,10 +268,7 @@ final class SocketLoop {
         case .notFound:
             throw jobNotFound(jobId)
         case .dequeued(let job):
-            if !job.ownerGone {
-                reply(.error(id: job.requestId, job: job.id, ProtocolError(.cancelled, "job \(job.id) was cancelled before it started")),
-                      to: job.owner)
-            }
+            server.replyDequeued(job)
             reply(.result(id: requestId, job: jobId, ["job": .string(jobId), "state": "cancelled", "was": "queued"]), to: peer)
         case .signalled:
             reply(.result(id: requestId, job: jobId, ["job": .string(jobId), "state": "cancelling", "was": "running"]), to: peer)

@@ -14,11 +14,8 @@ import PaintsRaster
 ///    the line with no halo.
 ///
 /// Output: the flat-colour layer; with `composite_lines` the lines are drawn over it.
-public final class BuiltinColorizer: ColorizeEngine {
-    public let name = "builtin"
-    public let summary = "Flat colours from scribbles (LazyBrush-style region fill); no model files"
-    public var status: EngineStatus { .ready }
-
+/// The `colorize` half of `BuiltinEngine`.
+public struct BuiltinColorizer: Sendable {
     public static let options: [EngineOption] = [
         EngineOption("gap_closing", .integer, default: 2, minimum: 0, maximum: 16,
                      summary: "pixels lines are grown by, closing gaps up to about twice this wide"),
@@ -29,13 +26,10 @@ public final class BuiltinColorizer: ColorizeEngine {
                      summary: "colours taken from the reference for regions without a scribble"),
     ]
 
-    public var capabilities: [MethodCapabilities] {
-        [MethodCapabilities(method: .colorize, inputs: ["sketch", "hints", "reference"], options: Self.options)]
-    }
+    public static let capabilities = MethodCapabilities(method: .colorize, inputs: ["sketch", "hints", "reference"],
+                                                       options: options)
 
     public init() {}
-    public func load() throws(ProtocolError) {}
-    public func unload() {}
 
     struct Settings {
         var gapClosing = 2

@@ -17,8 +17,8 @@ public final class BuiltinEngine: ColorizeEngine, UndoPreviewEngine {
     public let name = "builtin"
     public let summary = "Built-in engines needing no model files: LazyBrush-style colorize, drawing-process undo previews"
     public var status: EngineStatus { .ready }
-    public var capabilities: [MethodCapabilities] { colorizer.capabilities + simulator.capabilities }
-    public func load() throws(PaintsProtocol.ProtocolError) {}
+    public var capabilities: [MethodCapabilities] { [BuiltinColorizer.capabilities, BuiltinUndoSimulator.capabilities] }
+    public func load() throws(ProtocolError) {}
     public func unload() {}
 
     public func colorize(_ input: ColorizeInput, context: JobContext) throws(ProtocolError) -> ColorizeOutput {

@@ -16,17 +16,11 @@ import PaintsRaster
 /// where completion = 1 - step/999. The order of strokes and regions depends on the seed; a later step never shows
 /// more of any stage than an earlier one. Step 0 returns the input exactly; step 999 a blank canvas (white, or
 /// transparent for a layer that is not opaque).
-public final class BuiltinUndoSimulator: UndoPreviewEngine {
-    public let name = "builtin"
-    public let summary = "Drawing-process simulator (rough lines, line art, flats, shading, details); no model files"
-    public var status: EngineStatus { .ready }
-    public var capabilities: [MethodCapabilities] {
-        [MethodCapabilities(method: .undoPreview, inputs: ["image"], options: [])]
-    }
+/// The `undo.preview` half of `BuiltinEngine`.
+public struct BuiltinUndoSimulator: Sendable {
+    public static let capabilities = MethodCapabilities(method: .undoPreview, inputs: ["image"], options: [])
 
     public init() {}
-    public func load() throws(ProtocolError) {}
-    public func unload() {}
 
     /// Stage boundaries in completion (0 = blank, 1 = finished).
     static let roughEnd: Float = 0.15, linesEnd: Float = 0.30, flatsEnd: Float = 0.60, shadingEnd: Float = 0.85

@@ -71,6 +71,16 @@ struct Connection: ParsableArguments {
     func printResult(_ reply: Reply, text: () -> String) {
         print(json ? reply.header.serializedString() : text())
     }
+
+    /// Sends a job request, showing its progress unless `quiet`, and waits for the result.
+    func runJob(_ client: PaintsClient, _ method: PaintsProtocol.Method, _ params: [String: JSONValue], frames: [Data],
+                quiet: Bool) throws(ClientError) -> Reply {
+        var display = ProgressDisplay()
+        let request = Request(id: client.makeId(), method: method, params: params, stream: !quiet, frames: frames)
+        let reply = try client.call(request, timeout: timeout) { if !quiet { display.show($0) } }
+        display.finish()
+        return reply
+    }
 }
 
 /// Progress display: a bar on a terminal, plain lines otherwise (on stderr, so stdout stays machine-readable).
@@ -118,11 +128,12 @@ func readFile(_ path: String) throws -> Data {
     return data
 }
 
-func writeFile(_ data: Data, _ path: String) throws {
-    guard FileManager.default.createFile(atPath: path, contents: data) else {
-        FileHandle.standardError.write(Data("paintsctl: cannot write \(path)\n".utf8))
-        throw ExitCode(Exit.daemonError)
+/// Writes result images; returns the "wrote PATH" lines to print.
+func save(_ files: [(data: Data, path: String)]) throws(ClientError) -> String {
+    for file in files where !FileManager.default.createFile(atPath: file.path, contents: file.data) {
+        throw .badReply("cannot write \(file.path)")
     }
+    return files.map { "wrote \($0.path)" }.joined(separator: "\n")
 }
 
 /// Parses `key=value` options; values are JSON when they parse as JSON, else strings.
@@ -210,12 +221,9 @@ struct Colorize: ParsableCommand {
             sketch: try attach(sketch)!, hints: try attach(hints), reference: try attach(reference), prompt: prompt ?? "",
             negativePrompt: negativePrompt ?? "", engine: engine, seed: seed, options: try parseOptions(options))
         try connection.with { client throws(ClientError) in
-            var display = ProgressDisplay()
-            let request = Request(id: client.makeId(), method: .colorize, params: params.json, stream: !quiet, frames: frames)
-            let reply = try client.call(request, timeout: connection.timeout) { if !quiet { display.show($0) } }
-            display.finish()
+            let reply = try connection.runJob(client, .colorize, params.json, frames: frames, quiet: quiet)
             guard let data = reply.imageData(reply.result["image"]) else { throw .badReply("result has no image frame") }
-            do { try writeFile(data, out) } catch { throw .badReply("cannot write \(out)") }
+            _ = try save([(data, out)])
             connection.printResult(reply) {
                 let t = reply.result["timings"]?["total_ms"]?.doubleValue ?? 0
                 return "wrote \(out) (engine \(reply.result["engine"]?.stringValue ?? "?"), seed \(reply.result["seed"]?.intValue ?? 0), \(Int(t)) ms)"
@@ -253,18 +261,13 @@ struct Undo: ParsableCommand {
         let params = UndoPreviewParams(image: .frame(index: 1, encoding: .png), steps: stepList, engine: engine, seed: seed)
         try FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true)
         try connection.with { client throws(ClientError) in
-            var display = ProgressDisplay()
-            let request = Request(id: client.makeId(), method: .undoPreview, params: params.json, stream: !quiet, frames: frames)
-            let reply = try client.call(request, timeout: connection.timeout) { if !quiet { display.show($0) } }
-            display.finish()
-            var written: [String] = []
-            for entry in reply.result["frames"]?.arrayValue ?? [] {
-                guard let step = entry["step"]?.intValue, let data = reply.imageData(entry["image"]) else { continue }
-                let path = outDir + "/" + String(format: "step-%03d.png", step)
-                do { try writeFile(data, path) } catch { throw .badReply("cannot write \(path)") }
-                written.append(path)
+            let reply = try connection.runJob(client, .undoPreview, params.json, frames: frames, quiet: quiet)
+            let files = (reply.result["frames"]?.arrayValue ?? []).compactMap { entry -> (Data, String)? in
+                guard let step = entry["step"]?.intValue, let data = reply.imageData(entry["image"]) else { return nil }
+                return (data, outDir + "/" + String(format: "step-%03d.png", step))
             }
-            connection.printResult(reply) { written.map { "wrote \($0)" }.joined(separator: "\n") }
+            let written = try save(files)
+            connection.printResult(reply) { written }
         }
     }
 }
@@ -311,13 +314,10 @@ struct Result: ParsableCommand {
         try FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true)
         try connection.with { client throws(ClientError) in
             let reply = try client.call(.jobsResult, ["job": .string(job)], timeout: connection.timeout)
-            var written: [String] = []
-            for (i, data) in reply.payloads.enumerated() {
-                let path = outDir + "/\(job)-\(i + 1).png"
-                do { try writeFile(data, path) } catch { throw .badReply("cannot write \(path)") }
-                written.append(path)
-            }
-            connection.printResult(reply) { written.map { "wrote \($0)" }.joined(separator: "\n") }
+            // Results requested as raw rgba8 by their client are saved as .rgba files.
+            let raw = reply.result.serializedString().contains("\"rgba8\"")
+            let written = try save(reply.payloads.enumerated().map { ($1, outDir + "/\(job)-\($0 + 1).\(raw ? "rgba" : "png")") })
+            connection.printResult(reply) { written }
         }
     }
 }

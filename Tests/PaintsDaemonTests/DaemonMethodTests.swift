@@ -235,4 +235,23 @@ func daemonError(_ body: () throws -> Reply) -> ProtocolError? {
         #expect(!FileManager.default.fileExists(atPath: socketPath))
         daemon.stop()
     }
+
+    @Test func shutdownInCancelModeAnswersEveryUnfinishedJob() throws {
+        let daemon = try TestDaemon()
+        let client = try daemon.client()
+        let big = try Samples.bigPicture()
+        for id in ["running", "queued"] {
+            try client.send(Request(id: id, method: .undoPreview, params: Samples.longUndoParams(), frames: [Data(), big]))
+            #expect(try client.receive(for: id, timeout: 10)?.type == .accepted)
+        }
+        let reply = try client.call(.shutdown, ["mode": "cancel"])
+        #expect(reply.result["unfinished_jobs"] == 2)
+        for id in ["queued", "running"] {
+            var final = try #require(try client.receive(for: id, timeout: 30))
+            while final.type == .progress { final = try #require(try client.receive(for: id, timeout: 30)) }
+            #expect(final.protocolError?.code == .cancelled, "\(id)")
+        }
+        daemon.server.wait()
+        daemon.stop()
+    }
 }
