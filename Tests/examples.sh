@@ -1,15 +1,12 @@
 #!/usr/bin/env bash
 # Runs the example scripts (shell with paintsctl, Python with pyzmq) against a real paintsd and checks their files.
-# Usage: Tests/examples.sh BIN_DIR. Prints a closing "N passed, N failed" line.
+# Usage: Tests/examples.sh BIN_DIR (starts a private daemon unless PAINTSD_ENDPOINT is set). Prints a closing "N passed, N failed" line.
 set -uo pipefail
 bin=${1:-.build/debug}
 root=$(cd "$(dirname "$0")/.." && pwd)
+if [ -z "${PAINTSD_ENDPOINT:-}" ]; then exec "$root/scripts/with-daemon.sh" "$bin" "$0" "$bin"; fi
 work=$(mktemp -d /tmp/paintsd-examples.XXXXXX)
-"$bin/paintsd" --runtime-dir "$work/run" --log-level warning &
-daemon=$!
-trap 'kill $daemon 2>/dev/null; wait $daemon 2>/dev/null; rm -rf "$work"' EXIT
-export PAINTSD_ENDPOINT="ipc://$work/run/paintsd.sock"
-for _ in $(seq 200); do [ -S "$work/run/paintsd.sock" ] && break; sleep 0.05; done
+trap 'rm -rf "$work"' EXIT
 passed=0 failed=0
 check() {  # check NAME COMMAND...
     local name=$1 log="$work/${1//\//_}.log"; shift
