@@ -3,7 +3,7 @@ SWIFT ?= swift
 DEPS := libzmq3-dev libopenblas-dev libpng-dev libjson-c-dev pkg-config python3-zmq
 DEMO_OUT ?= out/demo
 
-.PHONY: all deps build release test demo bench clean
+.PHONY: all deps build release test demo bench fixtures clean
 
 all: build
 
@@ -29,6 +29,13 @@ demo: release
 # Prints speed figures (release build).
 bench: release
 	.build/release/paints-bench Examples/art
+
+# Regenerates the diffusion parity fixtures with the pinned reference stack (torch, diffusers); CI never runs it.
+FIXTURE_VENV ?= .venv-fixtures
+fixtures:
+	test -x $(FIXTURE_VENV)/bin/python || python3 -m venv $(FIXTURE_VENV)
+	$(FIXTURE_VENV)/bin/pip install -q -r Tests/Fixtures/diffusion/requirements.txt
+	$(FIXTURE_VENV)/bin/python Tests/Fixtures/diffusion/generate.py
 
 clean:
 	rm -rf .build out

@@ -24,6 +24,7 @@ let package = Package(
         .target(name: "PaintsTransport", dependencies: ["CZeroMQ"]),
         .target(name: "PaintsRaster", dependencies: ["CPNG"]),
         .target(name: "PaintsTensor", dependencies: ["COpenBLAS"]),
+        .target(name: "PaintsDiffusion", dependencies: ["PaintsTensor"]),
         .target(name: "PaintsEngine", dependencies: ["PaintsProtocol", "PaintsRaster"]),
         .target(
             name: "PaintsDaemon",
@@ -62,7 +63,8 @@ let package = Package(
             path: "Tests/PaintsTestSupport"),
         .testTarget(name: "PaintsProtocolTests", dependencies: ["PaintsProtocol", "PaintsTestSupport"]),
         .testTarget(name: "PaintsRasterTests", dependencies: ["PaintsRaster", "PaintsTestSupport"]),
-        .testTarget(name: "PaintsTensorTests", dependencies: ["PaintsTensor"]),
+        .testTarget(name: "PaintsTensorTests", dependencies: ["PaintsTensor", "PaintsTestSupport"]),
+        .testTarget(name: "PaintsDiffusionTests", dependencies: ["PaintsDiffusion", "PaintsTensor", "PaintsTestSupport"]),
         .testTarget(name: "PaintsEngineTests", dependencies: ["PaintsEngine", "PaintsRaster", "PaintsTestSupport"]),
         .testTarget(
             name: "PaintsDaemonTests",

@@ -1,0 +1,42 @@
+// PaintsDiffusion/Schedulers/DDIMScheduler: deterministic DDIM (eta = 0). Matches: diffusers 0.42 DDIMScheduler.
+
+/// Song et al. (2020), "Denoising Diffusion Implicit Models", eq. 12 with eta = 0.
+public struct DDIMScheduler: Scheduler {
+    public let configuration: SchedulerConfiguration
+    public let schedule: NoiseSchedule
+    public let timesteps: [Double]
+    public let initNoiseSigma: Float = 1
+
+    public init(_ configuration: SchedulerConfiguration, steps: Int) {
+        self.configuration = configuration
+        schedule = NoiseSchedule(configuration, finiteTerminalSigma: false)
+        timesteps = TimestepSelection.integerTimesteps(configuration, steps: steps, dpmStyle: false)
+    }
+
+    public mutating func step(output: [Float], step index: Int, sample: [Float], noise: inout some NoiseSource) -> [Float] {
+        let t = Int(timesteps[index])
+        let previous = t - configuration.numTrainTimesteps / timesteps.count
+        let alphaProd = schedule.alphasCumprod[t]
+        let alphaProdPrev = previous >= 0 ? schedule.alphasCumprod[previous]
+            : (configuration.setAlphaToOne ? 1 : schedule.alphasCumprod[0])
+        let betaProd = 1 - alphaProd
+        let (sqrtAlpha, sqrtBeta) = (alphaProd.squareRoot(), betaProd.squareRoot())
+        let direction = (1 - alphaProdPrev).squareRoot()
+        let sqrtAlphaPrev = alphaProdPrev.squareRoot()
+        var out = sample
+        for i in sample.indices {
+            let (x, m) = (sample[i], output[i])
+            let original: Float, epsilon: Float
+            switch configuration.predictionType {
+            case .epsilon:
+                original = (x - sqrtBeta * m) / sqrtAlpha
+                epsilon = m
+            case .vPrediction:
+                original = sqrtAlpha * x - sqrtBeta * m
+                epsilon = sqrtAlpha * m + sqrtBeta * x
+            }
+            out[i] = sqrtAlphaPrev * original + direction * epsilon
+        }
+        return out
+    }
+}

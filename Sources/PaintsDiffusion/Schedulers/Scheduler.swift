@@ -1,0 +1,50 @@
+// PaintsDiffusion/Schedulers/Scheduler: the sampler seam: timesteps, input scaling, one step; and the noise source.
+
+/// A diffusion scheduler: it chooses timesteps and turns a model's prediction into the next, less noisy sample.
+/// Samples are flat float32 arrays (any shape); schedulers work element-wise.
+public protocol Scheduler: Sendable {
+    /// Model timesteps, one per step, highest noise first.
+    var timesteps: [Double] { get }
+    /// Standard deviation of the initial noise (multiply unit normal noise by it).
+    var initNoiseSigma: Float { get }
+    /// The model's input for step `index` (Euler-type schedulers divide by sqrt(sigma^2 + 1)).
+    func scaleModelInput(_ sample: [Float], step index: Int) -> [Float]
+    /// The sample after step `index`, given the model's output for it. Ancestral schedulers draw from `noise`.
+    mutating func step(output: [Float], step index: Int, sample: [Float], noise: inout some NoiseSource) -> [Float]
+}
+
+extension Scheduler {
+    public func scaleModelInput(_ sample: [Float], step index: Int) -> [Float] { sample }
+}
+
+/// Standard normal noise for samplers and initial latents.
+public protocol NoiseSource {
+    mutating func normal(count: Int) -> [Float]
+}
+
+/// Noise given in advance, one array per call (tests replay the reference's noise).
+public struct ReplayedNoise: NoiseSource {
+    private var arrays: [[Float]]
+    public init(_ arrays: [[Float]]) { self.arrays = arrays }
+    public mutating func normal(count: Int) -> [Float] {
+        precondition(!arrays.isEmpty, "no replayed noise left")
+        let next = arrays.removeFirst()
+        precondition(next.count == count, "replayed noise has \(next.count) values, \(count) asked")
+        return next
+    }
+}
+
+/// A scheduler that draws no noise gets this.
+public struct NoNoise: NoiseSource {
+    public init() {}
+    public mutating func normal(count: Int) -> [Float] { preconditionFailure("this scheduler draws no noise") }
+}
+
+/// x0 and epsilon predictions from a model output, for a sample at noise level alpha_t, sigma_t (VP form).
+@inline(__always)
+func predictedOriginal(_ output: Float, sample: Float, alpha: Float, sigma: Float, prediction: PredictionType) -> Float {
+    switch prediction {
+    case .epsilon: (sample - sigma * output) / alpha
+    case .vPrediction: alpha * sample - sigma * output
+    }
+}
