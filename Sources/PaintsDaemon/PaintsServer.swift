@@ -60,6 +60,8 @@ public final class PaintsServer: Sendable, ReplySink {
                 return
             }
             loop.run()
+            // Every socket is closed: wait for queued replies (the shutdown reply, last results) to leave.
+            context.terminate()
             stopped.signal()
         }
         thread.name = "paintsd-sockets"

@@ -1,5 +1,6 @@
 // PaintsTransport/ZMQContext: the process's libzmq context.
 import CZeroMQ
+import Synchronization
 
 /// A libzmq context. libzmq documents contexts as thread-safe, which is why this one type may be shared across
 /// threads (`@unchecked Sendable`); sockets made from it may not.
@@ -12,8 +13,16 @@ public final class ZMQContext: @unchecked Sendable {
         handle = h
     }
 
-    /// Blocks until every socket of the context is closed, then frees it.
-    deinit { zmq_ctx_term(handle) }
+    private let terminated = Atomic<Bool>(false)
+
+    /// Blocks until every socket of the context is closed and their queued messages are sent (or their linger time
+    /// is over), then frees the context. Call it before the process exits, or last replies are lost. Idempotent.
+    public func terminate() {
+        guard terminated.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged else { return }
+        while zmq_ctx_term(handle) != 0 && zmq_errno() == EINTR {}
+    }
+
+    deinit { terminate() }
 
     /// libzmq's version as "major.minor.patch".
     public static var libraryVersion: String {

@@ -133,7 +133,7 @@ func paintsctl(_ arguments: [String], endpoint: String) throws -> (status: Int32
         #expect(bad.err.contains("image_decode_failed"))
         #expect(try paintsctl(["cancel", "no-such-job"], endpoint: endpoint).status == 1)
 
-        let shutdown = try paintsctl(["shutdown"], endpoint: endpoint)
+        let shutdown = try paintsctl(["shutdown", "--timeout", "30"], endpoint: endpoint)
         #expect(shutdown.status == 0)
         #expect(daemon.waitForExit() == 0)
     }
