@@ -252,3 +252,11 @@ public enum SafeTensorsWriter {
 extension UInt64 {
     fileprivate func clamped(to limit: UInt64) -> UInt64 { Swift.min(self, limit) }
 }
+
+extension SafeTensorsFile {
+    /// A stored tensor as a float32 `Tensor` of its stored shape.
+    public func tensor(_ name: String) throws(WeightError) -> Tensor {
+        let e = try entry(name)
+        return Tensor(shape: e.shape, data: try floats(name))
+    }
+}

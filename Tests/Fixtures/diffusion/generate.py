@@ -17,7 +17,7 @@ torch.manual_seed(0)
 
 
 def save(name, tensors, metadata=None):
-    tensors = {k: v.contiguous() for k, v in tensors.items()}
+    tensors = {k: v.contiguous().clone() for k, v in tensors.items()}
     save_file(tensors, os.path.join(HERE, name), metadata=metadata)
     size = os.path.getsize(os.path.join(HERE, name))
     print(f"{name}: {len(tensors)} tensors, {size / 1024:.1f} KiB")
@@ -101,6 +101,60 @@ def schedulers():
              metadata={"class": cls_name, "config": json.dumps(config), "steps": str(steps)})
 
 
+def ops():
+    """Inputs and torch outputs of each tensor operation the engine implements."""
+    import torch.nn.functional as F
+    from diffusers.models.embeddings import get_timestep_embedding
+
+    g = torch.Generator().manual_seed(7)
+
+    def randn(*shape, scale=1.0):
+        return torch.randn(shape, generator=g) * scale
+
+    t = {}
+    x = randn(2, 5, 7, 9)
+    for name, (o, k, stride, pad) in {"conv3": (6, 3, 1, 1), "conv3s2": (4, 3, 2, 1), "conv1": (3, 1, 1, 0),
+                                      "conv4valid": (2, 4, 1, 0)}.items():
+        w, b = randn(o, 5, k, k, scale=0.3), randn(o)
+        t[f"{name}.input"], t[f"{name}.weight"], t[f"{name}.bias"] = x, w, b
+        t[f"{name}.output"] = F.conv2d(x, w, b, stride=stride, padding=pad)
+    gn = randn(2, 8, 5, 6, scale=2.0) + 0.5
+    gw, gb = randn(8), randn(8)
+    t["group_norm.input"], t["group_norm.weight"], t["group_norm.bias"] = gn, gw, gb
+    t["group_norm.output"] = F.group_norm(gn, 4, gw, gb, eps=1e-6)
+    t["group_norm_silu.output"] = F.silu(F.group_norm(gn, 4, gw, gb, eps=1e-6))
+    ln = randn(3, 4, 16, scale=3.0)
+    lw, lb = randn(16), randn(16)
+    t["layer_norm.input"], t["layer_norm.weight"], t["layer_norm.bias"] = ln, lw, lb
+    t["layer_norm.output"] = F.layer_norm(ln, (16,), lw, lb, eps=1e-5)
+    li, lwt, lbi = randn(3, 4, 10), randn(7, 10), randn(7)
+    t["linear.input"], t["linear.weight"], t["linear.bias"] = li, lwt, lbi
+    t["linear.output"] = F.linear(li, lwt, lbi)
+    heads, d = 3, 8
+    q, k, v = randn(2, 11, heads * d), randn(2, 13, heads * d), randn(2, 13, heads * d)
+    t["attention.query"], t["attention.key"], t["attention.value"] = q, k, v
+
+    def split(z):
+        return z.view(z.shape[0], z.shape[1], heads, d).transpose(1, 2)
+
+    attn = F.scaled_dot_product_attention(split(q), split(k), split(v))
+    t["attention.output"] = attn.transpose(1, 2).reshape(2, 11, heads * d)
+    act = randn(4, 6, scale=3.0)
+    t["activation.input"] = act
+    t["silu.output"], t["gelu.output"] = F.silu(act), F.gelu(act)
+    t["quick_gelu.output"] = act * torch.sigmoid(1.702 * act)
+    hidden, gate = act.chunk(2, dim=-1)
+    t["geglu.output"] = hidden * F.gelu(gate)
+    up = randn(1, 2, 3, 4)
+    t["upsample.input"], t["upsample.output"] = up, F.interpolate(up, scale_factor=2.0, mode="nearest")
+    steps = torch.tensor([0.0, 1.0, 261.0, 999.0])
+    t["timesteps"] = steps
+    t["timestep_embedding.sd"] = get_timestep_embedding(steps, 320, flip_sin_to_cos=True, downscale_freq_shift=0)
+    t["timestep_embedding.odd_shift1"] = get_timestep_embedding(steps, 16, flip_sin_to_cos=False, downscale_freq_shift=1)
+    save("ops.safetensors", t)
+
+
 if __name__ == "__main__":
     dtypes()
     schedulers()
+    ops()

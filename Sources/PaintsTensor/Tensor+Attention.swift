@@ -1,0 +1,67 @@
+// PaintsTensor/Tensor+Attention: multi-head scaled dot-product attention, computed in query chunks.
+import Foundation
+
+extension Tensor {
+    /// Largest score block, in floats (16 MiB): the 64x64 self-attention's full 8x4096x4096 scores never exist at once.
+    public static let maxScoreFloats = 4 << 20
+
+    /// softmax(Q K^T / sqrt(d)) V per head. q [B, Lq, H*d], k and v [B, Lk, H*d]; returns [B, Lq, H*d].
+    public static func attention(query q: Tensor, key k: Tensor, value v: Tensor, heads: Int) throws(TensorError) -> Tensor {
+        guard q.rank == 3, k.rank == 3, v.shape == k.shape, q.shape[0] == k.shape[0], q.shape[2] == k.shape[2],
+              q.shape[2] % heads == 0
+        else { throw .shapeMismatch(operation: "attention", shapes: [q.shape, k.shape, v.shape]) }
+        let (batch, lq, width) = (q.shape[0], q.shape[1], q.shape[2])
+        let lk = k.shape[1], d = width / heads
+        let scale = 1 / Float(d).squareRoot()
+        let chunk = max(1, min(lq, maxScoreFloats / max(1, lk)))
+        var out = Tensor(zeros: q.shape)
+        var scores = [Float](repeating: 0, count: chunk * lk)
+        q.data.withUnsafeBufferPointer { qp in
+            k.data.withUnsafeBufferPointer { kp in
+                v.data.withUnsafeBufferPointer { vp in
+                    out.data.withUnsafeMutableBufferPointer { op in
+                        scores.withUnsafeMutableBufferPointer { sp in
+                            for b in 0..<batch {
+                                for h in 0..<heads {
+                                    let qBase = qp.baseAddress! + b * lq * width + h * d
+                                    let kBase = kp.baseAddress! + b * lk * width + h * d
+                                    let vBase = vp.baseAddress! + b * lk * width + h * d
+                                    let oBase = op.baseAddress! + b * lq * width + h * d
+                                    var start = 0
+                                    while start < lq {
+                                        let rows = min(chunk, lq - start)
+                                        BLAS.gemm(transposeB: true, m: rows, n: lk, k: d, alpha: scale, a: qBase + start * width,
+                                                  lda: width, b: kBase, ldb: width, c: sp.baseAddress!, ldc: lk)
+                                        softmaxRows(sp.baseAddress!, rows: rows, columns: lk)
+                                        BLAS.gemm(m: rows, n: d, k: lk, a: sp.baseAddress!, lda: lk, b: vBase, ldb: width,
+                                                  c: oBase + start * width, ldc: width)
+                                        start += rows
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return out
+    }
+
+    /// In-place softmax of each row.
+    static func softmaxRows(_ p: UnsafeMutablePointer<Float>, rows: Int, columns: Int) {
+        let base = UnsafeSendablePointer(p)
+        Parallel.forEach(rows) { r in
+            let row = base.pointer + r * columns
+            var m = -Float.infinity
+            for i in 0..<columns { m = max(m, row[i]) }
+            var sum: Float = 0
+            for i in 0..<columns {
+                let e = exp(row[i] - m)
+                row[i] = e
+                sum += e
+            }
+            let inv = 1 / sum
+            for i in 0..<columns { row[i] *= inv }
+        }
+    }
+}

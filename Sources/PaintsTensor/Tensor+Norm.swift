@@ -1,0 +1,65 @@
+// PaintsTensor/Tensor+Norm: group normalization (optionally fused with SiLU) and layer normalization.
+import Foundation
+
+extension Tensor {
+    /// torch.nn.functional.group_norm on [N, C, ...], then SiLU when `silu`. Statistics in double.
+    public func groupNorm(groups: Int, weight: Tensor, bias: Tensor, epsilon: Float, silu: Bool = false) throws(TensorError) -> Tensor {
+        guard rank >= 2, shape[1] % groups == 0, weight.shape == [shape[1]], bias.shape == [shape[1]] else {
+            throw .shapeMismatch(operation: "group_norm", shapes: [shape, weight.shape, bias.shape])
+        }
+        let (n, c) = (shape[0], shape[1])
+        let spatial = count / (n * c)
+        let perGroup = c / groups * spatial
+        var out = self
+        out.data.withUnsafeMutableBufferPointer { o in
+            let base = UnsafeSendablePointer(o.baseAddress!)
+            Parallel.forEach(n * groups) { g in
+                let start = base.pointer + g * perGroup
+                var sum = 0.0, squares = 0.0
+                for i in 0..<perGroup {
+                    let v = Double(start[i])
+                    sum += v
+                    squares += v * v
+                }
+                let mean = sum / Double(perGroup)
+                let variance = max(0, squares / Double(perGroup) - mean * mean)
+                let inv = Float(1 / (variance + Double(epsilon)).squareRoot())
+                let m = Float(mean)
+                let firstChannel = (g % groups) * (c / groups)
+                for cc in 0..<(c / groups) {
+                    let scale = weight.data[firstChannel + cc] * inv
+                    let shift = bias.data[firstChannel + cc] - m * scale
+                    let row = start + cc * spatial
+                    for i in 0..<spatial {
+                        let v = row[i] * scale + shift
+                        row[i] = silu ? v / (1 + exp(-v)) : v
+                    }
+                }
+            }
+        }
+        return out
+    }
+
+    /// torch.nn.functional.layer_norm over the last dimension.
+    public func layerNorm(weight: Tensor, bias: Tensor, epsilon: Float) throws(TensorError) -> Tensor {
+        guard let d = shape.last, weight.shape == [d], bias.shape == [d] else {
+            throw .shapeMismatch(operation: "layer_norm", shapes: [shape, weight.shape, bias.shape])
+        }
+        var out = self
+        out.data.withUnsafeMutableBufferPointer { o in
+            let base = UnsafeSendablePointer(o.baseAddress!)
+            Parallel.forEach(count / d) { r in
+                let row = base.pointer + r * d
+                var sum = 0.0, squares = 0.0
+                for i in 0..<d {
+                    sum += Double(row[i])
+                    squares += Double(row[i]) * Double(row[i])
+                }
+                let mean = sum / Double(d)
+                let inv = Float(1 / (max(0, squares / Double(d) - mean * mean) + Double(epsilon)).squareRoot())
+                for i in 0..<d { row[i] = (row[i] - Float(mean)) * inv * weight.data[i] + bias.data[i] }
+            }
+        }
+        return out
+    }
+}

@@ -1,0 +1,40 @@
+// PaintsTensor/Tensor+Resize: nearest-neighbour 2x upsampling of NCHW feature maps.
+import Foundation
+
+extension Tensor {
+    /// torch.nn.functional.interpolate(scale_factor=2, mode="nearest") on [N, C, H, W].
+    public func upsampledNearest2x() -> Tensor {
+        precondition(rank == 4, "upsampledNearest2x takes NCHW")
+        let (planes, h, w) = (shape[0] * shape[1], shape[2], shape[3])
+        var out = Tensor(zeros: [shape[0], shape[1], 2 * h, 2 * w])
+        for p in 0..<planes {
+            for y in 0..<(2 * h) {
+                let src = p * h * w + (y / 2) * w, dst = p * 4 * h * w + y * 2 * w
+                for x in 0..<(2 * w) { out.data[dst + x] = data[src + x / 2] }
+            }
+        }
+        return out
+    }
+}
+
+/// Sinusoidal timestep embeddings (diffusers `get_timestep_embedding`).
+public enum TimestepEmbedding {
+    /// [N, dim]: sin and cos of t * exp(-ln(maxPeriod) * i / (half - shift)), cos first when `flipSinToCos`.
+    public static func sinusoidal(_ timesteps: [Float], dim: Int, flipSinToCos: Bool, downscaleFreqShift: Float,
+                                  scale: Float = 1, maxPeriod: Float = 10_000) -> Tensor {
+        let half = dim / 2
+        // Rounded as torch does: float(-ln(maxPeriod)) * i, then / (half - shift), then exp, all in float32.
+        let logPeriod = Float(-Foundation.log(Double(maxPeriod)))
+        let frequencies = (0..<half).map { i in Foundation.exp(logPeriod * Float(i) / (Float(half) - downscaleFreqShift)) }
+        var out = Tensor(zeros: [timesteps.count, dim])
+        for (n, t) in timesteps.enumerated() {
+            for i in 0..<half {
+                let angle = scale * (t * frequencies[i])
+                let (s, c) = (Foundation.sin(angle), Foundation.cos(angle))
+                out.data[n * dim + i] = flipSinToCos ? c : s
+                out.data[n * dim + half + i] = flipSinToCos ? s : c
+            }
+        }
+        return out
+    }
+}

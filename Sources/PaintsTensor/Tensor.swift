@@ -1,0 +1,67 @@
+// PaintsTensor/Tensor: a float32 tensor (shape + row-major storage). Images and feature maps are NCHW.
+//
+// Why NCHW: convolution weights arrive as [out, in, kh, kw], so im2col + sgemm writes NCHW output directly with no
+// transpose; GroupNorm reads each channel as one contiguous run. Attention and linear layers transpose to [N, HW, C]
+// and back, which costs a few percent of a UNet pass (performance.md measured NHWC vs NCHW GEMM speed within 10%).
+
+/// Why a tensor operation refused its inputs.
+public enum TensorError: Error, Sendable, Equatable, CustomStringConvertible {
+    case shapeMismatch(operation: String, shapes: [[Int]])
+
+    public var description: String {
+        switch self {
+        case .shapeMismatch(let op, let shapes): "\(op): incompatible shapes \(shapes.map { "\($0)" }.joined(separator: ", "))"
+        }
+    }
+}
+
+public struct Tensor: Sendable, Equatable {
+    public var shape: [Int]
+    public var data: [Float]
+
+    public init(shape: [Int], data: [Float]) {
+        precondition(shape.reduce(1, *) == data.count, "shape \(shape) does not hold \(data.count) values")
+        self.shape = shape
+        self.data = data
+    }
+
+    public init(zeros shape: [Int]) {
+        self.shape = shape
+        data = [Float](repeating: 0, count: shape.reduce(1, *))
+    }
+
+    public var count: Int { data.count }
+    public var rank: Int { shape.count }
+
+    /// The same values under another shape of equal size.
+    public func reshaped(_ newShape: [Int]) -> Tensor { Tensor(shape: newShape, data: data) }
+
+    /// Element-wise sum of equal shapes.
+    public static func + (a: Tensor, b: Tensor) -> Tensor {
+        precondition(a.shape == b.shape, "+: shapes \(a.shape) and \(b.shape)")
+        var out = a
+        out.data.withUnsafeMutableBufferPointer { o in
+            b.data.withUnsafeBufferPointer { bb in for i in 0..<o.count { o[i] += bb[i] } }
+        }
+        return out
+    }
+
+    /// Applies `f` to every element, split across cores for large tensors.
+    public func map(_ f: @Sendable (Float) -> Float) -> Tensor {
+        var out = self
+        let n = count
+        out.data.withUnsafeMutableBufferPointer { o in
+            let base = UnsafeSendablePointer(o.baseAddress!)
+            Parallel.forEachChunk(n) { range in for i in range { base.pointer[i] = f(base.pointer[i]) } }
+        }
+        return out
+    }
+}
+
+/// A raw pointer handed to worker closures. `@unchecked Sendable`: every user reads shared input, or writes only the
+/// indices of its own chunk, while the buffer is pinned by the enclosing `withUnsafe...` call.
+public struct UnsafeSendablePointer<Pointee>: @unchecked Sendable {
+    public let pointer: UnsafeMutablePointer<Pointee>
+    public init(_ pointer: UnsafeMutablePointer<Pointee>) { self.pointer = pointer }
+    public init(_ pointer: UnsafePointer<Pointee>) { self.pointer = UnsafeMutablePointer(mutating: pointer) }
+}
