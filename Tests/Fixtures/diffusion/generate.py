@@ -154,7 +154,51 @@ def ops():
     save("ops.safetensors", t)
 
 
+def randomize(model, generator):
+    """Non-trivial weights everywhere: normal(0, 0.2) for every parameter, norm gains around 1."""
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            p.copy_(torch.randn(p.shape, generator=generator) * 0.2)
+            if "norm" in name and name.endswith("weight"):
+                p.add_(1.0)
+
+
+UNET_CASES = {
+    # SD1.x layout: heads given as attention_head_dim, conv projections, 768-style context (here 32).
+    "unet-sd1": dict(sample_size=16, in_channels=4, out_channels=4, block_out_channels=(32, 64), layers_per_block=1,
+                     down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+                     up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"), cross_attention_dim=32,
+                     attention_head_dim=4, norm_num_groups=8),
+    # SD2.x layout: per-block head dims, linear projections, a wider context, three levels.
+    "unet-sd2": dict(sample_size=16, in_channels=4, out_channels=4, block_out_channels=(16, 32, 32), layers_per_block=2,
+                     down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
+                     up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"), cross_attention_dim=48,
+                     attention_head_dim=(2, 4, 4), use_linear_projection=True, norm_num_groups=8,
+                     upcast_attention=True),
+}
+
+
+def unets():
+    from diffusers import UNet2DConditionModel
+
+    for name, config in UNET_CASES.items():
+        g = torch.Generator().manual_seed(11)
+        model = UNet2DConditionModel(**config).eval()
+        randomize(model, g)
+        sample = torch.randn((2, 4, 16, 12), generator=g)
+        timesteps = torch.tensor([10.0, 700.0])
+        context = torch.randn((2, 7, config["cross_attention_dim"]), generator=g)
+        with torch.no_grad():
+            out = model(sample, timesteps, encoder_hidden_states=context).sample
+        folder = os.path.join(HERE, name)
+        os.makedirs(folder, exist_ok=True)
+        model.save_pretrained(folder, safe_serialization=True)
+        save(f"{name}/io.safetensors", {"sample": sample, "timesteps": timesteps, "encoder_hidden_states": context,
+                                        "output": out})
+
+
 if __name__ == "__main__":
     dtypes()
     schedulers()
     ops()
+    unets()

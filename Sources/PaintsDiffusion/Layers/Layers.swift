@@ -1,0 +1,112 @@
+// PaintsDiffusion/Layers: the parameterised layers blocks are made of (Conv2d, Linear, GroupNorm, LayerNorm),
+// each reading `weight` and `bias` from its scope.
+import PaintsTensor
+
+/// Any error a model raises while loading or running: weights (missing, wrong shape, bad file) or tensor shapes.
+public enum ModelError: Error, Sendable, CustomStringConvertible {
+    case weights(WeightError)
+    case tensor(TensorError)
+    case configuration(String)
+
+    public var description: String {
+        switch self {
+        case .weights(let e): "\(e)"
+        case .tensor(let e): "\(e)"
+        case .configuration(let m): m
+        }
+    }
+}
+
+/// Runs tensor code, mapping its errors into `ModelError`.
+@inline(__always)
+func compute<T>(_ body: () throws(TensorError) -> T) throws(ModelError) -> T {
+    do { return try body() } catch { throw .tensor(error) }
+}
+
+extension WeightStore {
+    /// The tensor at `key` (checking `shape` when given), failing as a `ModelError`.
+    func load(_ key: String, shape: [Int]? = nil) throws(ModelError) -> Tensor {
+        do { return try tensor(key, shape: shape) } catch { throw .weights(error) }
+    }
+}
+
+public struct Conv2d: Sendable {
+    public let weight: Tensor
+    public let bias: Tensor?
+    public let stride: Int
+    public let padding: Int
+
+    /// Reads `weight` [O, I, K, K] (and `bias` [O] when present); padding defaults to K/2.
+    public init(_ w: WeightStore, stride: Int = 1, padding: Int? = nil) throws(ModelError) {
+        weight = try w.load("weight")
+        guard weight.rank == 4 else { throw .configuration("\(w.prefix)weight: expected a 4-d convolution kernel, got \(weight.shape)") }
+        let outputs = weight.shape[0]
+        bias = w.contains("bias") ? try w.load("bias", shape: [outputs]) : nil
+        self.stride = stride
+        self.padding = padding ?? weight.shape[2] / 2
+    }
+
+    public var inChannels: Int { weight.shape[1] }
+    public var outChannels: Int { weight.shape[0] }
+
+    public func callAsFunction(_ x: Tensor) throws(ModelError) -> Tensor {
+        try compute { () throws(TensorError) in try x.conv2d(weight: weight, bias: bias, stride: stride, padding: padding) }
+    }
+}
+
+public struct Linear: Sendable {
+    public let weight: Tensor
+    public let bias: Tensor?
+
+    public init(_ w: WeightStore) throws(ModelError) {
+        weight = try w.load("weight")
+        guard weight.rank == 2 else { throw .configuration("\(w.prefix)weight: expected a matrix, got \(weight.shape)") }
+        let outputs = weight.shape[0]
+        bias = w.contains("bias") ? try w.load("bias", shape: [outputs]) : nil
+    }
+
+    public var outFeatures: Int { weight.shape[0] }
+
+    public func callAsFunction(_ x: Tensor) throws(ModelError) -> Tensor {
+        try compute { () throws(TensorError) in try x.linear(weight: weight, bias: bias) }
+    }
+}
+
+public struct GroupNorm: Sendable {
+    public let weight: Tensor
+    public let bias: Tensor
+    public let groups: Int
+    public let epsilon: Float
+
+    public init(_ w: WeightStore, groups: Int, epsilon: Float) throws(ModelError) {
+        weight = try w.load("weight")
+        let channels = weight.shape
+        bias = try w.load("bias", shape: channels)
+        guard weight.rank == 1, weight.shape[0] % groups == 0 else {
+            throw .configuration("\(w.prefix)weight: \(weight.shape) channels do not split into \(groups) groups")
+        }
+        self.groups = groups
+        self.epsilon = epsilon
+    }
+
+    public func callAsFunction(_ x: Tensor, silu: Bool = false) throws(ModelError) -> Tensor {
+        try compute { () throws(TensorError) in try x.groupNorm(groups: groups, weight: weight, bias: bias, epsilon: epsilon, silu: silu) }
+    }
+}
+
+public struct LayerNorm: Sendable {
+    public let weight: Tensor
+    public let bias: Tensor
+    public let epsilon: Float
+
+    public init(_ w: WeightStore, epsilon: Float = 1e-5) throws(ModelError) {
+        weight = try w.load("weight")
+        let channels = weight.shape
+        bias = try w.load("bias", shape: channels)
+        self.epsilon = epsilon
+    }
+
+    public func callAsFunction(_ x: Tensor) throws(ModelError) -> Tensor {
+        try compute { () throws(TensorError) in try x.layerNorm(weight: weight, bias: bias, epsilon: epsilon) }
+    }
+}

@@ -1,0 +1,101 @@
+// PaintsDiffusion/UNet/Transformer2DModel: the spatial transformer of the UNet: attention over pixels and to the text.
+// Matches: diffusers Transformer2DModel (continuous input) with BasicTransformerBlock, Attention and GEGLU FeedForward.
+import PaintsTensor
+
+/// Computes attention from projected queries, keys and values. The default is softmax(QK^T/sqrt(d))V; reference
+/// attention and decoupled image cross-attention (IP-Adapter) replace it.
+public protocol AttentionProcessor: Sendable {
+    func attention(query: Tensor, key: Tensor, value: Tensor, heads: Int) throws(ModelError) -> Tensor
+}
+
+public struct ScaledDotProductAttention: AttentionProcessor {
+    public init() {}
+    public func attention(query: Tensor, key: Tensor, value: Tensor, heads: Int) throws(ModelError) -> Tensor {
+        try compute { () throws(TensorError) in try Tensor.attention(query: query, key: key, value: value, heads: heads) }
+    }
+}
+
+/// Multi-head attention with its projections (`to_q`, `to_k`, `to_v`, `to_out.0`).
+public struct CrossAttention: Sendable {
+    let toQ: Linear, toK: Linear, toV: Linear, toOut: Linear
+    public let heads: Int
+    public var processor: any AttentionProcessor = ScaledDotProductAttention()
+
+    public init(_ w: WeightStore, heads: Int) throws(ModelError) {
+        toQ = try Linear(w.scoped("to_q"))
+        toK = try Linear(w.scoped("to_k"))
+        toV = try Linear(w.scoped("to_v"))
+        toOut = try Linear(w.scoped("to_out.0"))
+        guard toQ.outFeatures % heads == 0 else { throw .configuration("\(w.prefix): \(toQ.outFeatures) features for \(heads) heads") }
+        self.heads = heads
+    }
+
+    /// x [B, L, C]; context [B, S, D] (self-attention when nil).
+    public func callAsFunction(_ x: Tensor, context: Tensor? = nil) throws(ModelError) -> Tensor {
+        let source = context ?? x
+        let out = try processor.attention(query: try toQ(x), key: try toK(source), value: try toV(source), heads: heads)
+        return try toOut(out)
+    }
+}
+
+/// LayerNorm-attention-residual ×2 (self, then cross) and a GEGLU feed-forward.
+public struct BasicTransformerBlock: Sendable {
+    let norm1: LayerNorm, norm2: LayerNorm, norm3: LayerNorm
+    public var selfAttention: CrossAttention
+    public var crossAttention: CrossAttention
+    let feedForwardIn: Linear, feedForwardOut: Linear
+
+    public init(_ w: WeightStore, heads: Int) throws(ModelError) {
+        norm1 = try LayerNorm(w.scoped("norm1"))
+        selfAttention = try CrossAttention(w.scoped("attn1"), heads: heads)
+        norm2 = try LayerNorm(w.scoped("norm2"))
+        crossAttention = try CrossAttention(w.scoped("attn2"), heads: heads)
+        norm3 = try LayerNorm(w.scoped("norm3"))
+        feedForwardIn = try Linear(w.scoped("ff.net.0.proj"))
+        feedForwardOut = try Linear(w.scoped("ff.net.2"))
+    }
+
+    public func callAsFunction(_ x: Tensor, context: Tensor) throws(ModelError) -> Tensor {
+        var h = x + (try selfAttention(try norm1(x)))
+        h = h + (try crossAttention(try norm2(h), context: context))
+        return h + (try feedForwardOut(try feedForwardIn(try norm3(h)).geglu()))
+    }
+}
+
+public struct Transformer2DModel: Sendable {
+    let norm: GroupNorm
+    /// SD1.x projects with 1x1 convolutions, SD2.x with linear layers.
+    enum Projection: Sendable {
+        case convolution(Conv2d)
+        case linear(Linear)
+    }
+    let projectIn: Projection, projectOut: Projection
+    public var blocks: [BasicTransformerBlock]
+
+    public init(_ w: WeightStore, heads: Int, layers: Int, groups: Int, linearProjection: Bool) throws(ModelError) {
+        norm = try GroupNorm(w.scoped("norm"), groups: groups, epsilon: 1e-6)
+        projectIn = linearProjection ? .linear(try Linear(w.scoped("proj_in"))) : .convolution(try Conv2d(w.scoped("proj_in")))
+        projectOut = linearProjection ? .linear(try Linear(w.scoped("proj_out"))) : .convolution(try Conv2d(w.scoped("proj_out")))
+        var blocks: [BasicTransformerBlock] = []
+        for i in 0..<layers { blocks.append(try BasicTransformerBlock(w.scoped("transformer_blocks.\(i)"), heads: heads)) }
+        self.blocks = blocks
+    }
+
+    /// x [N, C, H, W]; context [N, S, D].
+    public func callAsFunction(_ x: Tensor, context: Tensor) throws(ModelError) -> Tensor {
+        let (height, width) = (x.shape[2], x.shape[3])
+        let normed = try norm(x)
+        var tokens: Tensor                                              // [N, H*W, inner]
+        switch projectIn {
+        case .convolution(let conv): tokens = try conv(normed).tokens()
+        case .linear(let linear): tokens = try linear(normed.tokens())
+        }
+        for block in blocks { tokens = try block(tokens, context: context) }
+        let out: Tensor
+        switch projectOut {
+        case .convolution(let conv): out = try conv(tokens.image(height: height, width: width))
+        case .linear(let linear): out = try linear(tokens).image(height: height, width: width)
+        }
+        return out + x
+    }
+}

@@ -1,0 +1,187 @@
+// PaintsDiffusion/UNet/UNet2DConditionModel: the text-conditioned denoising UNet of Stable Diffusion 1.x and 2.x.
+// Matches: diffusers UNet2DConditionModel (positional time embedding, CrossAttn/Down/Up blocks, UNetMidBlock2DCrossAttn).
+import PaintsTensor
+
+/// Extra inputs later engines feed the UNet: these are the seams for ControlNet, Paints-UNDO and SDXL-style
+/// conditioning.
+public struct UNetConditioning: Sendable {
+    /// Added to the time embedding [N, T] (Paints-UNDO's operation-step embedding; SDXL's added conditions).
+    public var addedTimeEmbedding: Tensor?
+    /// Added to each skip connection, in order (ControlNet down-block residuals: one per saved sample).
+    public var downResiduals: [Tensor]?
+    /// Added to the mid block's output (ControlNet).
+    public var midResidual: Tensor?
+
+    public init(addedTimeEmbedding: Tensor? = nil, downResiduals: [Tensor]? = nil, midResidual: Tensor? = nil) {
+        self.addedTimeEmbedding = addedTimeEmbedding
+        self.downResiduals = downResiduals
+        self.midResidual = midResidual
+    }
+}
+
+public struct UNet2DConditionModel: Sendable {
+    public let configuration: UNetConfiguration
+    /// Input channels, read from conv_in's weight (Paints-UNDO's 8-channel UNet says 4 in its config).
+    public var inChannels: Int { convIn.inChannels }
+
+    let convIn: Conv2d
+    let timeLinear1: Linear, timeLinear2: Linear
+    public var downBlocks: [DownBlock]
+    public var midBlock: MidBlock
+    public var upBlocks: [UpBlock]
+    let normOut: GroupNorm
+    let convOut: Conv2d
+
+    public struct DownBlock: Sendable {
+        public var resnets: [ResnetBlock2D]
+        public var attentions: [Transformer2DModel]
+        let downsampler: Conv2d?
+    }
+
+    public struct MidBlock: Sendable {
+        public var resnets: [ResnetBlock2D]
+        public var attention: Transformer2DModel
+    }
+
+    public struct UpBlock: Sendable {
+        public var resnets: [ResnetBlock2D]
+        public var attentions: [Transformer2DModel]
+        let upsampler: Conv2d?
+    }
+
+    /// Builds the UNet from weights with diffusers key names (`conv_in.weight`, `down_blocks.0.resnets.0.conv1.weight`...).
+    public init(configuration c: UNetConfiguration, weights w: WeightStore) throws(ModelError) {
+        configuration = c
+        let groups = c.normGroups, eps = c.normEpsilon
+        func transformer(_ s: WeightStore, heads: Int) throws(ModelError) -> Transformer2DModel {
+            try Transformer2DModel(s, heads: heads, layers: c.transformerLayersPerBlock, groups: groups,
+                                   linearProjection: c.useLinearProjection)
+        }
+        convIn = try Conv2d(w.scoped("conv_in"))
+        timeLinear1 = try Linear(w.scoped("time_embedding.linear_1"))
+        timeLinear2 = try Linear(w.scoped("time_embedding.linear_2"))
+        let levels = c.blockOutChannels.count
+        var down: [DownBlock] = []
+        for (i, type) in c.downBlockTypes.enumerated() {
+            let s = w.scoped("down_blocks.\(i)")
+            var resnets: [ResnetBlock2D] = [], attentions: [Transformer2DModel] = []
+            for j in 0..<c.layersPerBlock {
+                resnets.append(try ResnetBlock2D(s.scoped("resnets.\(j)"), groups: groups, epsilon: eps))
+                if type == "CrossAttnDownBlock2D" { attentions.append(try transformer(s.scoped("attentions.\(j)"), heads: c.attentionHeads[i])) }
+            }
+            let downsampler = i < levels - 1 ? try Conv2d(s.scoped("downsamplers.0.conv"), stride: 2, padding: 1) : nil
+            down.append(DownBlock(resnets: resnets, attentions: attentions, downsampler: downsampler))
+        }
+        downBlocks = down
+        let m = w.scoped("mid_block")
+        midBlock = MidBlock(resnets: [try ResnetBlock2D(m.scoped("resnets.0"), groups: groups, epsilon: eps),
+                                      try ResnetBlock2D(m.scoped("resnets.1"), groups: groups, epsilon: eps)],
+                            attention: try transformer(m.scoped("attentions.0"), heads: c.attentionHeads[levels - 1]))
+        var up: [UpBlock] = []
+        let reversedHeads = Array(c.attentionHeads.reversed())
+        for (i, type) in c.upBlockTypes.enumerated() {
+            let s = w.scoped("up_blocks.\(i)")
+            var resnets: [ResnetBlock2D] = [], attentions: [Transformer2DModel] = []
+            for j in 0...c.layersPerBlock {
+                resnets.append(try ResnetBlock2D(s.scoped("resnets.\(j)"), groups: groups, epsilon: eps))
+                if type == "CrossAttnUpBlock2D" { attentions.append(try transformer(s.scoped("attentions.\(j)"), heads: reversedHeads[i])) }
+            }
+            let upsampler = i < levels - 1 ? try Conv2d(s.scoped("upsamplers.0.conv")) : nil
+            up.append(UpBlock(resnets: resnets, attentions: attentions, upsampler: upsampler))
+        }
+        upBlocks = up
+        normOut = try GroupNorm(w.scoped("conv_norm_out"), groups: groups, epsilon: eps)
+        convOut = try Conv2d(w.scoped("conv_out"))
+    }
+
+    /// Loads a diffusers `unet` folder (config.json + diffusion_pytorch_model.safetensors).
+    public init(folder: String) throws(ModelError) {
+        let configuration = try UNetConfiguration(folder: folder)
+        let weights: WeightStore
+        do { weights = try WeightStore(path: folder + "/diffusion_pytorch_model.safetensors") } catch { throw .weights(error) }
+        try self.init(configuration: configuration, weights: weights)
+    }
+
+    /// The noise (or v) prediction for `sample` [N, C, H, W] at `timesteps` (one per batch item, or one for all),
+    /// conditioned on `context` [N, S, D].
+    public func callAsFunction(_ sample: Tensor, timesteps: [Float], context: Tensor,
+                               conditioning: UNetConditioning = UNetConditioning()) throws(ModelError) -> Tensor {
+        let batch = sample.shape[0]
+        guard sample.rank == 4, sample.shape[1] == inChannels, context.rank == 3, context.shape[0] == batch,
+              timesteps.count == 1 || timesteps.count == batch
+        else {
+            throw .tensor(.shapeMismatch(operation: "UNet2DConditionModel", shapes: [sample.shape, context.shape, [timesteps.count]]))
+        }
+        // Time embedding: sinusoidal -> linear -> SiLU -> linear (+ added conditions); blocks use SiLU of it.
+        let t = timesteps.count == batch ? timesteps : Array(repeating: timesteps[0], count: batch)
+        let projected = TimestepEmbedding.sinusoidal(t, dim: convIn.outChannels, flipSinToCos: configuration.flipSinToCos,
+                                                     downscaleFreqShift: configuration.freqShift)
+        var embedding = try timeLinear2(try timeLinear1(projected).silu())   // [N, T]
+        if let added = conditioning.addedTimeEmbedding { embedding = embedding + added }
+        let activated = embedding.silu()
+
+        var h = try convIn(sample)
+        var skips = [h]
+        for block in downBlocks {
+            for (j, resnet) in block.resnets.enumerated() {
+                h = try resnet(h, timeEmbedding: activated)
+                if j < block.attentions.count { h = try block.attentions[j](h, context: context) }
+                skips.append(h)
+            }
+            if let downsampler = block.downsampler {
+                h = try downsampler(h)
+                skips.append(h)
+            }
+        }
+        if let residuals = conditioning.downResiduals {
+            guard residuals.count == skips.count else {
+                throw .configuration("\(residuals.count) down residuals for \(skips.count) skip connections")
+            }
+            for i in skips.indices { skips[i] = skips[i] + residuals[i] }
+        }
+        h = try midBlock.resnets[0](h, timeEmbedding: activated)
+        h = try midBlock.attention(h, context: context)
+        h = try midBlock.resnets[1](h, timeEmbedding: activated)
+        if let mid = conditioning.midResidual { h = h + mid }
+
+        for block in upBlocks {
+            for (j, resnet) in block.resnets.enumerated() {
+                let skip = skips.removeLast()
+                h = try resnet(Self.concatenateChannels(h, skip), timeEmbedding: activated)
+                if j < block.attentions.count { h = try block.attentions[j](h, context: context) }
+            }
+            if let upsampler = block.upsampler {
+                // Nearest 2x, or to the next skip's size when a dimension was odd.
+                let target = skips.last.map { ($0.shape[2], $0.shape[3]) } ?? (h.shape[2] * 2, h.shape[3] * 2)
+                h = try upsampler(Self.nearest(h, height: target.0, width: target.1))
+            }
+        }
+        return try convOut(try normOut(h, silu: true))
+    }
+
+    /// torch.cat([a, b], dim=1) for NCHW tensors of equal N, H, W.
+    static func concatenateChannels(_ a: Tensor, _ b: Tensor) -> Tensor {
+        let (n, ca, cb, plane) = (a.shape[0], a.shape[1], b.shape[1], a.shape[2] * a.shape[3])
+        var out = [Float]()
+        out.reserveCapacity(a.count + b.count)
+        for i in 0..<n {
+            out.append(contentsOf: a.data[(i * ca * plane)..<((i + 1) * ca * plane)])
+            out.append(contentsOf: b.data[(i * cb * plane)..<((i + 1) * cb * plane)])
+        }
+        return Tensor(shape: [n, ca + cb, a.shape[2], a.shape[3]], data: out)
+    }
+
+    /// Nearest-neighbour resize of NCHW to height x width (torch "nearest": source index floor(dst * in / out)).
+    static func nearest(_ x: Tensor, height: Int, width: Int) -> Tensor {
+        if height == 2 * x.shape[2] && width == 2 * x.shape[3] { return x.upsampledNearest2x() }
+        let (planes, h, w) = (x.shape[0] * x.shape[1], x.shape[2], x.shape[3])
+        var out = Tensor(zeros: [x.shape[0], x.shape[1], height, width])
+        for p in 0..<planes {
+            for y in 0..<height {
+                let sy = min(h - 1, y * h / height)
+                for xx in 0..<width { out.data[(p * height + y) * width + xx] = x.data[(p * h + sy) * w + min(w - 1, xx * w / width)] }
+            }
+        }
+        return out
+    }
+}

@@ -1,0 +1,62 @@
+// PaintsDiffusion/UNet/UNetConfiguration: the members of a diffusers UNet2DConditionModel config.json the engine reads.
+import Foundation
+import PaintsTensor
+
+/// Shapes come from here and from the tensors, never from constants (SD1.x and SD2.x differ only in config).
+public struct UNetConfiguration: Sendable {
+    public var blockOutChannels: [Int]
+    public var layersPerBlock: Int
+    public var downBlockTypes: [String]
+    public var upBlockTypes: [String]
+    public var crossAttentionDimension: Int
+    /// Heads per down block (diffusers reads `attention_head_dim` as the head count when `num_attention_heads` is unset).
+    public var attentionHeads: [Int]
+    public var normGroups: Int
+    public var normEpsilon: Float
+    public var useLinearProjection: Bool
+    public var flipSinToCos: Bool
+    public var freqShift: Float
+    public var transformerLayersPerBlock: Int
+
+    public init(json: [String: Any], path: String = "config.json") throws(ModelError) {
+        func bad(_ m: String) -> ModelError { .configuration("\(path): \(m)") }
+        func ints(_ key: String) -> [Int]? { (json[key] as? [Any])?.compactMap { ($0 as? NSNumber)?.intValue } }
+        func int(_ key: String) -> Int? { (json[key] as? NSNumber)?.intValue }
+        guard let channels = ints("block_out_channels"), !channels.isEmpty else { throw bad("block_out_channels is required") }
+        blockOutChannels = channels
+        layersPerBlock = int("layers_per_block") ?? 2
+        downBlockTypes = json["down_block_types"] as? [String] ?? []
+        upBlockTypes = json["up_block_types"] as? [String] ?? []
+        guard downBlockTypes.count == channels.count, upBlockTypes.count == channels.count else {
+            throw bad("down_block_types and up_block_types need one entry per block_out_channels")
+        }
+        let supported: Set = ["CrossAttnDownBlock2D", "DownBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"]
+        if let unknown = (downBlockTypes + upBlockTypes).first(where: { !supported.contains($0) }) { throw bad("block type \(unknown) is not supported") }
+        crossAttentionDimension = int("cross_attention_dim") ?? 768
+        let heads: [Int]
+        if let list = ints("num_attention_heads") ?? ints("attention_head_dim") {
+            heads = list
+        } else {
+            heads = [int("num_attention_heads") ?? int("attention_head_dim") ?? 8]
+        }
+        attentionHeads = heads.count == 1 ? Array(repeating: heads[0], count: channels.count) : heads
+        guard attentionHeads.count == channels.count else { throw bad("attention heads need one entry per block") }
+        normGroups = int("norm_num_groups") ?? 32
+        normEpsilon = Float((json["norm_eps"] as? NSNumber)?.doubleValue ?? 1e-5)
+        useLinearProjection = json["use_linear_projection"] as? Bool ?? false
+        flipSinToCos = json["flip_sin_to_cos"] as? Bool ?? true
+        freqShift = Float((json["freq_shift"] as? NSNumber)?.doubleValue ?? 0)
+        transformerLayersPerBlock = int("transformer_layers_per_block") ?? 1
+        if let t = json["time_embedding_type"] as? String, t != "positional" { throw bad("time_embedding_type \(t) is not supported") }
+        if let t = json["class_embed_type"] as? String { throw bad("class_embed_type \(t) is not supported") }
+    }
+
+    /// Reads `config.json` in a diffusers component folder.
+    public init(folder: String) throws(ModelError) {
+        let path = folder + "/config.json"
+        guard let data = FileManager.default.contents(atPath: path),
+              let json = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any]
+        else { throw .configuration("\(path): missing or not a JSON object") }
+        try self.init(json: json, path: path)
+    }
+}
