@@ -38,3 +38,19 @@ public enum TimestepEmbedding {
         return out
     }
 }
+
+extension Tensor {
+    /// Zero padding on the right and bottom of NCHW maps (torch.nn.functional.pad(x, (0, right, 0, bottom))).
+    public func padded(right: Int, bottom: Int) -> Tensor {
+        precondition(rank == 4, "padded(right:bottom:) takes NCHW")
+        let (planes, h, w) = (shape[0] * shape[1], shape[2], shape[3])
+        var out = Tensor(zeros: [shape[0], shape[1], h + bottom, w + right])
+        for p in 0..<planes {
+            for y in 0..<h {
+                let src = (p * h + y) * w, dst = (p * (h + bottom) + y) * (w + right)
+                out.data.replaceSubrange(dst..<(dst + w), with: data[src..<(src + w)])
+            }
+        }
+        return out
+    }
+}

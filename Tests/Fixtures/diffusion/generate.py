@@ -16,11 +16,25 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 torch.manual_seed(0)
 
 
+def unchanged(path, tensors, metadata):
+    """Whether `path` already holds exactly these tensors and metadata (safetensors orders its header at random,
+    so rewriting equal content would still change the bytes)."""
+    from safetensors import safe_open
+
+    if not os.path.exists(path):
+        return False
+    with safe_open(path, "pt") as f:
+        if set(f.keys()) != set(tensors) or (f.metadata() or {}) != (metadata or {}):
+            return False
+        return all(f.get_tensor(k).dtype == v.dtype and torch.equal(f.get_tensor(k), v) for k, v in tensors.items())
+
+
 def save(name, tensors, metadata=None):
+    path = os.path.join(HERE, name)
     tensors = {k: v.contiguous().clone() for k, v in tensors.items()}
-    save_file(tensors, os.path.join(HERE, name), metadata=metadata)
-    size = os.path.getsize(os.path.join(HERE, name))
-    print(f"{name}: {len(tensors)} tensors, {size / 1024:.1f} KiB")
+    if not unchanged(path, tensors, metadata):
+        save_file(tensors, path, metadata=metadata)
+    print(f"{name}: {len(tensors)} tensors, {os.path.getsize(path) / 1024:.1f} KiB")
 
 
 def dtypes():
@@ -197,8 +211,29 @@ def unets():
                                         "output": out})
 
 
+def vae():
+    from diffusers import AutoencoderKL
+
+    g = torch.Generator().manual_seed(13)
+    model = AutoencoderKL(in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 3,
+                          up_block_types=("UpDecoderBlock2D",) * 3, block_out_channels=(16, 32, 32), layers_per_block=1,
+                          latent_channels=4, norm_num_groups=8, sample_size=32).eval()
+    randomize(model, g)
+    image = torch.rand((2, 3, 20, 12), generator=g) * 2 - 1
+    latents = torch.randn((2, 4, 6, 4), generator=g)
+    with torch.no_grad():
+        posterior = model.encode(image).latent_dist
+        decoded = model.decode(latents).sample
+    folder = os.path.join(HERE, "vae")
+    os.makedirs(folder, exist_ok=True)
+    model.save_pretrained(folder, safe_serialization=True)
+    save("vae/io.safetensors", {"image": image, "mean": posterior.mean, "logvar": posterior.logvar, "latents": latents,
+                                "decoded": decoded})
+
+
 if __name__ == "__main__":
     dtypes()
     schedulers()
     ops()
     unets()
+    vae()
