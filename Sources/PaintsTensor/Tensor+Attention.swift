@@ -6,7 +6,9 @@ extension Tensor {
     public static let maxScoreFloats = 4 << 20
 
     /// softmax(Q K^T / sqrt(d)) V per head. q [B, Lq, H*d], k and v [B, Lk, H*d]; returns [B, Lq, H*d].
-    public static func attention(query q: Tensor, key k: Tensor, value v: Tensor, heads: Int) throws(TensorError) -> Tensor {
+    /// With `causal`, query i sees keys 0...i only (CLIP's text encoder).
+    public static func attention(query q: Tensor, key k: Tensor, value v: Tensor, heads: Int,
+                                 causal: Bool = false) throws(TensorError) -> Tensor {
         guard q.rank == 3, k.rank == 3, v.shape == k.shape, q.shape[0] == k.shape[0], q.shape[2] == k.shape[2],
               q.shape[2] % heads == 0
         else { throw .shapeMismatch(operation: "attention", shapes: [q.shape, k.shape, v.shape]) }
@@ -32,6 +34,12 @@ extension Tensor {
                                         let rows = min(chunk, lq - start)
                                         BLAS.gemm(transposeB: true, m: rows, n: lk, k: d, alpha: scale, a: qBase + start * width,
                                                   lda: width, b: kBase, ldb: width, c: sp.baseAddress!, ldc: lk)
+                                        if causal {
+                                            for r in 0..<rows where start + r + 1 < lk {
+                                                let row = sp.baseAddress! + r * lk
+                                                for j in (start + r + 1)..<lk { row[j] = -.infinity }
+                                            }
+                                        }
                                         softmaxRows(sp.baseAddress!, rows: rows, columns: lk)
                                         BLAS.gemm(m: rows, n: d, k: lk, a: sp.baseAddress!, lda: lk, b: vBase, ldb: width,
                                                   c: oBase + start * width, ldc: width)

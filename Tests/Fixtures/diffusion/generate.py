@@ -231,9 +231,42 @@ def vae():
                                 "decoded": decoded})
 
 
+CLIP_CASES = {
+    # SD1.x: CLIP ViT-L/14 layout (quick GELU), used from its last layer.
+    "clip-sd1": dict(vocab_size=1000, hidden_size=32, intermediate_size=64, num_hidden_layers=3, num_attention_heads=4,
+                     max_position_embeddings=77, hidden_act="quick_gelu", projection_dim=16),
+    # SD2.x: OpenCLIP ViT-H layout (GELU).
+    "clip-sd2": dict(vocab_size=1000, hidden_size=48, intermediate_size=96, num_hidden_layers=4, num_attention_heads=4,
+                     max_position_embeddings=77, hidden_act="gelu", projection_dim=16),
+}
+
+
+def clips():
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    for name, config in CLIP_CASES.items():
+        g = torch.Generator().manual_seed(17)
+        model = CLIPTextModel(CLIPTextConfig(**config)).eval()
+        randomize(model, g)
+        ids = torch.randint(0, config["vocab_size"], (2, 77), generator=g)
+        with torch.no_grad():
+            out = model(ids, output_hidden_states=True)
+            # clip skip 1 (A1111 "CLIP skip 2"): the penultimate layer, then the final layer norm, as diffusers does.
+            penultimate = model.final_layer_norm(out.hidden_states[-2])
+        folder = os.path.join(HERE, name)
+        os.makedirs(folder, exist_ok=True)
+        # The published SD text encoders name their weights text_model.*; transformers 5 saves them unprefixed.
+        save(f"{name}/model.safetensors", {f"text_model.{k}": v for k, v in model.state_dict().items()},
+             metadata={"format": "pt"})
+        model.config.to_json_file(os.path.join(folder, "config.json"))
+        save(f"{name}/io.safetensors", {"input_ids": ids, "last_hidden_state": out.last_hidden_state,
+                                        "penultimate_normed": penultimate})
+
+
 if __name__ == "__main__":
     dtypes()
     schedulers()
     ops()
     unets()
     vae()
+    clips()

@@ -1,0 +1,110 @@
+// PaintsDiffusion/CLIP/CLIPTextModel: the CLIP text transformer that turns token ids into the UNet's context.
+// Matches: transformers CLIPTextModel (causal self-attention, pre-LayerNorm, quick GELU or GELU MLP).
+import Foundation
+import PaintsTensor
+
+public struct CLIPTextConfiguration: Sendable {
+    public var hiddenSize: Int
+    public var layers: Int
+    public var heads: Int
+    public var maxPositions: Int
+    public var epsilon: Float
+    /// "quick_gelu" (OpenAI CLIP, SD1.x) or "gelu" (OpenCLIP, SD2.x).
+    public var activation: String
+
+    public init(json: [String: Any], path: String = "config.json") throws(ModelError) {
+        func int(_ k: String) -> Int? { (json[k] as? NSNumber)?.intValue }
+        guard let hidden = int("hidden_size"), let layers = int("num_hidden_layers"), let heads = int("num_attention_heads") else {
+            throw .configuration("\(path): hidden_size, num_hidden_layers and num_attention_heads are required")
+        }
+        hiddenSize = hidden
+        self.layers = layers
+        self.heads = heads
+        maxPositions = int("max_position_embeddings") ?? 77
+        epsilon = Float((json["layer_norm_eps"] as? NSNumber)?.doubleValue ?? 1e-5)
+        activation = json["hidden_act"] as? String ?? "quick_gelu"
+        guard ["quick_gelu", "gelu"].contains(activation) else { throw .configuration("\(path): hidden_act \(activation) is not supported") }
+    }
+
+    public init(folder: String) throws(ModelError) {
+        let path = folder + "/config.json"
+        guard let data = FileManager.default.contents(atPath: path),
+              let json = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any]
+        else { throw .configuration("\(path): missing or not a JSON object") }
+        try self.init(json: json, path: path)
+    }
+}
+
+public struct CLIPTextModel: Sendable {
+    public let configuration: CLIPTextConfiguration
+    let tokenEmbedding: Tensor       // [vocab, hidden]
+    let positionEmbedding: Tensor    // [positions, hidden]
+    let layers: [Layer]
+    let finalNorm: LayerNorm
+
+    struct Layer: Sendable {
+        let norm1: LayerNorm, norm2: LayerNorm
+        let q: Linear, k: Linear, v: Linear, out: Linear
+        let fc1: Linear, fc2: Linear
+    }
+
+    /// Weights with transformers key names, with or without the `text_model.` prefix of published checkpoints.
+    public init(configuration c: CLIPTextConfiguration, weights: WeightStore) throws(ModelError) {
+        configuration = c
+        let w = weights.contains("text_model.final_layer_norm.weight") ? weights.scoped("text_model") : weights
+        tokenEmbedding = try w.load("embeddings.token_embedding.weight")
+        positionEmbedding = try w.load("embeddings.position_embedding.weight")
+        guard tokenEmbedding.rank == 2, tokenEmbedding.shape[1] == c.hiddenSize, positionEmbedding.shape == [c.maxPositions, c.hiddenSize] else {
+            throw .configuration("embedding shapes \(tokenEmbedding.shape), \(positionEmbedding.shape) do not fit hidden size \(c.hiddenSize)")
+        }
+        var layers: [Layer] = []
+        for i in 0..<c.layers {
+            let l = w.scoped("encoder.layers.\(i)")
+            layers.append(Layer(norm1: try LayerNorm(l.scoped("layer_norm1"), epsilon: c.epsilon),
+                                norm2: try LayerNorm(l.scoped("layer_norm2"), epsilon: c.epsilon),
+                                q: try Linear(l.scoped("self_attn.q_proj")), k: try Linear(l.scoped("self_attn.k_proj")),
+                                v: try Linear(l.scoped("self_attn.v_proj")), out: try Linear(l.scoped("self_attn.out_proj")),
+                                fc1: try Linear(l.scoped("mlp.fc1")), fc2: try Linear(l.scoped("mlp.fc2"))))
+        }
+        self.layers = layers
+        finalNorm = try LayerNorm(w.scoped("final_layer_norm"), epsilon: c.epsilon)
+    }
+
+    /// Loads a transformers `text_encoder` folder (config.json + model.safetensors).
+    public init(folder: String) throws(ModelError) {
+        let c = try CLIPTextConfiguration(folder: folder)
+        let weights: WeightStore
+        do { weights = try WeightStore(path: folder + "/model.safetensors") } catch { throw .weights(error) }
+        try self.init(configuration: c, weights: weights)
+    }
+
+    /// Hidden states [B, L, hidden] for token ids [B][L]. `clipSkip` = 0 uses the last layer; k > 0 the output of the
+    /// layer k before it (A1111's "CLIP skip k+1"); both pass through the final layer norm, as diffusers does.
+    public func encode(_ ids: [[Int]], clipSkip: Int = 0) throws(ModelError) -> Tensor {
+        let batch = ids.count, length = ids.first?.count ?? 0, d = configuration.hiddenSize
+        guard batch > 0, length <= configuration.maxPositions, ids.allSatisfy({ $0.count == length }), clipSkip < layers.count else {
+            throw .configuration("token ids must be \(batch) rows of equal length <= \(configuration.maxPositions), clip skip < \(layers.count)")
+        }
+        let vocabulary = tokenEmbedding.shape[0]
+        var h = Tensor(zeros: [batch, length, d])
+        for (b, row) in ids.enumerated() {
+            for (p, id) in row.enumerated() {
+                guard (0..<vocabulary).contains(id) else { throw .configuration("token id \(id) is outside the vocabulary of \(vocabulary)") }
+                for i in 0..<d { h.data[(b * length + p) * d + i] = tokenEmbedding.data[id * d + i] + positionEmbedding.data[p * d + i] }
+            }
+        }
+        for layer in layers.prefix(layers.count - clipSkip) {
+            let x = try layer.norm1(h)
+            let attended = try compute { () throws(TensorError) in
+                try Tensor.attention(query: try x.linear(weight: layer.q.weight, bias: layer.q.bias),
+                                     key: try x.linear(weight: layer.k.weight, bias: layer.k.bias),
+                                     value: try x.linear(weight: layer.v.weight, bias: layer.v.bias),
+                                     heads: configuration.heads, causal: true)
+            }
+            h = h + (try layer.out(attended))
+            let hidden = try layer.fc1(try layer.norm2(h))
+            h = h + (try layer.fc2(configuration.activation == "gelu" ? hidden.gelu() : hidden.quickGELU()))
+        }
+        return try finalNorm(h)
+    }
+}
