@@ -263,6 +263,71 @@ def clips():
                                         "penultimate_normed": penultimate})
 
 
+TOKENIZER_PROMPTS = [
+    "a photo of a cat",
+    "A Photo Of A CAT",
+    "masterpiece, best quality, 1girl, solo, long hair, looking at viewer",
+    "it's a dog's life, isn't it? we'll see; they'd've known",
+    "lineart:1.2, (colorful) [sketch] \\(escaped\\) -- !!! ...",
+    "café naïve façade Ünïcödé ÀÉÎÕÜ",
+    "日本語のテキスト and 한국어",
+    "emoji 🎨🖌️ paint ✨",
+    "tabs\tand\nnew   lines   and    spaces",
+    "numbers 12345 3.14 1920x1080 #ff00aa",
+    "e\u0301 composed vs \u00e9",
+    " ".join(["watercolor landscape with mountains"] * 20),
+    "",
+]
+
+
+def tokenizer():
+    """A CLIP BPE tokenizer cut down from the real vocabulary (OpenAI CLIP's bpe_simple_vocab_16e6, MIT licence, as
+    shipped by open_clip_torch): the byte alphabet plus the first 3000 merges, and reference ids from transformers'
+    CLIPTokenizer for prompts of every kind, padded with <|endoftext|> (SD1.x) and with "!" (SD2.x)."""
+    import gzip
+    import importlib.util
+
+    from transformers import CLIPTokenizer
+
+    spec = importlib.util.find_spec("open_clip")
+    bpe = os.path.join(os.path.dirname(spec.origin), "bpe_simple_vocab_16e6.txt.gz")
+    merges = gzip.open(bpe).read().decode("utf-8").split("\n")[1:1 + 3000]
+    merges = [tuple(m.split()) for m in merges]
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("\u00a1"), ord("\u00ac") + 1)) + \
+        list(range(ord("\u00ae"), ord("\u00ff") + 1))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    alphabet = [chr(c) for c in cs]
+    vocab_list = alphabet + [a + "</w>" for a in alphabet] + ["".join(m) for m in merges]
+    vocab_list += ["<|startoftext|>", "<|endoftext|>"]
+    vocab = {token: i for i, token in enumerate(vocab_list)}
+    folder = os.path.join(HERE, "tokenizer")
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, "vocab.json"), "w", encoding="utf-8") as f:
+        json.dump(vocab, f, ensure_ascii=False)
+    with open(os.path.join(folder, "merges.txt"), "w", encoding="utf-8") as f:
+        f.write("#version: 0.2\n" + "\n".join(" ".join(m) for m in merges) + "\n")
+    expected = {}
+    for pad, suffix in [("<|endoftext|>", "sd1"), ("!", "sd2")]:
+        tok = CLIPTokenizer(vocab=os.path.join(folder, "vocab.json"), merges=os.path.join(folder, "merges.txt"),
+                            pad_token=pad)
+        tok = CLIPTokenizer.from_pretrained(folder) if False else tok
+        ids = tok(TOKENIZER_PROMPTS, padding="max_length", max_length=77, truncation=True, return_tensors="pt").input_ids
+        expected[f"ids_{suffix}"] = ids
+        unpadded = [tok(p, add_special_tokens=False).input_ids for p in TOKENIZER_PROMPTS]
+        flat = [i for row in unpadded for i in row]
+        expected[f"raw_ids_{suffix}"] = torch.tensor(flat, dtype=torch.int64)
+        expected[f"raw_lengths_{suffix}"] = torch.tensor([len(r) for r in unpadded], dtype=torch.int64)
+    with open(os.path.join(folder, "prompts.json"), "w", encoding="utf-8") as f:
+        json.dump(TOKENIZER_PROMPTS, f, ensure_ascii=False, indent=1)
+    save("tokenizer/expected.safetensors", expected)
+
+
 if __name__ == "__main__":
     dtypes()
     schedulers()
@@ -270,3 +335,4 @@ if __name__ == "__main__":
     unets()
     vae()
     clips()
+    tokenizer()
