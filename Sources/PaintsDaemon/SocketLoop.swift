@@ -71,9 +71,10 @@ final class SocketLoop {
             if shutdownComplete() { break }
         }
         flushOutbox()
-        for (index, router) in routers.enumerated() {
-            router.unbind(endpoints[index])
-            // Give queued replies (last results) up to a second to leave before the socket goes.
+        for router in routers {
+            // No zmq_unbind first: it would drop the connections and the replies still queued on them. Closing with
+            // a linger gives queued replies (last results, the shutdown reply) up to a second to leave; the server
+            // then waits for that in zmq_ctx_term.
             try? router.setOption(ZMQOption.linger, 1000)
             router.close()
         }
