@@ -46,7 +46,8 @@ public final class PaintsClient {
         self.context = context
         do {
             socket = try ZMQSocket(context: context, type: .dealer)
-            try socket.setOption(ZMQOption.immediate, 1)
+            // No ZMQ_IMMEDIATE: with it, libzmq drops replies not yet read when the daemon closes the connection
+            // (a shutdown reply, the last result).
             try socket.connect(endpoint)
         } catch {
             throw .transport(error)
