@@ -233,7 +233,7 @@ def vae():
 
 CLIP_CASES = {
     # SD1.x: CLIP ViT-L/14 layout (quick GELU), used from its last layer.
-    "clip-sd1": dict(vocab_size=1000, hidden_size=32, intermediate_size=64, num_hidden_layers=3, num_attention_heads=4,
+    "clip-sd1": dict(vocab_size=3514, hidden_size=32, intermediate_size=64, num_hidden_layers=3, num_attention_heads=4,
                      max_position_embeddings=77, hidden_act="quick_gelu", projection_dim=16),
     # SD2.x: OpenCLIP ViT-H layout (GELU).
     "clip-sd2": dict(vocab_size=1000, hidden_size=48, intermediate_size=96, num_hidden_layers=4, num_attention_heads=4,
