@@ -39,4 +39,10 @@ public struct DDIMScheduler: Scheduler {
         }
         return out
     }
+
+    public func addNoise(_ original: [Float], noise: [Float], step index: Int) -> [Float] {
+        let a = schedule.alphasCumprod[Int(timesteps[index])]
+        let (sa, sb) = (a.squareRoot(), (1 - a).squareRoot())
+        return zip(original, noise).map { sa * $0 + sb * $1 }
+    }
 }

@@ -47,4 +47,9 @@ public struct DPMSolverMultistepScheduler: Scheduler {
         previousOutput = x0
         return out
     }
+
+    public func addNoise(_ original: [Float], noise: [Float], step index: Int) -> [Float] {
+        let level = NoiseLevel(sigmas[index])
+        return zip(original, noise).map { level.alpha * $0 + level.sigma * $1 }
+    }
 }

@@ -56,4 +56,9 @@ public struct EulerAncestralScheduler: Scheduler {
         }
         return out
     }
+
+    public func addNoise(_ original: [Float], noise: [Float], step index: Int) -> [Float] {
+        let sigma = sigmas[index]
+        return zip(original, noise).map { $0 + $1 * sigma }
+    }
 }

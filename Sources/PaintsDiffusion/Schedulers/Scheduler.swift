@@ -1,4 +1,5 @@
 // PaintsDiffusion/Schedulers/Scheduler: the sampler seam: timesteps, input scaling, one step; and the noise source.
+import Foundation
 
 /// A diffusion scheduler: it chooses timesteps and turns a model's prediction into the next, less noisy sample.
 /// Samples are flat float32 arrays (any shape); schedulers work element-wise.
@@ -11,6 +12,8 @@ public protocol Scheduler: Sendable {
     func scaleModelInput(_ sample: [Float], step index: Int) -> [Float]
     /// The sample after step `index`, given the model's output for it. Ancestral schedulers draw from `noise`.
     mutating func step(output: [Float], step index: Int, sample: [Float], noise: inout some NoiseSource) -> [Float]
+    /// `original` noised to the level of step `index` (img2img's starting point).
+    func addNoise(_ original: [Float], noise: [Float], step index: Int) -> [Float]
 }
 
 extension Scheduler {
@@ -46,5 +49,33 @@ func predictedOriginal(_ output: Float, sample: Float, alpha: Float, sigma: Floa
     switch prediction {
     case .epsilon: (sample - sigma * output) / alpha
     case .vPrediction: alpha * sample - sigma * output
+    }
+}
+
+/// Seeded standard normal noise: SplitMix64 bits through Box-Muller in double precision. The same seed gives the same
+/// values on every machine (it does not reproduce torch's generator; parity tests replay torch's noise instead).
+public struct SeededNormalNoise: NoiseSource, Sendable {
+    private var state: UInt64
+    public init(seed: UInt64) { state = seed }
+
+    private mutating func nextUnit() -> Double {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        z ^= z >> 31
+        return (Double(z >> 11) + 0.5) / 9_007_199_254_740_992.0   // in (0, 1)
+    }
+
+    public mutating func normal(count: Int) -> [Float] {
+        var out: [Float] = []
+        out.reserveCapacity(count + 1)
+        while out.count < count {
+            let (u, v) = (nextUnit(), nextUnit())
+            let r = (-2 * Foundation.log(u)).squareRoot()
+            out.append(Float(r * Foundation.cos(2 * Double.pi * v)))
+            out.append(Float(r * Foundation.sin(2 * Double.pi * v)))
+        }
+        return Array(out.prefix(count))
     }
 }

@@ -108,4 +108,9 @@ public struct UniPCMultistepScheduler: Scheduler {
         }
         return out
     }
+
+    public func addNoise(_ original: [Float], noise: [Float], step index: Int) -> [Float] {
+        let level = NoiseLevel(sigmas[index])
+        return zip(original, noise).map { level.alpha * $0 + level.sigma * $1 }
+    }
 }

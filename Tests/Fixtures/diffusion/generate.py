@@ -328,6 +328,51 @@ def tokenizer():
     save("tokenizer/expected.safetensors", expected)
 
 
+def pipeline():
+    """A whole txt2img run of the diffusers StableDiffusionPipeline with the tiny components above (SD1 layout), from
+    fixed initial noise, DPM++ 2M Karras, classifier-free guidance; and an img2img run from its output."""
+    from diffusers import (AutoencoderKL, DPMSolverMultistepScheduler, StableDiffusionImg2ImgPipeline,
+                           StableDiffusionPipeline, UNet2DConditionModel)
+    from transformers import CLIPTextModel, CLIPTokenizer
+
+    unet = UNet2DConditionModel.from_pretrained(os.path.join(HERE, "unet-sd1")).eval()
+    vae = AutoencoderKL.from_pretrained(os.path.join(HERE, "vae")).eval()
+    text = CLIPTextModel.from_pretrained(os.path.join(HERE, "clip-sd1")).eval()
+    folder = os.path.join(HERE, "tokenizer")
+    tok = CLIPTokenizer(vocab=os.path.join(folder, "vocab.json"), merges=os.path.join(folder, "merges.txt"),
+                        model_max_length=77)
+    scheduler_config = dict(**SD_BETAS, steps_offset=1, use_karras_sigmas=True, algorithm_type="dpmsolver++",
+                            solver_order=2)
+    scheduler = DPMSolverMultistepScheduler(**scheduler_config)
+    pipe = StableDiffusionPipeline(vae=vae, text_encoder=text, tokenizer=tok, unet=unet, scheduler=scheduler,
+                                   safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    g = torch.Generator().manual_seed(21)
+    latents = torch.randn((1, 4, 8, 6), generator=g)
+    prompt, negative = "a watercolor painting of a cat", "blurry"
+    with torch.no_grad():
+        image = pipe(prompt, negative_prompt=negative, height=32, width=24, num_inference_steps=5, guidance_scale=7.5,
+                     latents=latents.clone(), output_type="np").images
+        img2img = StableDiffusionImg2ImgPipeline(**pipe.components)
+        noise = torch.randn((1, 4, 8, 6), generator=g)
+
+        def fixed_noise(shape, generator=None, device=None, dtype=None, layout=None):
+            return noise.clone()
+
+        import diffusers.models.autoencoders.vae as vae_module
+        import diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion_img2img as i2i_module
+        i2i_module.randn_tensor = fixed_noise
+        # The engine encodes img2img sources to the posterior mean (deterministic); make the reference do the same.
+        vae_module.DiagonalGaussianDistribution.sample = lambda self, generator=None: self.mean
+        source = torch.from_numpy(image).permute(0, 3, 1, 2) * 2 - 1
+        image2 = img2img(prompt, image=source, negative_prompt=negative, strength=0.6, num_inference_steps=5,
+                         guidance_scale=5.0, output_type="np").images
+    save("pipeline/io.safetensors", {
+        "latents": latents, "image": torch.from_numpy(image).permute(0, 3, 1, 2).contiguous(),
+        "img2img_noise": noise, "img2img_image": torch.from_numpy(image2).permute(0, 3, 1, 2).contiguous(),
+    }, metadata={"prompt": prompt, "negative_prompt": negative, "steps": "5", "guidance": "7.5",
+                 "img2img_strength": "0.6", "img2img_guidance": "5.0", "scheduler": json.dumps(scheduler_config)})
+
+
 if __name__ == "__main__":
     dtypes()
     schedulers()
@@ -336,3 +381,4 @@ if __name__ == "__main__":
     vae()
     clips()
     tokenizer()
+    pipeline()

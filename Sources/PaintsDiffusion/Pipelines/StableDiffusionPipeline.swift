@@ -1,0 +1,118 @@
+// PaintsDiffusion/Pipelines/StableDiffusionPipeline: txt2img and img2img for Stable Diffusion 1.x/2.x with
+// classifier-free guidance run as one batch of two. Matches: diffusers StableDiffusionPipeline /
+// StableDiffusionImg2ImgPipeline (img2img encodes its source to the posterior mean).
+import Foundation
+import PaintsTensor
+
+/// The samplers the pipeline offers, by the names requests use.
+public enum SamplerKind: String, Sendable, CaseIterable {
+    case ddim
+    case eulerAncestral = "euler_a"
+    case dpmSolver2M = "dpmpp_2m"
+    case dpmSolver2MKarras = "dpmpp_2m_karras"
+    case uniPC = "unipc"
+
+    public func makeScheduler(_ configuration: SchedulerConfiguration, steps: Int) -> any Scheduler {
+        var c = configuration
+        switch self {
+        case .ddim: return DDIMScheduler(c, steps: steps)
+        case .eulerAncestral: return EulerAncestralScheduler(c, steps: steps)
+        case .dpmSolver2M:
+            c.useKarrasSigmas = false
+            return DPMSolverMultistepScheduler(c, steps: steps)
+        case .dpmSolver2MKarras:
+            c.useKarrasSigmas = true
+            return DPMSolverMultistepScheduler(c, steps: steps)
+        case .uniPC: return UniPCMultistepScheduler(c, steps: steps)
+        }
+    }
+}
+
+public struct StableDiffusionPipeline: Sendable {
+    public let unet: UNet2DConditionModel
+    public let vae: AutoencoderKL
+    public var prompts: PromptEncoder
+    public let schedulerConfiguration: SchedulerConfiguration
+
+    public init(unet: UNet2DConditionModel, vae: AutoencoderKL, prompts: PromptEncoder, scheduler: SchedulerConfiguration) {
+        self.unet = unet
+        self.vae = vae
+        self.prompts = prompts
+        schedulerConfiguration = scheduler
+    }
+
+    /// Latent pixels per image pixel along each side (8 for SD; 2^(levels-1) of the VAE).
+    public var vaeScale: Int { 1 << (vae.configuration.blockOutChannels.count - 1) }
+
+    public struct Request: Sendable {
+        public var prompt: String
+        public var negativePrompt: String = ""
+        public var width: Int
+        public var height: Int
+        public var steps: Int = 20
+        public var guidance: Float = 7.5
+        public var sampler: SamplerKind = .dpmSolver2MKarras
+        /// img2img: the source image [1, 3, height, width] in -1...1, and how much of the schedule to run (0...1).
+        public var source: Tensor?
+        public var strength: Float = 0.75
+
+        public init(prompt: String, negativePrompt: String = "", width: Int, height: Int) {
+            self.prompt = prompt
+            self.negativePrompt = negativePrompt
+            self.width = width
+            self.height = height
+        }
+    }
+
+    /// Called after each denoising step with (step, steps, latents); throw to cancel.
+    public typealias StepCallback = (Int, Int, Tensor) throws -> Void
+
+    /// Generates an image [1, 3, height, width] in 0...1. Noise (the initial latents, img2img's added noise and
+    /// ancestral samplers' noise) comes from `noise`.
+    public func generate(_ r: Request, noise: inout some NoiseSource, onStep: StepCallback = { _, _, _ in }) throws -> Tensor {
+        let f = vaeScale
+        guard r.width % f == 0, r.height % f == 0, r.width > 0, r.height > 0 else {
+            throw ModelError.configuration("width and height must be positive multiples of \(f)")
+        }
+        let shape = [1, vae.configuration.latentChannels, r.height / f, r.width / f]
+        guard unet.inChannels == shape[1] else {
+            throw ModelError.configuration("the UNet takes \(unet.inChannels) channels, the VAE makes \(shape[1]) (inpainting models need their own pipeline)")
+        }
+        // Text: [uncond; cond], windows padded to the same count.
+        let windows = max(prompts.windowCount(r.prompt), prompts.windowCount(r.negativePrompt))
+        let cond = try prompts.encode(r.prompt, minimumWindows: windows)
+        let uncond = try prompts.encode(r.negativePrompt, minimumWindows: windows)
+        let context = Tensor(shape: [2] + Array(cond.shape.dropFirst()), data: uncond.data + cond.data)
+
+        var scheduler = r.sampler.makeScheduler(schedulerConfiguration, steps: r.steps)
+        var first = 0
+        var latents: [Float]
+        let count = shape.reduce(1, *)
+        if let source = r.source {
+            // img2img: skip the first (1 - strength) of the schedule and start from the noised source latents.
+            let run = min(r.steps, Int(Float(r.steps) * r.strength))
+            first = max(r.steps - run, 0)
+            guard first < r.steps else { throw ModelError.configuration("strength leaves no step to run") }
+            let encoded = try vae.encode(source).mean.data.map { $0 * vae.configuration.scalingFactor }
+            latents = scheduler.addNoise(encoded, noise: noise.normal(count: count), step: first)
+        } else {
+            latents = noise.normal(count: count).map { $0 * scheduler.initNoiseSigma }
+        }
+        let total = scheduler.timesteps.count
+        for i in first..<total {
+            let input = scheduler.scaleModelInput(latents, step: i)
+            let batch = Tensor(shape: [2] + Array(shape.dropFirst()), data: input + input)
+            let prediction = try unet(batch, timesteps: [Float(scheduler.timesteps[i])], context: context)
+            let half = count
+            var guided = [Float](repeating: 0, count: half)
+            for k in 0..<half {
+                let u = prediction.data[k], t = prediction.data[half + k]
+                guided[k] = u + r.guidance * (t - u)
+            }
+            latents = scheduler.step(output: guided, step: i, sample: latents, noise: &noise)
+            try onStep(i - first + 1, total - first, Tensor(shape: shape, data: latents))
+        }
+        let decoded = try vae.decode(Tensor(shape: shape, data: latents.map { $0 / vae.configuration.scalingFactor }))
+        return decoded.map { min(1, max(0, $0 / 2 + 0.5)) }
+    }
+}
