@@ -5,12 +5,18 @@ import PaintsTensor
 /// weight's full key is the chain of block names, as in the checkpoint.
 public struct WeightStore: Sendable {
     let files: [SafeTensorsFile]
-    /// Key renames applied before lookup (single-file checkpoints map their keys to diffusers keys).
+    /// The scope: prepended to every key looked up.
     let prefix: String
+    /// diffusers key -> key in the file, for checkpoints in another layout (original LDM single files).
+    let aliases: [String: String]
+    /// diffusers keys whose stored 1x1 convolution kernels [O, I, 1, 1] are read as matrices [O, I].
+    let squeezed: Set<String>
 
-    public init(files: [SafeTensorsFile], prefix: String = "") {
+    public init(files: [SafeTensorsFile], prefix: String = "", aliases: [String: String] = [:], squeezed: Set<String> = []) {
         self.files = files
         self.prefix = prefix
+        self.aliases = aliases
+        self.squeezed = squeezed
     }
 
     public init(path: String) throws(WeightError) {
@@ -18,23 +24,34 @@ public struct WeightStore: Sendable {
     }
 
     /// The store for a child block: `scoped("conv1")` reads `prefix + "conv1." + key`.
-    public func scoped(_ name: String) -> WeightStore { WeightStore(files: files, prefix: prefix + name + ".") }
+    public func scoped(_ name: String) -> WeightStore {
+        WeightStore(files: files, prefix: prefix + name + ".", aliases: aliases, squeezed: squeezed)
+    }
 
-    public func contains(_ key: String) -> Bool { files.contains { $0.entries[prefix + key] != nil } }
+    /// The file key of a diffusers key under this scope.
+    private func stored(_ key: String) -> String { aliases[prefix + key] ?? prefix + key }
+
+    public func contains(_ key: String) -> Bool { files.contains { $0.entries[stored(key)] != nil } }
 
     /// The tensor at `key` under this scope, optionally checking its shape.
     public func tensor(_ key: String, shape: [Int]? = nil) throws(WeightError) -> Tensor {
-        let full = prefix + key
-        guard let file = files.first(where: { $0.entries[full] != nil }) else { throw .missingTensor(full) }
-        let t = try file.tensor(full)
-        if let shape, t.shape != shape { throw .shapeMismatch(tensor: full, expected: shape, actual: t.shape) }
+        let full = stored(key)
+        guard let file = files.first(where: { $0.entries[full] != nil }) else { throw .missingTensor(prefix + key) }
+        var t = try file.tensor(full)
+        if squeezed.contains(prefix + key), t.rank == 4, t.shape[2] == 1, t.shape[3] == 1 { t = t.reshaped([t.shape[0], t.shape[1]]) }
+        if let shape, t.shape != shape { throw .shapeMismatch(tensor: prefix + key, expected: shape, actual: t.shape) }
         return t
     }
 
     /// The shape stored at `key`, without reading it.
     public func shape(_ key: String) throws(WeightError) -> [Int] {
-        let full = prefix + key
-        guard let e = files.lazy.compactMap({ $0.entries[full] }).first else { throw .missingTensor(full) }
-        return e.shape
+        guard let e = files.lazy.compactMap({ $0.entries[stored(key)] }).first else { throw .missingTensor(prefix + key) }
+        return squeezed.contains(prefix + key) && e.shape.count == 4 ? Array(e.shape.prefix(2)) : e.shape
+    }
+
+    /// Every key under this scope, in diffusers naming when the store has aliases.
+    public var keys: [String] {
+        let all = aliases.isEmpty ? files.flatMap(\.names) : Array(aliases.keys)
+        return all.filter { $0.hasPrefix(prefix) }.map { String($0.dropFirst(prefix.count)) }.sorted()
     }
 }

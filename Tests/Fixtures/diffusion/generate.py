@@ -373,6 +373,106 @@ def pipeline():
                  "img2img_strength": "0.6", "img2img_guidance": "5.0", "scheduler": json.dumps(scheduler_config)})
 
 
+RESNET_TO_LDM = {"norm1": "in_layers.0", "conv1": "in_layers.2", "time_emb_proj": "emb_layers.1", "norm2": "out_layers.0",
+                 "conv2": "out_layers.3", "conv_shortcut": "skip_connection"}
+
+
+def unet_to_ldm(state, layers, levels, attention_levels):
+    """diffusers UNet keys -> original LDM keys (the inverse of diffusers' convert_ldm_unet_checkpoint)."""
+    out = {}
+    simple = {"time_embedding.linear_1": "time_embed.0", "time_embedding.linear_2": "time_embed.2",
+              "conv_in": "input_blocks.0.0", "conv_norm_out": "out.0", "conv_out": "out.2"}
+
+    def resnet(rest):
+        head, tail = rest.split(".", 1)
+        return RESNET_TO_LDM[head] + "." + tail
+
+    for key, value in state.items():
+        parts = key.split(".")
+        if ".".join(parts[:-1]) in simple:
+            new = simple[".".join(parts[:-1])] + "." + parts[-1]
+        elif parts[0] == "down_blocks":
+            b, kind = int(parts[1]), parts[2]
+            rest = ".".join(parts[4:])
+            if kind == "downsamplers":
+                new = f"input_blocks.{1 + b * (layers + 1) + layers}.0.op.{parts[-1]}"
+            else:
+                i = 1 + b * (layers + 1) + int(parts[3])
+                new = f"input_blocks.{i}.0.{resnet(rest)}" if kind == "resnets" else f"input_blocks.{i}.1.{rest}"
+        elif parts[0] == "mid_block":
+            kind, j, rest = parts[1], int(parts[2]), ".".join(parts[3:])
+            new = f"middle_block.{2 * j}.{resnet(rest)}" if kind == "resnets" else f"middle_block.1.{rest}"
+        elif parts[0] == "up_blocks":
+            b, kind = int(parts[1]), parts[2]
+            rest = ".".join(parts[4:])
+            if kind == "upsamplers":
+                i = b * (layers + 1) + layers
+                slot = 2 if (levels - 1 - b) in attention_levels else 1
+                new = f"output_blocks.{i}.{slot}.conv.{parts[-1]}"
+            else:
+                i = b * (layers + 1) + int(parts[3])
+                new = f"output_blocks.{i}.0.{resnet(rest)}" if kind == "resnets" else f"output_blocks.{i}.1.{rest}"
+        else:
+            raise KeyError(key)
+        out["model.diffusion_model." + new] = value
+    return out
+
+
+def vae_to_ldm(state, levels):
+    out = {}
+    attention = {"group_norm": "norm", "to_q": "q", "to_k": "k", "to_v": "v", "to_out.0": "proj_out"}
+    for key, value in state.items():
+        new = key.replace("conv_norm_out", "norm_out").replace("conv_shortcut", "nin_shortcut")
+        parts = new.split(".")
+        if parts[1] == "down_blocks":
+            new = f"{parts[0]}.down.{parts[2]}." + (f"block.{parts[4]}." if parts[3] == "resnets" else "downsample.") \
+                + ".".join(parts[5:] if parts[3] == "resnets" else parts[6:])
+            if "downsample." in new:
+                new = new.replace("downsample.", "downsample.conv.")
+        elif parts[1] == "up_blocks":
+            k = levels - 1 - int(parts[2])
+            new = f"{parts[0]}.up.{k}." + (f"block.{parts[4]}." + ".".join(parts[5:]) if parts[3] == "resnets"
+                                           else "upsample.conv." + parts[-1])
+        elif parts[1] == "mid_block":
+            if parts[2] == "resnets":
+                new = f"{parts[0]}.mid.block_{int(parts[3]) + 1}." + ".".join(parts[4:])
+            else:
+                inner = ".".join(parts[4:-1])
+                new = f"{parts[0]}.mid.attn_1.{attention[inner]}.{parts[-1]}"
+                if value.dim() == 2:
+                    value = value[:, :, None, None]
+        out["first_stage_model." + new] = value
+    return out
+
+
+def single_file():
+    """The tiny SD1 stack as one original-layout (LDM) checkpoint, checked to convert back with diffusers' own
+    single-file converters to exactly the diffusers weights."""
+    from diffusers.loaders.single_file_utils import (convert_ldm_clip_checkpoint, convert_ldm_unet_checkpoint,
+                                                     convert_ldm_vae_checkpoint)
+    from safetensors.torch import load_file
+
+    unet_state = load_file(os.path.join(HERE, "unet-sd1", "diffusion_pytorch_model.safetensors"))
+    vae_state = load_file(os.path.join(HERE, "vae", "diffusion_pytorch_model.safetensors"))
+    clip_state = load_file(os.path.join(HERE, "clip-sd1", "model.safetensors"))
+    unet_config = json.load(open(os.path.join(HERE, "unet-sd1", "config.json")))
+    vae_config = json.load(open(os.path.join(HERE, "vae", "config.json")))
+    levels = len(unet_config["block_out_channels"])
+    attention_levels = {i for i, t in enumerate(unet_config["down_block_types"]) if t.startswith("CrossAttn")}
+    checkpoint = {}
+    checkpoint.update(unet_to_ldm(unet_state, unet_config["layers_per_block"], levels, attention_levels))
+    checkpoint.update(vae_to_ldm(vae_state, len(vae_config["block_out_channels"])))
+    checkpoint.update({"cond_stage_model.transformer." + k: v for k, v in clip_state.items()})
+    # diffusers reads it back to the same weights:
+    back = convert_ldm_unet_checkpoint(checkpoint, unet_config)
+    assert set(back) == set(unet_state) and all(torch.equal(back[k], unet_state[k]) for k in back), "unet"
+    back = convert_ldm_vae_checkpoint(checkpoint, vae_config)
+    assert set(back) == set(vae_state) and all(torch.equal(back[k], vae_state[k]) for k in back), "vae"
+    back = convert_ldm_clip_checkpoint(checkpoint)
+    assert set(back) == set(clip_state) and all(torch.equal(back[k], clip_state[k]) for k in back), "clip"
+    save("single-file-sd1.safetensors", checkpoint)
+
+
 if __name__ == "__main__":
     dtypes()
     schedulers()
@@ -382,3 +482,4 @@ if __name__ == "__main__":
     clips()
     tokenizer()
     pipeline()
+    single_file()

@@ -1,0 +1,110 @@
+// PaintsDiffusion/Weights/LDMCheckpoint: original-layout single-file checkpoints (model.diffusion_model.*,
+// first_stage_model.*, cond_stage_model.*) mapped to diffusers keys, in this one file.
+// Matches: diffusers single_file_utils convert_ldm_unet_checkpoint / convert_ldm_vae_checkpoint /
+// convert_ldm_clip_checkpoint (SD1.x text encoders); OpenCLIP text encoders (SD2.x) are not read yet.
+import PaintsTensor
+
+public enum LDMCheckpoint {
+    static let unetPrefix = "model.diffusion_model."
+    static let vaePrefix = "first_stage_model."
+    static let clipPrefix = "cond_stage_model.transformer."
+
+    /// Whether a file is in the original LDM layout.
+    public static func isLDM(_ file: SafeTensorsFile) -> Bool { file.entries.keys.contains { $0.hasPrefix(unetPrefix) } }
+
+    /// The UNet's weights under diffusers names.
+    public static func unet(_ file: SafeTensorsFile) throws(ModelError) -> WeightStore {
+        let keys = file.names.filter { $0.hasPrefix(unetPrefix) }.map { String($0.dropFirst(unetPrefix.count)) }
+        // Levels: one downsampler per level but the last; layers per block from the output blocks.
+        let levels = Set(keys.filter { $0.hasPrefix("input_blocks.") && $0.contains(".0.op.") }.map { $0.split(separator: ".")[1] }).count + 1
+        let outputs = Set(keys.filter { $0.hasPrefix("output_blocks.") }.map { $0.split(separator: ".")[1] }).count
+        guard outputs % levels == 0, outputs / levels >= 2 else {
+            throw .configuration("\(file.path): cannot read the UNet block layout (\(outputs) output blocks, \(levels) levels)")
+        }
+        let layers = outputs / levels - 1
+        let resnet: [String: String] = ["in_layers.0": "norm1", "in_layers.2": "conv1", "emb_layers.1": "time_emb_proj",
+                                        "out_layers.0": "norm2", "out_layers.3": "conv2", "skip_connection": "conv_shortcut"]
+        func resnetKey(_ rest: ArraySlice<Substring>) -> String {
+            let two = rest.prefix(2).joined(separator: ".")
+            if let renamed = resnet[two] { return ([renamed] + rest.dropFirst(2).map(String.init)).joined(separator: ".") }
+            let one = String(rest.first ?? "")
+            return ([resnet[one] ?? one] + rest.dropFirst().map(String.init)).joined(separator: ".")
+        }
+        let simple = ["time_embed.0": "time_embedding.linear_1", "time_embed.2": "time_embedding.linear_2",
+                      "input_blocks.0.0": "conv_in", "out.0": "conv_norm_out", "out.2": "conv_out"]
+        var aliases: [String: String] = [:]
+        for key in keys {
+            let p = key.split(separator: ".")
+            let head = p.dropLast().joined(separator: ".")
+            var new: String?
+            if let s = simple[head] {
+                new = s + "." + p.last!
+            } else if p[0] == "input_blocks", let i = Int(p[1]), i > 0 {
+                let (b, l) = ((i - 1) / (layers + 1), (i - 1) % (layers + 1))
+                if p[2] == "0" && p[3] == "op" { new = "down_blocks.\(b).downsamplers.0.conv.\(p.last!)" }
+                else if p[2] == "0" { new = "down_blocks.\(b).resnets.\(l)." + resnetKey(p[3...]) }
+                else if p[2] == "1" { new = "down_blocks.\(b).attentions.\(l)." + p[3...].joined(separator: ".") }
+            } else if p[0] == "middle_block", let j = Int(p[1]) {
+                new = j == 1 ? "mid_block.attentions.0." + p[2...].joined(separator: ".")
+                    : "mid_block.resnets.\(j / 2)." + resnetKey(p[2...])
+            } else if p[0] == "output_blocks", let i = Int(p[1]) {
+                let (b, l) = (i / (layers + 1), i % (layers + 1))
+                if p[2] == "0" { new = "up_blocks.\(b).resnets.\(l)." + resnetKey(p[3...]) }
+                else if p.count >= 4 && p[3] == "conv" && (p[2] == "2" || p[2] == "1") { new = "up_blocks.\(b).upsamplers.0.conv.\(p.last!)" }
+                else if p[2] == "1" { new = "up_blocks.\(b).attentions.\(l)." + p[3...].joined(separator: ".") }
+            }
+            guard let new else { throw .configuration("\(file.path): unexpected UNet key \(unetPrefix)\(key)") }
+            aliases[new] = unetPrefix + key
+        }
+        return WeightStore(files: [file], aliases: aliases)
+    }
+
+    /// The VAE's weights under diffusers names (attention 1x1 convolutions read as matrices).
+    public static func vae(_ file: SafeTensorsFile) throws(ModelError) -> WeightStore {
+        let keys = file.names.filter { $0.hasPrefix(vaePrefix) }.map { String($0.dropFirst(vaePrefix.count)) }
+        let levels = Set(keys.filter { $0.hasPrefix("decoder.up.") }.map { $0.split(separator: ".")[2] }).count
+        let attention = ["norm": "group_norm", "q": "to_q", "k": "to_k", "v": "to_v", "proj_out": "to_out.0"]
+        var aliases: [String: String] = [:], squeezed: Set<String> = []
+        for key in keys {
+            var p = key.replacingOccurrences(of: "norm_out", with: "conv_norm_out")
+                .replacingOccurrences(of: "nin_shortcut", with: "conv_shortcut").split(separator: ".").map(String.init)
+            var new: String
+            switch p[1] {
+            case "down":
+                new = p[3] == "block" ? "\(p[0]).down_blocks.\(p[2]).resnets.\(p[4])." + p[5...].joined(separator: ".")
+                    : "\(p[0]).down_blocks.\(p[2]).downsamplers.0.conv.\(p.last!)"
+            case "up":
+                guard let k = Int(p[2]) else { throw .configuration("\(file.path): unexpected VAE key \(key)") }
+                let b = levels - 1 - k
+                new = p[3] == "block" ? "\(p[0]).up_blocks.\(b).resnets.\(p[4])." + p[5...].joined(separator: ".")
+                    : "\(p[0]).up_blocks.\(b).upsamplers.0.conv.\(p.last!)"
+            case "mid":
+                if p[2].hasPrefix("block_"), let j = Int(p[2].dropFirst(6)) {
+                    new = "\(p[0]).mid_block.resnets.\(j - 1)." + p[3...].joined(separator: ".")
+                } else {
+                    p[3] = attention[p[3]] ?? p[3]
+                    new = "\(p[0]).mid_block.attentions.0." + p[3...].joined(separator: ".")
+                    if p.last == "weight" && p[3] != "group_norm" { squeezed.insert(new) }
+                }
+            default:
+                new = p.joined(separator: ".")
+            }
+            aliases[new] = vaePrefix + key
+        }
+        return WeightStore(files: [file], aliases: aliases, squeezed: squeezed)
+    }
+
+    /// The CLIP text encoder's weights (SD1.x `cond_stage_model.transformer.*`) under transformers names.
+    public static func textEncoder(_ file: SafeTensorsFile) throws(ModelError) -> WeightStore {
+        let keys = file.names.filter { $0.hasPrefix(clipPrefix) }
+        guard !keys.isEmpty else {
+            throw .configuration("\(file.path): no cond_stage_model.transformer.* text encoder (SD2.x OpenCLIP text encoders are not read yet)")
+        }
+        var aliases: [String: String] = [:]
+        for key in keys {
+            let rest = String(key.dropFirst(clipPrefix.count))
+            aliases[rest.hasPrefix("text_model.") ? rest : "text_model." + rest] = key
+        }
+        return WeightStore(files: [file], aliases: aliases)
+    }
+}

@@ -1,0 +1,41 @@
+// An original-layout (LDM) single-file checkpoint of the tiny SD1 stack: the production loader reads it to the same
+// models as the diffusers folders (diffusers itself converts the file back to those weights; see generate.py).
+import Foundation
+import PaintsDiffusion
+import PaintsTensor
+import PaintsTestSupport
+import Testing
+
+@Suite struct SingleFileCheckpointTests {
+    let base = Repository.path("Tests/Fixtures/diffusion")
+
+    @Test func componentsEqualTheDiffusersFolders() throws {
+        let file = try SafeTensorsFile(path: base + "/single-file-sd1.safetensors")
+        #expect(LDMCheckpoint.isLDM(file))
+        #expect(!LDMCheckpoint.isLDM(try SafeTensorsFile(path: base + "/unet-sd1/diffusion_pytorch_model.safetensors")))
+
+        let unetIO = try SafeTensorsFile(path: base + "/unet-sd1/io.safetensors")
+        let fromFolder = try UNet2DConditionModel(folder: base + "/unet-sd1")
+        let fromFile = try UNet2DConditionModel(configuration: UNetConfiguration(folder: base + "/unet-sd1"),
+                                                weights: LDMCheckpoint.unet(file))
+        let (x, t, c) = (try unetIO.tensor("sample"), try unetIO.floats("timesteps"), try unetIO.tensor("encoder_hidden_states"))
+        #expect(try fromFile(x, timesteps: t, context: c) == fromFolder(x, timesteps: t, context: c))
+
+        let vaeIO = try SafeTensorsFile(path: base + "/vae/io.safetensors")
+        let vae = try AutoencoderKL(configuration: VAEConfiguration(folder: base + "/vae"), weights: LDMCheckpoint.vae(file))
+        #expect(try vae.decode(vaeIO.tensor("latents")) == AutoencoderKL(folder: base + "/vae").decode(vaeIO.tensor("latents")))
+        #expect(try vae.encode(vaeIO.tensor("image")).mean == AutoencoderKL(folder: base + "/vae").encode(vaeIO.tensor("image")).mean)
+
+        let text = try CLIPTextModel(configuration: CLIPTextConfiguration(folder: base + "/clip-sd1"),
+                                     weights: LDMCheckpoint.textEncoder(file))
+        let ids = [Array(repeating: 320, count: 77)]
+        #expect(try text.encode(ids) == CLIPTextModel(folder: base + "/clip-sd1").encode(ids))
+    }
+
+    @Test func aTruncatedCheckpointIsATypedError() throws {
+        let data = try Data(contentsOf: URL(fileURLWithPath: base + "/single-file-sd1.safetensors"))
+        let path = try TemporaryDirectory.make(prefix: "ldm") + "/cut.safetensors"
+        try data.prefix(data.count - 1000).write(to: URL(fileURLWithPath: path))
+        #expect(throws: WeightError.self) { try SafeTensorsFile(path: path) }
+    }
+}
