@@ -36,7 +36,7 @@ let package = Package(
         .executableTarget(
             name: "paintsd",
             dependencies: [
-                "PaintsDaemon", "PaintsEngine",
+                "PaintsDaemon", "PaintsEngine", "PaintsTensor",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
@@ -53,6 +53,11 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Benchmarks/paints-bench"),
+
+        .executableTarget(
+            name: "paints-bench-diffusion",
+            dependencies: ["PaintsDiffusion", "PaintsTensor"],
+            path: "Benchmarks/paints-bench-diffusion"),
 
         .target(
             name: "PaintsTestSupport",

@@ -9,6 +9,8 @@ import PaintsProtocol
 import PaintsRaster
 import PaintsTensor
 
+OpenBLASKernel.selectBestKernelOrReexecute()
+
 func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
 
 /// Runs `body` `count` times; returns the median seconds.

@@ -30,6 +30,8 @@ public struct DaemonConfiguration: Sendable {
     /// Largest side of the preview images sent with progress events.
     public var previewMaxSide: Int = 256
     public var version: String = DaemonVersion.current
+    /// How the daemon computes (BLAS kernel, threads), reported by `hello`.
+    public var compute: [String: JSONValue] = [:]
 
     public init(endpoints: [String]) {
         self.endpoints = endpoints

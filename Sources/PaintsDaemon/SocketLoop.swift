@@ -214,6 +214,7 @@ final class SocketLoop {
             "defaults": server.registry.defaultsJSON,
             "limits": configuration.limitsJSON,
             "queue": table.statistics.json,
+            "compute": .object(configuration.compute),
             "memory": ProcessMemory.current().map { ["rss_bytes": JSONValue($0.resident), "peak_rss_bytes": JSONValue($0.peak)] } ?? .null,
             "error_codes": .array(ErrorCode.allCases.map { .string($0.rawValue) }),
         ]

@@ -6,6 +6,7 @@ import Logging
 import PaintsDaemon
 import PaintsEngine
 import PaintsProtocol
+import PaintsTensor
 
 struct Paintsd: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -85,6 +86,7 @@ struct Serve: ParsableCommand {
         configuration.resultRetention = resultRetention
         configuration.shutdownMode = ShutdownParams.Mode(rawValue: shutdownMode) ?? .finish
         configuration.shutdownGrace = shutdownGrace
+        configuration.compute = ["blas_kernel": .string(BLAS.coreName), "blas_threads": JSONValue(BLAS.threads)]
 
         let server = PaintsServer(configuration: configuration, engines: BuiltinEngines.registry(), logger: logger)
         let bound: [String]
@@ -114,4 +116,5 @@ struct Serve: ParsableCommand {
     }
 }
 
+OpenBLASKernel.selectBestKernelOrReexecute()
 Paintsd.main()

@@ -1,0 +1,62 @@
+#!/usr/bin/env python3
+"""Full-size SD1.5 architecture with random weights, for `make bench-diffusion`: writes the diffusers folders the Swift
+benchmark loads (unet/, vae/) and times the same passes in PyTorch (fp32, 2 threads) on this machine.
+
+    python Benchmarks/torch/sd15_random.py OUT_DIR [--write] [--time]
+
+Needs the pinned stack of Tests/Fixtures/diffusion/requirements.txt. Nothing it writes is committed.
+"""
+import json
+import os
+import resource
+import sys
+import time
+
+import torch
+
+SD15_UNET = dict(sample_size=64, in_channels=4, out_channels=4, block_out_channels=(320, 640, 1280, 1280),
+                 layers_per_block=2, down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
+                 up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3, cross_attention_dim=768,
+                 attention_head_dim=8)
+SD15_VAE = dict(in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 4,
+                up_block_types=("UpDecoderBlock2D",) * 4, block_out_channels=(128, 256, 512, 512), layers_per_block=2,
+                latent_channels=4, sample_size=512)
+
+
+def main():
+    out = sys.argv[1]
+    torch.set_num_threads(2)
+    torch.manual_seed(0)
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+
+    unet = UNet2DConditionModel(**SD15_UNET).eval()
+    vae = AutoencoderKL(**SD15_VAE).eval()
+    if "--write" in sys.argv:
+        unet.save_pretrained(os.path.join(out, "unet"), safe_serialization=True)
+        vae.save_pretrained(os.path.join(out, "vae"), safe_serialization=True)
+    if "--time" not in sys.argv:
+        return
+    g = torch.Generator().manual_seed(1)
+    figures = {}
+    with torch.no_grad():
+        for batch in (1, 2):
+            x = torch.randn((batch, 4, 64, 64), generator=g)
+            c = torch.randn((batch, 77, 768), generator=g)
+            unet(x, torch.tensor([500.0] * batch), encoder_hidden_states=c)  # warm-up
+            start = time.perf_counter()
+            unet(x, torch.tensor([500.0] * batch), encoder_hidden_states=c)
+            figures[f"unet_batch{batch}_s"] = time.perf_counter() - start
+        z = torch.randn((1, 4, 64, 64), generator=g)
+        start = time.perf_counter()
+        vae.decode(z)
+        figures["vae_decode_512_s"] = time.perf_counter() - start
+        image = torch.rand((1, 3, 512, 512), generator=g) * 2 - 1
+        start = time.perf_counter()
+        vae.encode(image)
+        figures["vae_encode_512_s"] = time.perf_counter() - start
+    figures["peak_rss_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()
