@@ -27,10 +27,7 @@ public struct CLIPTextConfiguration: Sendable {
     }
 
     public init(folder: String) throws(ModelError) {
-        let path = folder + "/config.json"
-        guard let data = FileManager.default.contents(atPath: path),
-              let json = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any]
-        else { throw .configuration("\(path): missing or not a JSON object") }
+        let (json, path) = try readConfiguration(folder: folder)
         try self.init(json: json, path: path)
     }
 }

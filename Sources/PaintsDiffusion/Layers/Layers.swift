@@ -1,5 +1,6 @@
 // PaintsDiffusion/Layers: the parameterised layers blocks are made of (Conv2d, Linear, GroupNorm, LayerNorm),
 // each reading `weight` and `bias` from its scope.
+import Foundation
 import PaintsTensor
 
 /// Any error a model raises while loading or running: weights (missing, wrong shape, bad file) or tensor shapes.
@@ -15,6 +16,15 @@ public enum ModelError: Error, Sendable, CustomStringConvertible {
         case .configuration(let m): m
         }
     }
+}
+
+/// Reads a component folder's `config.json` as a JSON object.
+func readConfiguration(folder: String) throws(ModelError) -> (json: [String: Any], path: String) {
+    let path = folder + "/config.json"
+    guard let data = FileManager.default.contents(atPath: path),
+          let json = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any]
+    else { throw .configuration("\(path): missing or not a JSON object") }
+    return (json, path)
 }
 
 /// Runs tensor code, mapping its errors into `ModelError`.

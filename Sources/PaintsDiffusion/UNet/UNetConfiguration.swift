@@ -53,10 +53,7 @@ public struct UNetConfiguration: Sendable {
 
     /// Reads `config.json` in a diffusers component folder.
     public init(folder: String) throws(ModelError) {
-        let path = folder + "/config.json"
-        guard let data = FileManager.default.contents(atPath: path),
-              let json = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any]
-        else { throw .configuration("\(path): missing or not a JSON object") }
+        let (json, path) = try readConfiguration(folder: folder)
         try self.init(json: json, path: path)
     }
 }
