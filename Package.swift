@@ -36,7 +36,7 @@ let package = Package(
         .executableTarget(
             name: "paintsd",
             dependencies: [
-                "PaintsDaemon", "PaintsEngine", "PaintsTensor",
+                "PaintsDaemon", "PaintsEngine", "PaintsTensor", "PaintsDiffusion",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
@@ -73,7 +73,7 @@ let package = Package(
         .testTarget(name: "PaintsEngineTests", dependencies: ["PaintsEngine", "PaintsRaster", "PaintsTestSupport"]),
         .testTarget(
             name: "PaintsDaemonTests",
-            dependencies: ["PaintsDaemon", "PaintsClient", "PaintsTransport", "PaintsTestSupport"]),
+            dependencies: ["PaintsDaemon", "PaintsClient", "PaintsTransport", "PaintsTensor", "PaintsTestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

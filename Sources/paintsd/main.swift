@@ -13,7 +13,7 @@ struct Paintsd: ParsableCommand {
         commandName: "paintsd",
         abstract: "The paintsd daemon: keeps engines resident and answers painting apps over ZeroMQ.",
         version: DaemonVersion.current,
-        subcommands: [Serve.self],
+        subcommands: [Serve.self, Tool.self],
         defaultSubcommand: Serve.self)
 }
 

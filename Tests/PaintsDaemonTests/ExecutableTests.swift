@@ -3,6 +3,7 @@ import Foundation
 import PaintsClient
 import PaintsProtocol
 import PaintsRaster
+import PaintsTensor
 import PaintsTestSupport
 import Testing
 
@@ -136,5 +137,28 @@ func paintsctl(_ arguments: [String], endpoint: String) throws -> (status: Int32
         let shutdown = try paintsctl(["shutdown", "--timeout", "30"], endpoint: endpoint)
         #expect(shutdown.status == 0)
         #expect(daemon.waitForExit() == 0)
+    }
+
+    @Test func toolForwardRunsAComponentOnTensorsFromAFile() throws {
+        let dir = try TemporaryDirectory.make(prefix: "forward")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let fixtures = Repository.path("Tests/Fixtures/diffusion")
+        for (component, model, outputName, expectedName) in [("unet", "unet-sd1", "output", "output"),
+                                                            ("vae-decode", "vae", "decoded", "decoded"),
+                                                            ("text-encoder", "clip-sd1", "last_hidden_state", "last_hidden_state")] {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: Repository.executable("paintsd"))
+            process.arguments = ["tool", "forward", "--model", "\(fixtures)/\(model)", "--component", component,
+                                 "--inputs", "\(fixtures)/\(model)/io.safetensors", "--output", "\(dir)/\(component).safetensors"]
+            process.standardOutput = Pipe()
+            try process.run()
+            process.waitUntilExit()
+            #expect(process.terminationStatus == 0, "\(component)")
+            let got = try SafeTensorsFile(path: "\(dir)/\(component).safetensors").floats(outputName)
+            let expected = try SafeTensorsFile(path: "\(fixtures)/\(model)/io.safetensors").floats(expectedName)
+            let worst = zip(got, expected).map { abs($0 - $1) }.max() ?? .infinity
+            let scale = expected.map { abs($0) }.max() ?? 1
+            #expect(got.count == expected.count && Double(worst / scale) <= 1e-4, "\(component): \(worst / scale)")
+        }
     }
 }

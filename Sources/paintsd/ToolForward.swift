@@ -1,0 +1,62 @@
+// paintsd tool forward: runs one model component on tensors from a safetensors file and writes its outputs to another,
+// to check a converted checkpoint or compare the engine with diffusers.
+import ArgumentParser
+import Foundation
+import PaintsDiffusion
+import PaintsTensor
+
+struct Tool: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Model tools.", subcommands: [Forward.self])
+}
+
+struct Forward: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run one component on tensors read from a safetensors file; write its outputs to another.",
+        discussion: """
+            Inputs and outputs by component (tensor names as diffusers/transformers call them):
+              unet          sample [N,C,H,W], timesteps [N] or [1], encoder_hidden_states [N,S,D] -> output
+              vae-encode    image [N,3,H,W] in -1..1 -> mean, logvar (unscaled)
+              vae-decode    latents [N,4,h,w] (unscaled) -> decoded
+              text-encoder  input_ids [N,77] (int64) -> last_hidden_state (after --clip-skip layers are skipped)
+            --model is the component's folder (config.json + weights), or a pipeline folder holding unet/, vae/,
+            text_encoder/.
+            """)
+
+    enum Component: String, ExpressibleByArgument, CaseIterable {
+        case unet, vaeEncode = "vae-encode", vaeDecode = "vae-decode", textEncoder = "text-encoder"
+    }
+
+    @Option(help: "Component folder or pipeline folder.") var model: String
+    @Option(help: "unet, vae-encode, vae-decode or text-encoder.") var component: Component
+    @Option(help: "safetensors file with the inputs.") var inputs: String
+    @Option(help: "safetensors file to write.") var output: String
+    @Option(help: "Text encoder: layers to skip from the end (0 = last layer).") var clipSkip = 0
+
+    func folder(_ sub: String) -> String {
+        FileManager.default.fileExists(atPath: model + "/" + sub + "/config.json") ? model + "/" + sub : model
+    }
+
+    func run() throws {
+        let file = try SafeTensorsFile(path: inputs)
+        var out: [SafeTensorsWriter.Tensor] = []
+        func add(_ name: String, _ t: Tensor) { out.append(.init(name, shape: t.shape, values: t.data)) }
+        switch component {
+        case .unet:
+            let unet = try UNet2DConditionModel(folder: folder("unet"))
+            add("output", try unet(file.tensor("sample"), timesteps: file.floats("timesteps"), context: file.tensor("encoder_hidden_states")))
+        case .vaeEncode:
+            let (mean, logVariance) = try AutoencoderKL(folder: folder("vae")).encode(file.tensor("image"))
+            add("mean", mean)
+            add("logvar", logVariance)
+        case .vaeDecode:
+            add("decoded", try AutoencoderKL(folder: folder("vae")).decode(file.tensor("latents")))
+        case .textEncoder:
+            let ids = try file.integers("input_ids"), shape = try file.entry("input_ids").shape
+            let width = shape.last ?? ids.count
+            let rows = stride(from: 0, to: ids.count, by: width).map { Array(ids[$0..<($0 + width)]) }
+            add("last_hidden_state", try CLIPTextModel(folder: folder("text_encoder")).encode(rows, clipSkip: clipSkip))
+        }
+        try SafeTensorsWriter.write(out, to: output)
+        for t in out { print("\(t.name) \(t.shape)") }
+    }
+}
