@@ -25,7 +25,7 @@ let package = Package(
         .target(name: "PaintsRaster", dependencies: ["CPNG"]),
         .target(name: "PaintsTensor", dependencies: ["COpenBLAS"]),
         .target(name: "PaintsDiffusion", dependencies: ["PaintsTensor"]),
-        .target(name: "PaintsEngine", dependencies: ["PaintsProtocol", "PaintsRaster"]),
+        .target(name: "PaintsEngine", dependencies: ["PaintsProtocol", "PaintsRaster", "PaintsTensor", "PaintsDiffusion"]),
         .target(
             name: "PaintsDaemon",
             dependencies: [

@@ -53,6 +53,12 @@ struct Serve: ParsableCommand {
     @Option(name: .long, help: "Seconds to wait for jobs in finish mode before cancelling them.")
     var shutdownGrace: Double = 30
 
+    @Option(name: .long, help: "Directory of Stable Diffusion models (diffusers pipeline folders) for the sd engine (default: $XDG_DATA_HOME/paintsd/models, else ~/.local/share/paintsd/models).")
+    var models: String?
+
+    @Option(name: .long, help: "Memory the sd engine may keep models resident in, GiB; past it the least recently used model is unloaded.")
+    var memoryBudgetGib: Double = 8
+
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
@@ -88,7 +94,12 @@ struct Serve: ParsableCommand {
         configuration.shutdownGrace = shutdownGrace
         configuration.compute = ["blas_kernel": .string(BLAS.coreName), "blas_threads": JSONValue(BLAS.threads)]
 
-        let server = PaintsServer(configuration: configuration, engines: BuiltinEngines.registry(), logger: logger)
+        var engines = BuiltinEngines.registry()
+        let env = ProcessInfo.processInfo.environment
+        let dataHome = env["XDG_DATA_HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? (NSHomeDirectory() + "/.local/share")
+        engines.register(StableDiffusionEngine(modelsDirectory: models ?? dataHome + "/paintsd/models",
+                                               memoryBudgetBytes: Int(memoryBudgetGib * Double(1 << 30))))
+        let server = PaintsServer(configuration: configuration, engines: engines, logger: logger)
         let bound: [String]
         do { bound = try server.start() } catch {
             FileHandle.standardError.write(Data("paintsd: \(error)\n".utf8))

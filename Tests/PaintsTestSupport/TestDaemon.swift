@@ -13,7 +13,7 @@ public final class TestDaemon: Sendable {
     public let directory: String
     public var endpoint: String { server.endpoints[0] }
 
-    public init(_ configure: (inout DaemonConfiguration) -> Void = { _ in }) throws {
+    public init(engines: EngineRegistry = BuiltinEngines.registry(), _ configure: (inout DaemonConfiguration) -> Void = { _ in }) throws {
         directory = try TemporaryDirectory.make(prefix: "paintsd-test")
         var configuration = DaemonConfiguration(endpoints: ["ipc://\(directory)/paintsd.sock"])
         configuration.heartbeatIntervalMilliseconds = 200
@@ -21,7 +21,7 @@ public final class TestDaemon: Sendable {
         configure(&configuration)
         var logger = Logger(label: "paintsd-test")
         logger.logLevel = .warning
-        server = PaintsServer(configuration: configuration, engines: BuiltinEngines.registry(), logger: logger)
+        server = PaintsServer(configuration: configuration, engines: engines, logger: logger)
         try server.start()
     }
 

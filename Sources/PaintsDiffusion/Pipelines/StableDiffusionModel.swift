@@ -1,0 +1,63 @@
+// PaintsDiffusion/Pipelines/StableDiffusionModel: a diffusers pipeline folder (model_index.json, unet/, vae/,
+// text_encoder/, tokenizer/, scheduler/) loaded into a StableDiffusionPipeline; and a cheap latent preview.
+import Foundation
+import PaintsTensor
+
+public enum StableDiffusionModel {
+    /// Whether `folder` looks like a diffusers Stable Diffusion pipeline.
+    public static func isPipelineFolder(_ folder: String) -> Bool {
+        let fm = FileManager.default
+        return fm.fileExists(atPath: folder + "/model_index.json") && fm.fileExists(atPath: folder + "/unet/config.json")
+            && fm.fileExists(atPath: folder + "/vae/config.json") && fm.fileExists(atPath: folder + "/text_encoder/config.json")
+    }
+
+    /// Loads every component of a pipeline folder.
+    public static func load(folder: String, clipSkip: Int = 0) throws(ModelError) -> StableDiffusionPipeline {
+        guard isPipelineFolder(folder) else { throw .configuration("\(folder) is not a diffusers Stable Diffusion folder") }
+        var scheduler = SchedulerConfiguration()
+        let schedulerPath = folder + "/scheduler/scheduler_config.json"
+        if let data = FileManager.default.contents(atPath: schedulerPath),
+           let json = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] {
+            do { scheduler = try SchedulerConfiguration(json: json) } catch { throw .weights(error) }
+        }
+        let prompts = PromptEncoder(tokenizer: try CLIPTokenizer(folder: folder + "/tokenizer"),
+                                    textModel: try CLIPTextModel(folder: folder + "/text_encoder"), clipSkip: clipSkip)
+        return StableDiffusionPipeline(unet: try UNet2DConditionModel(folder: folder + "/unet"),
+                                       vae: try AutoencoderKL(folder: folder + "/vae"), prompts: prompts, scheduler: scheduler)
+    }
+
+    /// Bytes the float32 weights of a folder take once loaded (file sizes scaled from their stored dtype).
+    public static func residentBytes(folder: String) -> Int {
+        var total = 0
+        for sub in ["unet", "vae", "text_encoder"] {
+            let dir = folder + "/" + sub
+            for name in (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [] where name.hasSuffix(".safetensors") {
+                if let file = try? SafeTensorsFile(path: dir + "/" + name) {
+                    total += file.entries.values.reduce(0) { $0 + $1.count * 4 }
+                }
+            }
+        }
+        return total
+    }
+
+    /// A rough RGB picture of SD1.x/2.x latents [1, 4, h, w] in 0...1, `scale` times larger: a fixed linear map of the
+    /// four latent channels (the per-channel colours community previewers use for SD1.5), for progress previews
+    /// without running the VAE.
+    public static func latentPreview(_ latents: Tensor, scale: Int) -> (width: Int, height: Int, rgb: [Float]) {
+        let factors: [[Float]] = [[0.3512, 0.2297, 0.3227], [0.3250, 0.4974, 0.2350], [-0.2829, 0.1762, 0.2721],
+                                  [-0.2120, -0.2616, -0.7177]]
+        let (h, w) = (latents.shape[2], latents.shape[3]), plane = h * w
+        var rgb = [Float](repeating: 0, count: plane * scale * scale * 3)
+        for y in 0..<(h * scale) {
+            for x in 0..<(w * scale) {
+                let p = (y / scale) * w + x / scale
+                for c in 0..<3 {
+                    var v: Float = 0
+                    for k in 0..<min(4, latents.shape[1]) { v += latents.data[k * plane + p] * factors[k][c] }
+                    rgb[(y * w * scale + x) * 3 + c] = min(1, max(0, (v + 1) / 2))
+                }
+            }
+        }
+        return (w * scale, h * scale, rgb)
+    }
+}

@@ -1,0 +1,195 @@
+// PaintsEngine/StableDiffusionEngine: the `sd` colorize engine: flat colours from the scribbles (the built-in fill),
+// then Stable Diffusion img2img with the prompt over them; models resident within a memory budget.
+import Foundation
+import PaintsDiffusion
+import PaintsProtocol
+import PaintsRaster
+import PaintsTensor
+import Synchronization
+
+/// Loaded pipelines by name, least recently used first out when a new one would pass the memory budget.
+public final class ModelCache: Sendable {
+    struct Entry {
+        var pipeline: StableDiffusionPipeline
+        var bytes: Int
+        var lastUsed: Date
+    }
+    private let entries = Mutex<[String: Entry]>([:])
+    public let budgetBytes: Int
+
+    public init(budgetBytes: Int) { self.budgetBytes = budgetBytes }
+
+    public var residentBytes: Int { entries.withLock { $0.values.reduce(0) { $0 + $1.bytes } } }
+    public var loadedNames: [String] { entries.withLock { $0.keys.sorted() } }
+
+    /// The pipeline of `folder` (named `name`), loading it and unloading the least recently used ones when needed.
+    public func pipeline(_ name: String, folder: String) throws(ProtocolError) -> StableDiffusionPipeline {
+        // One load at a time: two workers asking for the same model load it once.
+        let result: Result<StableDiffusionPipeline, ProtocolError> = entries.withLock { cache in
+            if var hit = cache[name] {
+                hit.lastUsed = Date()
+                cache[name] = hit
+                return .success(hit.pipeline)
+            }
+            let bytes = StableDiffusionModel.residentBytes(folder: folder)
+            guard bytes <= budgetBytes else {
+                return .failure(ProtocolError(.resourceExhausted, "model \(name) needs \(bytes >> 20) MiB, over the memory budget of \(budgetBytes >> 20) MiB",
+                                              details: ["model": .string(name), "bytes": JSONValue(bytes), "budget_bytes": JSONValue(budgetBytes)]))
+            }
+            while cache.values.reduce(0, { $0 + $1.bytes }) + bytes > budgetBytes,
+                  let oldest = cache.min(by: { $0.value.lastUsed < $1.value.lastUsed })?.key {
+                cache[oldest] = nil
+            }
+            do {
+                let pipeline = try StableDiffusionModel.load(folder: folder)
+                cache[name] = Entry(pipeline: pipeline, bytes: bytes, lastUsed: Date())
+                return .success(pipeline)
+            } catch {
+                return .failure(ProtocolError(.modelNotFound, "cannot load model \(name): \(error)", details: ["model": .string(name)]))
+            }
+        }
+        return try result.get()
+    }
+
+    public func removeAll() { entries.withLock { $0.removeAll() } }
+}
+
+public final class StableDiffusionEngine: ColorizeEngine {
+    public let name = "sd"
+    public let summary = "Stable Diffusion 1.x/2.x img2img over the scribbles' flat colours, guided by the prompt"
+    public let modelsDirectory: String
+    public let cache: ModelCache
+
+    public init(modelsDirectory: String, memoryBudgetBytes: Int) {
+        self.modelsDirectory = modelsDirectory
+        cache = ModelCache(budgetBytes: memoryBudgetBytes)
+    }
+
+    /// Pipeline folders in the models directory, by folder name.
+    public var models: [String] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: modelsDirectory)) ?? []
+        return names.filter { StableDiffusionModel.isPipelineFolder(modelsDirectory + "/" + $0) }.sorted()
+    }
+
+    public var status: EngineStatus {
+        if models.isEmpty {
+            return .unavailable(reason: "no Stable Diffusion pipeline folders (diffusers layout) in \(modelsDirectory)")
+        }
+        return cache.loadedNames.isEmpty ? .available : .ready
+    }
+
+    public var residentBytes: Int { cache.residentBytes }
+
+    public var capabilities: [MethodCapabilities] {
+        [MethodCapabilities(method: .colorize, inputs: ["sketch", "hints", "reference", "prompt", "negative_prompt"], options: [
+            EngineOption("model", .string, default: .string(models.first ?? ""), summary: "model folder name in the models directory"),
+            EngineOption("steps", .integer, default: 20, minimum: 1, maximum: 100, summary: "sampling steps (img2img runs strength x steps)"),
+            EngineOption("strength", .number, default: 0.6, minimum: 0.05, maximum: 1, summary: "how far the result may move from the flat colours"),
+            EngineOption("guidance", .number, default: 7, minimum: 1, maximum: 30, summary: "classifier-free guidance scale"),
+            EngineOption("sampler", .string, default: .string(SamplerKind.dpmSolver2MKarras.rawValue),
+                         summary: SamplerKind.allCases.map(\.rawValue).joined(separator: ", ")),
+            EngineOption("size", .integer, default: 512, minimum: 32, maximum: 2048, summary: "working resolution (longest side)"),
+        ])]
+    }
+
+    public func load() throws(ProtocolError) {
+        guard let first = models.first else {
+            throw ProtocolError(.modelNotFound, "no Stable Diffusion models in \(modelsDirectory)")
+        }
+        _ = try cache.pipeline(first, folder: modelsDirectory + "/" + first)
+    }
+
+    public func unload() { cache.removeAll() }
+
+    struct Settings {
+        var model: String
+        var steps = 20
+        var strength: Float = 0.6
+        var guidance: Float = 7
+        var sampler = SamplerKind.dpmSolver2MKarras
+        var size = 512
+
+        init(_ options: [String: JSONValue], models: [String]) throws(ProtocolError) {
+            var r = ParamReader(options, path: "options.")
+            model = try r.string("model") ?? models.first ?? ""
+            guard models.contains(model) else {
+                throw ProtocolError(.modelNotFound, "no model \"\(model)\"", details: ["available": .array(models.map { .string($0) })])
+            }
+            steps = try r.int("steps", in: 1...100) ?? steps
+            strength = Float(try r.double("strength", in: 0.05...1) ?? Double(strength))
+            guidance = Float(try r.double("guidance", in: 1...30) ?? Double(guidance))
+            if let s = try r.string("sampler") {
+                guard let kind = SamplerKind(rawValue: s) else {
+                    throw ProtocolError(.invalidParams, "options.sampler: one of \(SamplerKind.allCases.map(\.rawValue))",
+                                        details: ["param": "options.sampler"])
+                }
+                sampler = kind
+            }
+            size = try r.int("size", in: 32...2048) ?? size
+            try r.finish()
+        }
+    }
+
+    public func colorize(_ input: ColorizeInput, context: JobContext) throws(ProtocolError) -> ColorizeOutput {
+        let settings = try Settings(input.options, models: models)
+        context.report(stage: "load", step: 0, steps: 1, fraction: 0, preview: nil)
+        let pipeline = try cache.pipeline(settings.model, folder: modelsDirectory + "/" + settings.model)
+        try context.checkCancellation()
+        // 1. Flat colours under the lines (or the bare sketch when there is nothing to fill from), on white.
+        let sketch = input.sketch
+        var base = sketch
+        if input.hints != nil || input.reference != nil {
+            base = try BuiltinColorizer().colorize(
+                ColorizeInput(sketch: sketch, hints: input.hints, reference: input.reference, seed: input.seed,
+                              options: ["composite_lines": true]), context: DetachedJobContext()).image
+        }
+        base = (try? RGBAImage(width: base.width, height: base.height, fill: .white).composited(under: base)) ?? base
+        // 2. Working size: longest side `size`, both sides multiples of what the UNet and VAE need.
+        let multiple = pipeline.vaeScale * (1 << (pipeline.unet.configuration.blockOutChannels.count - 1))
+        let scale = Double(settings.size) / Double(max(sketch.width, sketch.height))
+        func fit(_ v: Int) -> Int { max(multiple, Int((Double(v) * scale / Double(multiple)).rounded()) * multiple) }
+        let (w, h) = (fit(sketch.width), fit(sketch.height))
+        let small = base.resized(width: w, height: h)
+        var source = Tensor(zeros: [1, 3, h, w])
+        for p in 0..<(w * h) {
+            let c = small.pixel(p)
+            source.data[p] = Float(c.r) / 127.5 - 1
+            source.data[w * h + p] = Float(c.g) / 127.5 - 1
+            source.data[2 * w * h + p] = Float(c.b) / 127.5 - 1
+        }
+        var request = StableDiffusionPipeline.Request(prompt: input.prompt, negativePrompt: input.negativePrompt, width: w, height: h)
+        request.steps = settings.steps
+        request.guidance = settings.guidance
+        request.sampler = settings.sampler
+        request.source = source
+        request.strength = settings.strength
+        var noise = SeededNormalNoise(seed: UInt64(truncatingIfNeeded: input.seed))
+        let image: Tensor
+        do {
+            image = try pipeline.generate(request, noise: &noise) { step, total, latents in
+                try context.checkCancellation()
+                let preview = StableDiffusionModel.latentPreview(latents, scale: pipeline.vaeScale)
+                var picture = RGBAImage(width: preview.width, height: preview.height, fill: .white)
+                for p in 0..<(preview.width * preview.height) {
+                    picture.setPixel(p, RGBA(UInt8(preview.rgb[p * 3] * 255), UInt8(preview.rgb[p * 3 + 1] * 255), UInt8(preview.rgb[p * 3 + 2] * 255)))
+                }
+                context.report(stage: "sample", step: step, steps: total, fraction: 0.05 + 0.9 * Double(step) / Double(total), preview: picture)
+            }
+        } catch let error as ProtocolError {
+            throw error
+        } catch {
+            throw ProtocolError(.internalError, "sampling failed: \(error)")
+        }
+        // 3. Back to the sketch's size, opaque.
+        var out = RGBAImage(width: w, height: h)
+        for p in 0..<(w * h) {
+            func byte(_ v: Float) -> UInt8 { UInt8(max(0, min(255, (v * 255).rounded()))) }
+            out.setPixel(p, RGBA(byte(image.data[p]), byte(image.data[w * h + p]), byte(image.data[2 * w * h + p])))
+        }
+        context.report(stage: "sample", step: settings.steps, steps: settings.steps, fraction: 1, preview: nil)
+        return ColorizeOutput(image: out.resized(width: sketch.width, height: sketch.height),
+                              info: ["model": .string(settings.model), "working_size": [JSONValue(w), JSONValue(h)],
+                                     "steps": JSONValue(settings.steps), "strength": JSONValue(Double(settings.strength)),
+                                     "sampler": .string(settings.sampler.rawValue)])
+    }
+}
