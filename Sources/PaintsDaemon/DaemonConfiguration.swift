@@ -20,9 +20,11 @@ public struct DaemonConfiguration: Sendable {
     public var resultRetention: TimeInterval = 600
     /// Most finished jobs kept at once; the oldest go first.
     public var maxRetainedJobs: Int = 256
-    /// ZMTP heartbeat interval and timeout (ms): a peer silent for the timeout counts as gone.
-    public var heartbeatIntervalMilliseconds: Int32 = 1000
-    public var heartbeatTimeoutMilliseconds: Int32 = 5000
+    /// ZMTP heartbeat interval and timeout (ms): a peer silent for the timeout counts as gone. A killed local client
+    /// is seen at once (the kernel closes its socket); heartbeats catch peers lost on a network, so the timeout is
+    /// generous: a client starved of CPU by a running job must not have its jobs cancelled.
+    public var heartbeatIntervalMilliseconds: Int32 = 2000
+    public var heartbeatTimeoutMilliseconds: Int32 = 20000
     /// What SIGTERM/SIGINT does with unfinished jobs.
     public var shutdownMode: ShutdownParams.Mode = .finish
     /// In `finish` mode, how long to wait for jobs before cancelling what is left.

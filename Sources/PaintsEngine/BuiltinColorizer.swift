@@ -1,6 +1,7 @@
 // PaintsEngine/BuiltinColorizer: LazyBrush-style flat colouring of line art from colour scribbles, with no model files.
 import PaintsProtocol
 import PaintsRaster
+import PaintsTensor
 
 /// Colours line art the way Krita's Colorize Mask does, without a model:
 ///
@@ -187,19 +188,4 @@ struct Palette {
         }
         return best
     }
-}
-
-/// A small, fast, seedable generator (SplitMix64), identical on every machine.
-public struct SplitMix64: RandomNumberGenerator, Sendable {
-    private var state: UInt64
-    public init(seed: UInt64) { state = seed }
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    /// A uniform float in 0..<1.
-    public mutating func nextUnit() -> Float { Float(next() >> 40) / Float(1 << 24) }
 }

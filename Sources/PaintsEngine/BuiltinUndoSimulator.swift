@@ -1,6 +1,7 @@
 // PaintsEngine/BuiltinUndoSimulator: a classical drawing-process simulator for undo-step previews, with no model files.
 import PaintsProtocol
 import PaintsRaster
+import PaintsTensor
 
 /// Shows what a finished picture plausibly looked like `step` operations earlier (0 = finished, 999 = blank canvas),
 /// rebuilding it in the order an illustrator works:

@@ -16,8 +16,6 @@ public final class TestDaemon: Sendable {
     public init(engines: EngineRegistry = BuiltinEngines.registry(), _ configure: (inout DaemonConfiguration) -> Void = { _ in }) throws {
         directory = try TemporaryDirectory.make(prefix: "paintsd-test")
         var configuration = DaemonConfiguration(endpoints: ["ipc://\(directory)/paintsd.sock"])
-        configuration.heartbeatIntervalMilliseconds = 200
-        configuration.heartbeatTimeoutMilliseconds = 1000
         configure(&configuration)
         var logger = Logger(label: "paintsd-test")
         logger.logLevel = .warning

@@ -1,5 +1,6 @@
 // PaintsDiffusion/Schedulers/Scheduler: the sampler seam: timesteps, input scaling, one step; and the noise source.
 import Foundation
+import PaintsTensor
 
 /// A diffusion scheduler: it chooses timesteps and turns a model's prediction into the next, less noisy sample.
 /// Samples are flat float32 arrays (any shape); schedulers work element-wise.
@@ -55,17 +56,11 @@ func predictedOriginal(_ output: Float, sample: Float, alpha: Float, sigma: Floa
 /// Seeded standard normal noise: SplitMix64 bits through Box-Muller in double precision. The same seed gives the same
 /// values on every machine (it does not reproduce torch's generator; parity tests replay torch's noise instead).
 public struct SeededNormalNoise: NoiseSource, Sendable {
-    private var state: UInt64
-    public init(seed: UInt64) { state = seed }
+    private var bits: SplitMix64
+    public init(seed: UInt64) { bits = SplitMix64(seed: seed) }
 
-    private mutating func nextUnit() -> Double {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        z ^= z >> 31
-        return (Double(z >> 11) + 0.5) / 9_007_199_254_740_992.0   // in (0, 1)
-    }
+    /// A uniform double in (0, 1).
+    private mutating func nextUnit() -> Double { (Double(bits.next() >> 11) + 0.5) / 9_007_199_254_740_992.0 }
 
     public mutating func normal(count: Int) -> [Float] {
         var out: [Float] = []
