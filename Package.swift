@@ -63,7 +63,7 @@ let package = Package(
             name: "PaintsTestSupport",
             dependencies: [
                 "PaintsDaemon", "PaintsClient", "PaintsEngine", "PaintsRaster", "PaintsProtocol", "PaintsTransport",
-                .product(name: "Logging", package: "swift-log"),
+                "PaintsTensor", .product(name: "Logging", package: "swift-log"),
             ],
             path: "Tests/PaintsTestSupport"),
         .testTarget(name: "PaintsProtocolTests", dependencies: ["PaintsProtocol", "PaintsTestSupport"]),

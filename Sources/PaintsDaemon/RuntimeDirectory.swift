@@ -1,20 +1,10 @@
 // PaintsDaemon/RuntimeDirectory: where the default socket lives, and the lock that keeps a second daemon off it.
 import Foundation
 import Glibc
+import PaintsProtocol
 
-/// The per-user runtime directory (`$XDG_RUNTIME_DIR/paintsd`, else `/tmp/paintsd-<uid>`), mode 0700.
+/// The runtime directory of the default socket (see `DefaultEndpoint`), kept at mode 0700.
 public enum RuntimeDirectory {
-    public static func path(environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
-        if let xdg = environment["XDG_RUNTIME_DIR"], !xdg.isEmpty { return xdg + "/paintsd" }
-        return "/tmp/paintsd-\(getuid())"
-    }
-
-    /// The endpoint clients and the daemon agree on when none is given.
-    public static func defaultEndpoint(environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
-        if let explicit = environment["PAINTSD_ENDPOINT"], !explicit.isEmpty { return explicit }
-        return "ipc://" + path(environment: environment) + "/paintsd.sock"
-    }
-
     /// Creates `directory` (and parents) and makes it 0700; refuses one owned by another user.
     public static func prepare(_ directory: String) throws(DaemonError) {
         do {

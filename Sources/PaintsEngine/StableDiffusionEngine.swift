@@ -22,27 +22,38 @@ public final class ModelCache: Sendable {
     public var residentBytes: Int { entries.withLock { $0.values.reduce(0) { $0 + $1.bytes } } }
     public var loadedNames: [String] { entries.withLock { $0.keys.sorted() } }
 
+    /// Serialises loads, so two workers asking for one model load it once. Separate from `entries`, which the socket
+    /// thread reads for `hello` and must never wait on a load.
+    private let loading = Mutex(())
+
+    private func cached(_ name: String) -> StableDiffusionPipeline? {
+        entries.withLock { cache in
+            guard var hit = cache[name] else { return nil }
+            hit.lastUsed = Date()
+            cache[name] = hit
+            return hit.pipeline
+        }
+    }
+
     /// The pipeline of `folder` (named `name`), loading it and unloading the least recently used ones when needed.
     public func pipeline(_ name: String, folder: String) throws(ProtocolError) -> StableDiffusionPipeline {
-        // One load at a time: two workers asking for the same model load it once.
-        let result: Result<StableDiffusionPipeline, ProtocolError> = entries.withLock { cache in
-            if var hit = cache[name] {
-                hit.lastUsed = Date()
-                cache[name] = hit
-                return .success(hit.pipeline)
-            }
+        if let hit = cached(name) { return hit }
+        let result: Result<StableDiffusionPipeline, ProtocolError> = loading.withLock { _ in
+            if let hit = cached(name) { return .success(hit) }
             let bytes = StableDiffusionModel.residentBytes(folder: folder)
             guard bytes <= budgetBytes else {
                 return .failure(ProtocolError(.resourceExhausted, "model \(name) needs \(bytes >> 20) MiB, over the memory budget of \(budgetBytes >> 20) MiB",
                                               details: ["model": .string(name), "bytes": JSONValue(bytes), "budget_bytes": JSONValue(budgetBytes)]))
             }
-            while cache.values.reduce(0, { $0 + $1.bytes }) + bytes > budgetBytes,
-                  let oldest = cache.min(by: { $0.value.lastUsed < $1.value.lastUsed })?.key {
-                cache[oldest] = nil
+            entries.withLock { cache in
+                while cache.values.reduce(0, { $0 + $1.bytes }) + bytes > budgetBytes,
+                      let oldest = cache.min(by: { $0.value.lastUsed < $1.value.lastUsed })?.key {
+                    cache[oldest] = nil
+                }
             }
             do {
                 let pipeline = try StableDiffusionModel.load(folder: folder)
-                cache[name] = Entry(pipeline: pipeline, bytes: bytes, lastUsed: Date())
+                entries.withLock { $0[name] = Entry(pipeline: pipeline, bytes: bytes, lastUsed: Date()) }
                 return .success(pipeline)
             } catch {
                 return .failure(ProtocolError(.modelNotFound, "cannot load model \(name): \(error)", details: ["model": .string(name)]))

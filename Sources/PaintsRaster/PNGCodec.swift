@@ -16,25 +16,28 @@ public enum PNGCodec {
     /// Decodes a PNG of any colour type and bit depth to 8-bit straight RGBA.
     /// - Parameter maxPixels: checked against the header before any pixel memory is allocated.
     public static func decode(_ data: Data, maxPixels: Int = Int.max) throws(RasterError) -> RGBAImage {
-        var image = png_image()
-        image.version = CPNG_IMAGE_VERSION
-        defer { png_image_free(&image) }
-        let begun = data.withUnsafeBytes { png_image_begin_read_from_memory(&image, $0.baseAddress, $0.count) }
-        guard begun != 0 else { throw RasterError.decodeFailed(message(of: image)) }
-        let width = Int(image.width), height = Int(image.height)
-        guard width > 0, height > 0 else { throw RasterError.invalidDimensions(width: width, height: height) }
-        guard width.multipliedReportingOverflow(by: height).partialValue <= maxPixels,
-              width <= Int(Int32.max) / height
-        else { throw RasterError.tooLarge(width: width, height: height, maxPixels: maxPixels) }
-        image.format = CPNG_FORMAT_RGBA
-        var pixels = [UInt8](repeating: 0, count: width * height * 4)
-        let finished = data.withUnsafeBytes { _ in
-            pixels.withUnsafeMutableBytes { buffer in
+        // libpng keeps the pointer given to begin_read until finish_read: both happen inside one pointer scope.
+        let decoded: Result<RGBAImage, RasterError> = data.withUnsafeBytes { bytes in
+            var image = png_image()
+            image.version = CPNG_IMAGE_VERSION
+            defer { png_image_free(&image) }
+            guard png_image_begin_read_from_memory(&image, bytes.baseAddress, bytes.count) != 0 else {
+                return .failure(.decodeFailed(message(of: image)))
+            }
+            let width = Int(image.width), height = Int(image.height)
+            guard width > 0, height > 0 else { return .failure(.invalidDimensions(width: width, height: height)) }
+            guard width.multipliedReportingOverflow(by: height).partialValue <= maxPixels,
+                  width <= Int(Int32.max) / height
+            else { return .failure(.tooLarge(width: width, height: height, maxPixels: maxPixels)) }
+            image.format = CPNG_FORMAT_RGBA
+            var pixels = [UInt8](repeating: 0, count: width * height * 4)
+            let finished = pixels.withUnsafeMutableBytes { buffer in
                 png_image_finish_read(&image, nil, buffer.baseAddress, Int32(width * 4), nil)
             }
+            guard finished != 0 else { return .failure(.decodeFailed(message(of: image))) }
+            return Result { () throws(RasterError) in try RGBAImage(width: width, height: height, pixels: pixels) }
         }
-        guard finished != 0 else { throw RasterError.decodeFailed(message(of: image)) }
-        return try RGBAImage(width: width, height: height, pixels: pixels)
+        return try decoded.get()
     }
 
     /// Encodes to an 8-bit RGBA PNG. `fast` trades size for speed (libpng's PNG_IMAGE_FLAG_FAST).

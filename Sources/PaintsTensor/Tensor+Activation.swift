@@ -5,7 +5,9 @@ extension Tensor {
     public func silu() -> Tensor { map { $0 / (1 + exp(-$0)) } }
 
     /// GELU, exact (erf) form: torch's default.
-    public func gelu() -> Tensor { map { 0.5 * $0 * (1 + erf($0 / 2.0.squareRoot().float)) } }
+    public func gelu() -> Tensor { map { 0.5 * $0 * (1 + erf($0 * Self.inverseSquareRootOfTwo)) } }
+
+    static let inverseSquareRootOfTwo = Float(1 / 2.0.squareRoot())
 
     /// CLIP's quick GELU: x * sigmoid(1.702 x).
     public func quickGELU() -> Tensor { map { $0 / (1 + exp(-1.702 * $0)) } }
@@ -18,13 +20,9 @@ extension Tensor {
         for r in 0..<rows {
             for i in 0..<d {
                 let hidden = data[r * 2 * d + i], gate = data[r * 2 * d + d + i]
-                out.data[r * d + i] = hidden * 0.5 * gate * (1 + erf(gate / 2.0.squareRoot().float))
+                out.data[r * d + i] = hidden * 0.5 * gate * (1 + erf(gate * Self.inverseSquareRootOfTwo))
             }
         }
         return out
     }
-}
-
-extension Double {
-    fileprivate var float: Float { Float(self) }
 }

@@ -50,10 +50,6 @@ public final class ZMQSocket {
         guard zmq_bind(try live("zmq_bind"), endpoint) == 0 else { throw ZMQError("zmq_bind(\(endpoint))") }
     }
 
-    public func unbind(_ endpoint: String) {
-        if let h = handle { zmq_unbind(h, endpoint) }
-    }
-
     public func connect(_ endpoint: String) throws(ZMQError) {
         guard zmq_connect(try live("zmq_connect"), endpoint) == 0 else { throw ZMQError("zmq_connect(\(endpoint))") }
     }
@@ -198,9 +194,5 @@ public enum ZMQOption {
     public static let sendHighWaterMark = ZMQ_SNDHWM
     public static let receiveHighWaterMark = ZMQ_RCVHWM
     public static let receiveTimeout = ZMQ_RCVTIMEO
-    public static let sendTimeout = ZMQ_SNDTIMEO
-    public static let routingId = ZMQ_ROUTING_ID
-    public static let immediate = ZMQ_IMMEDIATE
-    public static let reqCorrelate = ZMQ_REQ_CORRELATE
-    public static let reqRelaxed = ZMQ_REQ_RELAXED
+    // Not offered: ZMQ_IMMEDIATE (on a client it drops unread replies when the daemon closes the connection).
 }

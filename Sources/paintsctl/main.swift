@@ -42,13 +42,7 @@ struct Connection: ParsableArguments {
     @Flag(name: .long, help: "Print the daemon's JSON replies instead of text.")
     var json = false
 
-    var resolvedEndpoint: String {
-        if let endpoint { return endpoint }
-        let env = ProcessInfo.processInfo.environment
-        if let explicit = env["PAINTSD_ENDPOINT"], !explicit.isEmpty { return explicit }
-        let dir = (env["XDG_RUNTIME_DIR"].map { $0.isEmpty ? nil : $0 } ?? nil).map { $0 + "/paintsd" } ?? "/tmp/paintsd-\(getuid())"
-        return "ipc://" + dir + "/paintsd.sock"
-    }
+    var resolvedEndpoint: String { endpoint ?? DefaultEndpoint.endpoint() }
 
     /// Runs `body` with a connected client, mapping failures to messages and exit codes.
     func with(_ body: (PaintsClient) throws(ClientError) -> Void) throws {

@@ -80,8 +80,7 @@ struct Serve: ParsableCommand {
         let logger = Logger(label: "paintsd")
         var endpoints = listen
         if !noDefaultEndpoint {
-            let directory = runtimeDir ?? RuntimeDirectory.path()
-            endpoints.insert("ipc://" + directory + "/paintsd.sock", at: 0)
+            endpoints.insert(DefaultEndpoint.endpoint(inDirectory: runtimeDir ?? DefaultEndpoint.runtimeDirectory()), at: 0)
         }
         var configuration = DaemonConfiguration(endpoints: endpoints)
         configuration.workers = workers

@@ -156,9 +156,8 @@ func paintsctl(_ arguments: [String], endpoint: String) throws -> (status: Int32
             #expect(process.terminationStatus == 0, "\(component)")
             let got = try SafeTensorsFile(path: "\(dir)/\(component).safetensors").floats(outputName)
             let expected = try SafeTensorsFile(path: "\(fixtures)/\(model)/io.safetensors").floats(expectedName)
-            let worst = zip(got, expected).map { abs($0 - $1) }.max() ?? .infinity
-            let scale = expected.map { abs($0) }.max() ?? 1
-            #expect(got.count == expected.count && Double(worst / scale) <= 1e-4, "\(component): \(worst / scale)")
+            let error = relativeError(got, expected)
+            #expect(error <= 1e-4, "\(component): \(error)")
         }
     }
 }

@@ -5,17 +5,6 @@ import PaintsTensor
 import PaintsTestSupport
 import Testing
 
-/// Largest absolute difference divided by the largest magnitude of the expected values.
-func relativeError(_ got: [Float], _ expected: [Float]) -> Double {
-    precondition(got.count == expected.count, "sizes differ: \(got.count) vs \(expected.count)")
-    var worst = 0.0, scale = 0.0
-    for (g, e) in zip(got, expected) {
-        worst = max(worst, abs(Double(g) - Double(e)))
-        scale = max(scale, abs(Double(e)))
-    }
-    return worst / max(scale, 1e-12)
-}
-
 struct SchedulerFixture {
     let file: SafeTensorsFile
     let className: String

@@ -6,11 +6,6 @@ import PaintsTensor
 import PaintsTestSupport
 import Testing
 
-func relativeError(_ got: Tensor, _ expected: Tensor) -> Double {
-    guard got.shape == expected.shape else { return .infinity }
-    return relativeError(got.data, expected.data)
-}
-
 @Suite struct UNetParityTests {
     @Test(arguments: ["unet-sd1", "unet-sd2"])
     func matchesDiffusers(_ name: String) throws {

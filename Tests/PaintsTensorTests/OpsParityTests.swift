@@ -4,17 +4,6 @@ import PaintsTensor
 import PaintsTestSupport
 import Testing
 
-/// Largest absolute difference over the largest expected magnitude.
-func relativeError(_ got: Tensor, _ expected: Tensor) -> Double {
-    guard got.shape == expected.shape else { return .infinity }
-    var worst = 0.0, scale = 0.0
-    for (g, e) in zip(got.data, expected.data) {
-        worst = max(worst, abs(Double(g) - Double(e)))
-        scale = max(scale, abs(Double(e)))
-    }
-    return worst / max(scale, 1e-12)
-}
-
 @Suite struct OpsParityTests {
     let f: SafeTensorsFile
     init() throws { f = try SafeTensorsFile(path: Repository.path("Tests/Fixtures/diffusion/ops.safetensors")) }

@@ -38,12 +38,6 @@ public struct ReplayedNoise: NoiseSource {
     }
 }
 
-/// A scheduler that draws no noise gets this.
-public struct NoNoise: NoiseSource {
-    public init() {}
-    public mutating func normal(count: Int) -> [Float] { preconditionFailure("this scheduler draws no noise") }
-}
-
 /// x0 and epsilon predictions from a model output, for a sample at noise level alpha_t, sigma_t (VP form).
 @inline(__always)
 func predictedOriginal(_ output: Float, sample: Float, alpha: Float, sigma: Float, prediction: PredictionType) -> Float {
