@@ -3,7 +3,7 @@ SWIFT ?= swift
 DEPS := libzmq3-dev libopenblas-dev libpng-dev libjson-c-dev pkg-config python3-zmq
 DEMO_OUT ?= out/demo
 
-.PHONY: all deps build release test demo bench bench-diffusion fixtures clean
+.PHONY: all deps build release test demo bench bench-builtin bench-diffusion fixtures clean
 
 all: build
 
@@ -26,18 +26,20 @@ test: build
 demo: release
 	Examples/demo.sh .build/release $(DEMO_OUT)
 
-# Prints speed figures (release build).
-bench: release
+# Prints speed figures (release build): the built-in engines and the daemon, then the diffusion engine against PyTorch.
+bench: bench-builtin bench-diffusion
+
+bench-builtin: release
 	.build/release/paints-bench Examples/art
 
-# Full-size SD1.5 components with random weights: the Swift engine, then PyTorch on the same weights (needs the
-# fixture venv; writes ~3.6 GB under $(BENCH_MODELS), not committed).
+# Full-size SD1.5 components with random weights: the Swift engine, then PyTorch on the same weights, then both side
+# by side with the ratios (needs the fixture venv; writes ~6 GB under $(BENCH_MODELS), not committed).
 BENCH_MODELS ?= /tmp/paintsd-sd15-random
 bench-diffusion: release
 	test -x $(FIXTURE_VENV)/bin/python || $(MAKE) fixtures
-	test -d $(BENCH_MODELS)/unet || $(FIXTURE_VENV)/bin/python Benchmarks/torch/sd15_random.py $(BENCH_MODELS) --write
+	test -f $(BENCH_MODELS)/text_encoder/model.fp16.safetensors || $(FIXTURE_VENV)/bin/python Benchmarks/torch/sd15_random.py $(BENCH_MODELS) --write
 	.build/release/paints-bench-diffusion $(BENCH_MODELS)
-	$(FIXTURE_VENV)/bin/python Benchmarks/torch/sd15_random.py $(BENCH_MODELS) --time
+	$(FIXTURE_VENV)/bin/python Benchmarks/torch/sd15_random.py $(BENCH_MODELS) --time --compare $(BENCH_MODELS)/swift-figures.json
 
 # Regenerates the diffusion parity fixtures with the pinned reference stack (torch, diffusers); CI never runs it.
 FIXTURE_VENV ?= .venv-fixtures

@@ -23,7 +23,9 @@ let package = Package(
         .target(name: "PaintsProtocol"),
         .target(name: "PaintsTransport", dependencies: ["CZeroMQ"]),
         .target(name: "PaintsRaster", dependencies: ["CPNG"]),
-        .target(name: "PaintsTensor", dependencies: ["COpenBLAS"]),
+        // PaintsTensor's vector kernels in C (the compiler vectorises them; one build per x86 level, chosen at load).
+        .target(name: "CTensorKernels", cSettings: [.unsafeFlags(["-O3"])]),
+        .target(name: "PaintsTensor", dependencies: ["COpenBLAS", "CTensorKernels"]),
         .target(name: "PaintsDiffusion", dependencies: ["PaintsTensor"]),
         .target(name: "PaintsEngine", dependencies: ["PaintsProtocol", "PaintsRaster", "PaintsTensor", "PaintsDiffusion"]),
         .target(

@@ -1,5 +1,9 @@
 // paints-bench-diffusion: times full-size SD1.5 components (random weights written by Benchmarks/torch/sd15_random.py)
-// in the Swift engine: one UNet pass at 64x64 latents, batch 1 and 2, and VAE decode/encode at 512x512.
+// in the Swift engine: peak RSS of a whole 512x512 txt2img from the fp16 files; then, from the f32 files as PyTorch
+// runs them, one UNet pass at 64x64 latents (batch 1 and 2), VAE decode and encode at 512x512 and one CLIP encode.
+// Prints the figures and writes them as JSON to OUT_DIR/swift-figures.json for the PyTorch script to compare.
+//
+//     paints-bench-diffusion OUT_DIR [--steps N]
 import Foundation
 import PaintsDiffusion
 import PaintsTensor
@@ -10,30 +14,71 @@ func seconds(_ body: () throws -> Void) rethrows -> Double {
     return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
 }
 
+/// Peak resident set (VmHWM) in GiB.
 func peakRSS() -> Double {
     let status = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
     let line = status.split(separator: "\n").first { $0.hasPrefix("VmHWM:") } ?? ""
     return Double(line.split(separator: " ").compactMap { Int($0) }.first ?? 0) / 1_048_576
 }
 
+/// Starts a new peak (Linux: writing 5 to clear_refs resets VmHWM to the current RSS).
+func resetPeakRSS() { try? "5".write(toFile: "/proc/self/clear_refs", atomically: false, encoding: .utf8) }
+
 OpenBLASKernel.selectBestKernelOrReexecute()
-let folder = CommandLine.arguments.count > 1 ? CommandLine.arguments[1] : "/tmp/sd15"
+let arguments = CommandLine.arguments
+let folder = arguments.count > 1 ? arguments[1] : "/tmp/paintsd-sd15-random"
+let steps = arguments.firstIndex(of: "--steps").map { Int(arguments[$0 + 1]) ?? 2 } ?? 2
+let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
 print("paints-bench-diffusion: \(OpenBLASKernel.description), \(Parallel.cores) cores")
-var loadTime = 0.0
-var unet: UNet2DConditionModel!
-loadTime = try seconds { unet = try UNet2DConditionModel(folder: folder + "/unet") }
-print(String(format: "unet load (f32): %.2f s, peak RSS %.2f GiB", loadTime, peakRSS()))
-var noise = SeededNormalNoise(seed: 1)
-for batch in [1, 2] {
-    let x = Tensor(shape: [batch, 4, 64, 64], data: noise.normal(count: batch * 4 * 64 * 64))
-    let c = Tensor(shape: [batch, 77, 768], data: noise.normal(count: batch * 77 * 768))
-    let t = try seconds { _ = try unet(x, timesteps: [500], context: c) }
-    print(String(format: "unet pass 64x64 batch %d: %.2f s", batch, t))
+var figures: [String: Any] = ["kernel": OpenBLASKernel.description]
+@MainActor func report(_ key: String, _ value: Double, _ label: String) {
+    figures[key] = value
+    print(String(format: "%@: %.2f", label, value))
 }
-unet = nil
-let vae = try AutoencoderKL(folder: folder + "/vae")
-let z = Tensor(shape: [1, 4, 64, 64], data: noise.normal(count: 4 * 64 * 64))
-print(String(format: "vae decode 512x512: %.2f s", try seconds { _ = try vae.decode(z) }))
-let image = Tensor(shape: [1, 3, 512, 512], data: noise.normal(count: 3 * 512 * 512).map { max(-1, min(1, $0 / 3)) })
-print(String(format: "vae encode 512x512: %.2f s", try seconds { _ = try vae.encode(image) }))
-print(String(format: "peak RSS %.2f GiB", peakRSS()))
+
+// 1. txt2img at 512x512 from the fp16 weights (the daemon's default when a folder ships them): peak memory.
+do {
+    // The cut-down real CLIP vocabulary of the fixtures: its ids all lie inside the full-size model's vocabulary.
+    let tokenizer = try CLIPTokenizer(folder: repository + "/Tests/Fixtures/diffusion/tokenizer")
+    let prompts = PromptEncoder(tokenizer: tokenizer, textModel: try CLIPTextModel(folder: folder + "/text_encoder", variant: "fp16"))
+    let pipeline = StableDiffusionPipeline(unet: try UNet2DConditionModel(folder: folder + "/unet", variant: "fp16"),
+                                           vae: try AutoencoderKL(folder: folder + "/vae", variant: "fp16"), prompts: prompts,
+                                           scheduler: SchedulerConfiguration())
+    var request = StableDiffusionPipeline.Request(prompt: "a red umbrella, (line art:1.2)", width: 512, height: 512)
+    request.steps = steps
+    var noise = SeededNormalNoise(seed: 7)
+    let t = try seconds { _ = try pipeline.generate(request, noise: &noise) }
+    report("txt2img_fp16_\(steps)_steps_s", t, "txt2img 512x512 fp16 weights, \(steps) steps, cfg 7.5 (s)")
+    report("txt2img_fp16_peak_rss_gib", peakRSS(), "txt2img fp16 peak RSS (GiB)")
+}
+resetPeakRSS()
+
+// 2. The f32 files, pass by pass, as the PyTorch script times them (after one warm-up pass that faults the mapped
+// weights in).
+var noise = SeededNormalNoise(seed: 1)
+do {
+    let unet = try UNet2DConditionModel(folder: folder + "/unet", variant: "")
+    for batch in [1, 2] {
+        let x = Tensor(shape: [batch, 4, 64, 64], data: noise.normal(count: batch * 4 * 64 * 64))
+        let c = Tensor(shape: [batch, 77, 768], data: noise.normal(count: batch * 77 * 768))
+        if batch == 1 { _ = try unet(x, timesteps: [500], context: c) }
+        report("unet_batch\(batch)_s", try seconds { _ = try unet(x, timesteps: [500], context: c) }, "unet pass 64x64 batch \(batch) (s)")
+    }
+    report("unet_peak_rss_gib", peakRSS(), "unet f32 peak RSS (GiB)")
+}
+do {
+    let vae = try AutoencoderKL(folder: folder + "/vae", variant: "")
+    let z = Tensor(shape: [1, 4, 64, 64], data: noise.normal(count: 4 * 64 * 64))
+    report("vae_decode_512_s", try seconds { _ = try vae.decode(z) }, "vae decode 512x512 (s)")
+    let image = Tensor(shape: [1, 3, 512, 512], data: noise.normal(count: 3 * 512 * 512).map { max(-1, min(1, $0 / 3)) })
+    report("vae_encode_512_s", try seconds { _ = try vae.encode(image) }, "vae encode 512x512 (s)")
+}
+do {
+    let clip = try CLIPTextModel(folder: folder + "/text_encoder", variant: "")
+    let ids = [(0..<77).map { ($0 * 7919) % 49408 }]
+    _ = try clip.encode(ids)
+    report("clip_encode_s", try seconds { _ = try clip.encode(ids) }, "clip encode 77 tokens (s)")
+}
+report("peak_rss_gib", peakRSS(), "peak RSS of the f32 part (GiB)")
+let json = try JSONSerialization.data(withJSONObject: figures, options: [.prettyPrinted, .sortedKeys])
+try json.write(to: URL(fileURLWithPath: folder + "/swift-figures.json"))

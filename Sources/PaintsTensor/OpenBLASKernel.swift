@@ -1,22 +1,34 @@
-// PaintsTensor/OpenBLASKernel: picks OpenBLAS's AVX-512 kernels on CPUs Debian's OpenBLAS 0.3.21 does not recognise.
+// PaintsTensor/OpenBLASKernel: sets the OpenBLAS environment this engine wants (AVX-512 kernels on CPUs Debian's
+// OpenBLAS 0.3.21 does not recognise; worker threads that sleep between calls) before the library reads it.
 import Foundation
 import Glibc
 
 public enum OpenBLASKernel {
-    /// Debian's OpenBLAS 0.3.21 takes Zen 5 for Haswell (AVX2). `OPENBLAS_CORETYPE=SkylakeX` selects its AVX-512
-    /// kernels (sgemm ~1.5-1.9x faster here), but OpenBLAS reads it only when the library loads. So: where the CPU has
-    /// AVX-512F and the variable is unset, set it and re-execute this program once. Call it first thing in main.
-    /// Set `PAINTSD_KEEP_BLAS_KERNEL=1` to leave OpenBLAS's own choice alone.
+    /// OpenBLAS reads its settings from the environment once, when the library loads, so a program that wants others
+    /// sets them and re-executes itself once. Call it first thing in main. It changes only variables that are unset:
+    /// - `OPENBLAS_CORETYPE=SkylakeX` where the CPU has AVX-512F and OpenBLAS chose another kernel: Debian's 0.3.21
+    ///   takes Zen 5 for Haswell (AVX2); the AVX-512 kernels run sgemm ~1.5-1.9x faster here.
+    /// - `OPENBLAS_THREAD_TIMEOUT=4`: idle OpenBLAS workers sleep almost at once instead of spinning on sched_yield for
+    ///   ~2^28 cycles, which took a core from the engine's own parallel work between GEMMs (measured: UNet batch 2
+    ///   8.97 s -> 7.42 s on 2 cores).
+    /// Set `PAINTSD_KEEP_BLAS_KERNEL=1` to leave OpenBLAS's own choices alone.
     public static func selectBestKernelOrReexecute() {
         let env = ProcessInfo.processInfo.environment
-        guard env["OPENBLAS_CORETYPE"] == nil, env["PAINTSD_KEEP_BLAS_KERNEL"] == nil, env["PAINTSD_REEXECUTED"] == nil,
-              cpuHasAVX512F(), BLAS.coreName.lowercased() != "skylakex"
-        else { return }
-        setenv("OPENBLAS_CORETYPE", "SkylakeX", 1)
+        guard env["PAINTSD_KEEP_BLAS_KERNEL"] == nil, env["PAINTSD_REEXECUTED"] == nil else { return }
+        var changed = false
+        if env["OPENBLAS_CORETYPE"] == nil, cpuHasAVX512F(), BLAS.coreName.lowercased() != "skylakex" {
+            setenv("OPENBLAS_CORETYPE", "SkylakeX", 1)
+            changed = true
+        }
+        if env["OPENBLAS_THREAD_TIMEOUT"] == nil, BLAS.threads > 1 {
+            setenv("OPENBLAS_THREAD_TIMEOUT", "4", 1)
+            changed = true
+        }
+        guard changed else { return }
         setenv("PAINTSD_REEXECUTED", "1", 1)
         var argv = CommandLine.arguments.map { strdup($0) } + [nil]
         execv("/proc/self/exe", &argv)
-        // execv returned: keep running with the default kernel.
+        // execv returned: keep running with OpenBLAS's defaults.
     }
 
     static func cpuHasAVX512F() -> Bool {
@@ -25,5 +37,8 @@ public enum OpenBLASKernel {
     }
 
     /// What `hello` and the benchmarks report.
-    public static var description: String { "\(BLAS.coreName) (OpenBLAS, \(BLAS.threads) threads)" }
+    public static var description: String {
+        let timeout = ProcessInfo.processInfo.environment["OPENBLAS_THREAD_TIMEOUT"].map { ", thread timeout 2^\($0) cycles" } ?? ""
+        return "\(BLAS.coreName) (OpenBLAS, \(BLAS.threads) threads\(timeout))"
+    }
 }

@@ -88,8 +88,8 @@ public struct SafeTensorsFile: Sendable {
     public let path: String
     public let entries: [String: TensorEntry]
     public let metadata: [String: String]
-    private let file: MappedFile
-    private let dataStart: Int
+    let file: MappedFile
+    let dataStart: Int
 
     /// The largest header accepted (the format's reference reader uses 100 MB).
     public static let maxHeaderBytes = 100_000_000

@@ -2,7 +2,7 @@
 import Foundation
 
 extension Tensor {
-    public func silu() -> Tensor { map { $0 / (1 + exp(-$0)) } }
+    public func silu() -> Tensor { sigmoidGated(k: 1) }
 
     /// GELU, exact (erf) form: torch's default.
     public func gelu() -> Tensor { map { 0.5 * $0 * (1 + erf($0 * Self.inverseSquareRootOfTwo)) } }
@@ -10,17 +10,36 @@ extension Tensor {
     static let inverseSquareRootOfTwo = Float(1 / 2.0.squareRoot())
 
     /// CLIP's quick GELU: x * sigmoid(1.702 x).
-    public func quickGELU() -> Tensor { map { $0 / (1 + exp(-1.702 * $0)) } }
+    public func quickGELU() -> Tensor { sigmoidGated(k: 1.702) }
+
+    /// x * sigmoid(k x), split across cores.
+    func sigmoidGated(k: Float) -> Tensor {
+        var out = self
+        let n = count
+        out.data.withUnsafeMutableBufferPointer { o in
+            let base = UnsafeSendablePointer(o.baseAddress!)
+            Parallel.forEachChunk(n) { range in VectorMath.sigmoidGate(base.pointer + range.lowerBound, count: range.count, k: k) }
+        }
+        return out
+    }
 
     /// GEGLU: the last dimension splits into (hidden, gate); returns hidden * gelu(gate) (diffusers `GEGLU`).
     public func geglu() -> Tensor {
         let d = shape[rank - 1] / 2
         var out = Tensor(zeros: Array(shape.dropLast()) + [d])
         let rows = count / (2 * d)
-        for r in 0..<rows {
-            for i in 0..<d {
-                let hidden = data[r * 2 * d + i], gate = data[r * 2 * d + d + i]
-                out.data[r * d + i] = hidden * 0.5 * gate * (1 + erf(gate * Self.inverseSquareRootOfTwo))
+        data.withUnsafeBufferPointer { x in
+            out.data.withUnsafeMutableBufferPointer { y in
+                let source = UnsafeSendablePointer(x.baseAddress!), target = UnsafeSendablePointer(y.baseAddress!)
+                Parallel.forEachChunk(rows, minimumChunk: 16) { range in
+                    for r in range {
+                        let row = source.pointer + r * 2 * d, o = target.pointer + r * d
+                        for i in 0..<d {
+                            let gate = row[d + i]
+                            o[i] = row[i] * 0.5 * gate * (1 + erf(gate * Self.inverseSquareRootOfTwo))
+                        }
+                    }
+                }
             }
         }
         return out

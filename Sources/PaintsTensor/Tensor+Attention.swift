@@ -40,9 +40,14 @@ extension Tensor {
                                                 for j in (start + r + 1)..<lk { row[j] = -.infinity }
                                             }
                                         }
-                                        softmaxRows(sp.baseAddress!, rows: rows, columns: lk)
+                                        let sums = softmaxNumerators(sp.baseAddress!, rows: rows, columns: lk)
+                                        let o = oBase + start * width
                                         BLAS.gemm(m: rows, n: d, k: lk, a: sp.baseAddress!, lda: lk, b: vBase, ldb: width,
-                                                  c: oBase + start * width, ldc: width)
+                                                  c: o, ldc: width)
+                                        for r in 0..<rows {
+                                            let inv = 1 / sums[r]
+                                            for i in 0..<d { o[r * width + i] *= inv }
+                                        }
                                         start += rows
                                     }
                                 }
@@ -55,21 +60,14 @@ extension Tensor {
         return out
     }
 
-    /// In-place softmax of each row.
-    static func softmaxRows(_ p: UnsafeMutablePointer<Float>, rows: Int, columns: Int) {
-        let base = UnsafeSendablePointer(p)
-        Parallel.forEach(rows) { r in
-            let row = base.pointer + r * columns
-            var m = -Float.infinity
-            for i in 0..<columns { m = max(m, row[i]) }
-            var sum: Float = 0
-            for i in 0..<columns {
-                let e = exp(row[i] - m)
-                row[i] = e
-                sum += e
-            }
-            let inv = 1 / sum
-            for i in 0..<columns { row[i] *= inv }
+    /// Replaces each row by e^(x - max(row)) and returns the row sums: the softmax, divided later (attention divides
+    /// the d-wide output row instead of the Lk-wide score row).
+    static func softmaxNumerators(_ p: UnsafeMutablePointer<Float>, rows: Int, columns: Int) -> [Float] {
+        var sums = [Float](repeating: 0, count: rows)
+        sums.withUnsafeMutableBufferPointer { s in
+            let base = UnsafeSendablePointer(p), out = UnsafeSendablePointer(s.baseAddress!)
+            Parallel.forEach(rows) { r in out.pointer[r] = VectorMath.exponentiateShifted(base.pointer + r * columns, count: columns) }
         }
+        return sums
     }
 }

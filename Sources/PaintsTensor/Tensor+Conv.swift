@@ -7,7 +7,7 @@ extension Tensor {
     /// torch.nn.functional.conv2d with groups = 1 and dilation = 1.
     /// - Parameters: self [N, C, H, W]; weight [O, C, KH, KW]; bias [O].
     /// - Returns: [N, O, (H + 2p - KH)/s + 1, (W + 2p - KW)/s + 1].
-    public func conv2d(weight: Tensor, bias: Tensor?, stride: Int = 1, padding: Int = 0) throws(TensorError) -> Tensor {
+    public func conv2d(weight: Weight, bias: Tensor?, stride: Int = 1, padding: Int = 0) throws(TensorError) -> Tensor {
         guard rank == 4, weight.rank == 4, weight.shape[1] == shape[1], bias == nil || bias!.shape == [weight.shape[0]] else {
             throw .shapeMismatch(operation: "conv2d", shapes: [shape, weight.shape, bias?.shape ?? []])
         }
@@ -20,23 +20,17 @@ extension Tensor {
         let pointwise = kh == 1 && kw == 1 && stride == 1 && padding == 0
         let rowsPerTile = max(1, min(oh, Self.maxColumnFloats / max(1, k * ow)))
         var columns = [Float](repeating: 0, count: pointwise ? 0 : k * rowsPerTile * ow)
-        data.withUnsafeBufferPointer { x in
-            weight.data.withUnsafeBufferPointer { wt in
+        if let bias { out.fillChannels(with: bias) }
+        let beta: Float = bias == nil ? 0 : 1
+        weight.withFloats { wt in
+            data.withUnsafeBufferPointer { x in
                 out.data.withUnsafeMutableBufferPointer { y in
                     columns.withUnsafeMutableBufferPointer { col in
                         for b in 0..<n {
                             let input = x.baseAddress! + b * c * h * w
                             let output = y.baseAddress! + b * o * oh * ow
-                            if let bias {
-                                for oc in 0..<o {
-                                    let v = bias.data[oc]
-                                    for i in 0..<(oh * ow) { output[oc * oh * ow + i] = v }
-                                }
-                            }
-                            let beta: Float = bias == nil ? 0 : 1
                             if pointwise {
-                                BLAS.gemm(m: o, n: h * w, k: c, a: wt.baseAddress!, lda: c, b: input, ldb: h * w, beta: beta,
-                                          c: output, ldc: h * w)
+                                BLAS.gemm(m: o, n: h * w, k: c, a: wt, lda: c, b: input, ldb: h * w, beta: beta, c: output, ldc: h * w)
                                 continue
                             }
                             var y0 = 0
@@ -45,8 +39,8 @@ extension Tensor {
                                 let tile = rows * ow
                                 Self.im2col(input, channels: c, height: h, width: w, kh: kh, kw: kw, stride: stride,
                                             padding: padding, outWidth: ow, rows: y0..<(y0 + rows), into: col.baseAddress!)
-                                BLAS.gemm(m: o, n: tile, k: k, a: wt.baseAddress!, lda: k, b: col.baseAddress!, ldb: tile,
-                                          beta: beta, c: output + y0 * ow, ldc: oh * ow)
+                                BLAS.gemm(m: o, n: tile, k: k, a: wt, lda: k, b: col.baseAddress!, ldb: tile, beta: beta,
+                                          c: output + y0 * ow, ldc: oh * ow)
                                 y0 += rows
                             }
                         }
@@ -57,33 +51,57 @@ extension Tensor {
         return out
     }
 
-    /// Columns [C*KH*KW, rows*OW] for output rows `rows` of one image.
+    /// A float32 kernel held in memory (tests, small models).
+    public func conv2d(weight: Tensor, bias: Tensor?, stride: Int = 1, padding: Int = 0) throws(TensorError) -> Tensor {
+        try conv2d(weight: Weight(weight), bias: bias, stride: stride, padding: padding)
+    }
+
+    /// Sets every element of channel `ch` (dimension 1) to `values[ch]`.
+    mutating func fillChannels(with values: Tensor) {
+        let (n, c) = (shape[0], shape[1])
+        let plane = count / (n * c)
+        data.withUnsafeMutableBufferPointer { y in
+            let base = UnsafeSendablePointer(y.baseAddress!)
+            values.data.withUnsafeBufferPointer { v in
+                let bias = UnsafeSendablePointer(v.baseAddress!)
+                Parallel.forEach(n * c) { i in (base.pointer + i * plane).update(repeating: bias.pointer[i % c], count: plane) }
+            }
+        }
+    }
+
+    /// Columns [C*KH*KW, rows*OW] for output rows `rows` of one image: each (channel, ky, kx) row is the input shifted
+    /// by (ky, kx), copied a line at a time with the padding written as zeros.
     static func im2col(_ x: UnsafePointer<Float>, channels: Int, height: Int, width: Int, kh: Int, kw: Int, stride: Int,
                        padding: Int, outWidth: Int, rows: Range<Int>, into col: UnsafeMutablePointer<Float>) {
         let tile = rows.count * outWidth
         let target = UnsafeSendablePointer(col), source = UnsafeSendablePointer(x)
         Parallel.forEach(channels) { ch in
-            let plane = source.pointer + ch * height * width
+            let plane = UnsafePointer(source.pointer + ch * height * width)
             for ky in 0..<kh {
                 for kx in 0..<kw {
-                    let row = target.pointer + ((ch * kh + ky) * kw + kx) * tile
-                    var i = 0
+                    // Output columns whose input column ox * stride - padding + kx lies inside the image.
+                    let first = min(outWidth, max(0, (padding - kx + stride - 1) / stride))
+                    let last = width - 1 + padding - kx
+                    let end = last < 0 ? first : max(first, min(outWidth, last / stride + 1))
+                    var row = target.pointer + ((ch * kh + ky) * kw + kx) * tile
                     for oy in rows {
                         let iy = oy * stride - padding + ky
                         if iy < 0 || iy >= height {
-                            for _ in 0..<outWidth { row[i] = 0; i += 1 }
-                            continue
+                            row.update(repeating: 0, count: outWidth)
+                        } else {
+                            let line = plane + iy * width + kx - padding
+                            row.update(repeating: 0, count: first)
+                            if stride == 1 {
+                                (row + first).update(from: line + first, count: end - first)
+                            } else {
+                                for ox in first..<end { row[ox] = line[ox * stride] }
+                            }
+                            (row + end).update(repeating: 0, count: outWidth - end)
                         }
-                        let line = plane + iy * width
-                        for ox in 0..<outWidth {
-                            let ix = ox * stride - padding + kx
-                            row[i] = ix >= 0 && ix < width ? line[ix] : 0
-                            i += 1
-                        }
+                        row += outWidth
                     }
                 }
             }
         }
     }
 }
-

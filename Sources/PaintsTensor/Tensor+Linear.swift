@@ -2,24 +2,33 @@
 
 extension Tensor {
     /// `x` [..., in] times `weight` [out, in] transposed, plus `bias` [out]: [..., out] (torch.nn.functional.linear).
-    public func linear(weight: Tensor, bias: Tensor?) throws(TensorError) -> Tensor {
+    public func linear(weight: Weight, bias: Tensor?) throws(TensorError) -> Tensor {
         guard let inFeatures = shape.last, weight.rank == 2, weight.shape[1] == inFeatures,
               bias == nil || bias!.shape == [weight.shape[0]]
         else { throw .shapeMismatch(operation: "linear", shapes: [shape, weight.shape, bias?.shape ?? []]) }
         let outFeatures = weight.shape[0], rows = count / max(1, inFeatures)
         var out = Tensor(zeros: Array(shape.dropLast()) + [outFeatures])
-        data.withUnsafeBufferPointer { x in
-            weight.data.withUnsafeBufferPointer { w in
+        if let bias {
+            out.data.withUnsafeMutableBufferPointer { y in
+                bias.data.withUnsafeBufferPointer { b in
+                    for r in 0..<rows { (y.baseAddress! + r * outFeatures).update(from: b.baseAddress!, count: outFeatures) }
+                }
+            }
+        }
+        weight.withFloats { w in
+            data.withUnsafeBufferPointer { x in
                 out.data.withUnsafeMutableBufferPointer { y in
-                    if let bias {
-                        for r in 0..<rows { for o in 0..<outFeatures { y[r * outFeatures + o] = bias.data[o] } }
-                    }
                     BLAS.gemm(transposeB: true, m: rows, n: outFeatures, k: inFeatures, a: x.baseAddress!, lda: inFeatures,
-                              b: w.baseAddress!, ldb: inFeatures, beta: bias == nil ? 0 : 1, c: y.baseAddress!, ldc: outFeatures)
+                              b: w, ldb: inFeatures, beta: bias == nil ? 0 : 1, c: y.baseAddress!, ldc: outFeatures)
                 }
             }
         }
         return out
+    }
+
+    /// A float32 weight held in memory (tests, small models).
+    public func linear(weight: Tensor, bias: Tensor?) throws(TensorError) -> Tensor {
+        try linear(weight: Weight(weight), bias: bias)
     }
 
     /// [N, C, H, W] to tokens [N, H*W, C].
@@ -27,12 +36,7 @@ extension Tensor {
         precondition(rank == 4, "tokens() takes NCHW")
         let (n, c, hw) = (shape[0], shape[1], shape[2] * shape[3])
         var out = Tensor(zeros: [n, hw, c])
-        for b in 0..<n {
-            for ch in 0..<c {
-                let src = (b * c + ch) * hw
-                for p in 0..<hw { out.data[(b * hw + p) * c + ch] = data[src + p] }
-            }
-        }
+        Self.transposePlanes(data, into: &out.data, batch: n, rows: c, columns: hw)
         return out
     }
 
@@ -41,12 +45,29 @@ extension Tensor {
         precondition(rank == 3 && shape[1] == height * width, "image(height:width:) takes [N, H*W, C]")
         let (n, hw, c) = (shape[0], shape[1], shape[2])
         var out = Tensor(zeros: [n, c, height, width])
-        for b in 0..<n {
-            for p in 0..<hw {
-                let src = (b * hw + p) * c
-                for ch in 0..<c { out.data[(b * c + ch) * hw + p] = data[src + ch] }
+        Self.transposePlanes(data, into: &out.data, batch: n, rows: hw, columns: c)
+        return out
+    }
+
+    /// Transposes each of `batch` row-major [rows, columns] matrices, in 32x32 blocks spread across cores.
+    static func transposePlanes(_ source: [Float], into target: inout [Float], batch: Int, rows: Int, columns: Int) {
+        let block = 32
+        let rowBlocks = (rows + block - 1) / block
+        source.withUnsafeBufferPointer { s in
+            target.withUnsafeMutableBufferPointer { t in
+                let from = UnsafeSendablePointer(s.baseAddress!), to = UnsafeSendablePointer(t.baseAddress!)
+                Parallel.forEach(batch * rowBlocks) { item in
+                    let b = item / rowBlocks, r0 = (item % rowBlocks) * block
+                    let src = from.pointer + b * rows * columns, dst = to.pointer + b * rows * columns
+                    var c0 = 0
+                    while c0 < columns {
+                        for r in r0..<Swift.min(rows, r0 + block) {
+                            for c in c0..<Swift.min(columns, c0 + block) { dst[c * rows + r] = src[r * columns + c] }
+                        }
+                        c0 += block
+                    }
+                }
             }
         }
-        return out
     }
 }

@@ -15,12 +15,7 @@ extension Tensor {
             let base = UnsafeSendablePointer(o.baseAddress!)
             Parallel.forEach(n * groups) { g in
                 let start = base.pointer + g * perGroup
-                var sum = 0.0, squares = 0.0
-                for i in 0..<perGroup {
-                    let v = Double(start[i])
-                    sum += v
-                    squares += v * v
-                }
+                let (sum, squares) = VectorMath.sumAndSquares(start, count: perGroup)
                 let mean = sum / Double(perGroup)
                 let variance = max(0, squares / Double(perGroup) - mean * mean)
                 let inv = Float(1 / (variance + Double(epsilon)).squareRoot())
@@ -30,10 +25,8 @@ extension Tensor {
                     let scale = weight.data[firstChannel + cc] * inv
                     let shift = bias.data[firstChannel + cc] - m * scale
                     let row = start + cc * spatial
-                    for i in 0..<spatial {
-                        let v = row[i] * scale + shift
-                        row[i] = silu ? v / (1 + exp(-v)) : v
-                    }
+                    VectorMath.scaleShift(row, count: spatial, scale: scale, shift: shift)
+                    if silu { VectorMath.sigmoidGate(row, count: spatial, k: 1) }
                 }
             }
         }

@@ -41,7 +41,10 @@ public struct Tensor: Sendable, Equatable {
         precondition(a.shape == b.shape, "+: shapes \(a.shape) and \(b.shape)")
         var out = a
         out.data.withUnsafeMutableBufferPointer { o in
-            b.data.withUnsafeBufferPointer { bb in for i in 0..<o.count { o[i] += bb[i] } }
+            b.data.withUnsafeBufferPointer { bb in
+                let target = UnsafeSendablePointer(o.baseAddress!), source = UnsafeSendablePointer(bb.baseAddress!)
+                Parallel.forEachChunk(o.count) { range in for i in range { target.pointer[i] += source.pointer[i] } }
+            }
         }
         return out
     }

@@ -34,7 +34,7 @@ public struct CLIPTextConfiguration: Sendable {
 
 public struct CLIPTextModel: Sendable {
     public let configuration: CLIPTextConfiguration
-    let tokenEmbedding: Tensor       // [vocab, hidden]
+    let tokenEmbedding: Weight       // [vocab, hidden]
     let positionEmbedding: Tensor    // [positions, hidden]
     let layers: [Layer]
     let finalNorm: LayerNorm
@@ -49,7 +49,7 @@ public struct CLIPTextModel: Sendable {
     public init(configuration c: CLIPTextConfiguration, weights: WeightStore) throws(ModelError) {
         configuration = c
         let w = weights.contains("text_model.final_layer_norm.weight") ? weights.scoped("text_model") : weights
-        tokenEmbedding = try w.load("embeddings.token_embedding.weight")
+        tokenEmbedding = try w.loadWeight("embeddings.token_embedding.weight")
         positionEmbedding = try w.load("embeddings.position_embedding.weight")
         guard tokenEmbedding.rank == 2, tokenEmbedding.shape[1] == c.hiddenSize, positionEmbedding.shape == [c.maxPositions, c.hiddenSize] else {
             throw .configuration("embedding shapes \(tokenEmbedding.shape), \(positionEmbedding.shape) do not fit hidden size \(c.hiddenSize)")
@@ -68,10 +68,11 @@ public struct CLIPTextModel: Sendable {
     }
 
     /// Loads a transformers `text_encoder` folder (config.json + model.safetensors).
-    public init(folder: String) throws(ModelError) {
+    /// `variant`: the weights file variant to prefer (`WeightStore.componentFile`: "fp16" when present by default).
+    public init(folder: String, variant: String? = nil) throws(ModelError) {
         let c = try CLIPTextConfiguration(folder: folder)
         let weights: WeightStore
-        do { weights = try WeightStore(path: folder + "/model.safetensors") } catch { throw .weights(error) }
+        do { weights = try WeightStore(folder: folder, name: "model", variant: variant) } catch { throw .weights(error) }
         try self.init(configuration: c, weights: weights)
     }
 
@@ -87,7 +88,8 @@ public struct CLIPTextModel: Sendable {
         for (b, row) in ids.enumerated() {
             for (p, id) in row.enumerated() {
                 guard (0..<vocabulary).contains(id) else { throw .configuration("token id \(id) is outside the vocabulary of \(vocabulary)") }
-                for i in 0..<d { h.data[(b * length + p) * d + i] = tokenEmbedding.data[id * d + i] + positionEmbedding.data[p * d + i] }
+                h.data.withUnsafeMutableBufferPointer { tokenEmbedding.row(id, into: $0.baseAddress! + (b * length + p) * d) }
+                for i in 0..<d { h.data[(b * length + p) * d + i] += positionEmbedding.data[p * d + i] }
             }
         }
         for layer in layers.prefix(layers.count - clipSkip) {

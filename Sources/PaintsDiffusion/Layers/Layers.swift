@@ -34,21 +34,26 @@ func compute<T>(_ body: () throws(TensorError) -> T) throws(ModelError) -> T {
 }
 
 extension WeightStore {
-    /// The tensor at `key` (checking `shape` when given), failing as a `ModelError`.
+    /// The tensor at `key` as float32 (checking `shape` when given), failing as a `ModelError`.
     func load(_ key: String, shape: [Int]? = nil) throws(ModelError) -> Tensor {
         do { return try tensor(key, shape: shape) } catch { throw .weights(error) }
+    }
+
+    /// The weight at `key` in its stored dtype and place, failing as a `ModelError`.
+    func loadWeight(_ key: String) throws(ModelError) -> Weight {
+        do { return try weight(key) } catch { throw .weights(error) }
     }
 }
 
 public struct Conv2d: Sendable {
-    public let weight: Tensor
+    public let weight: Weight
     public let bias: Tensor?
     public let stride: Int
     public let padding: Int
 
     /// Reads `weight` [O, I, K, K] (and `bias` [O] when present); padding defaults to K/2.
     public init(_ w: WeightStore, stride: Int = 1, padding: Int? = nil) throws(ModelError) {
-        weight = try w.load("weight")
+        weight = try w.loadWeight("weight")
         guard weight.rank == 4 else { throw .configuration("\(w.prefix)weight: expected a 4-d convolution kernel, got \(weight.shape)") }
         let outputs = weight.shape[0]
         bias = w.contains("bias") ? try w.load("bias", shape: [outputs]) : nil
@@ -65,11 +70,11 @@ public struct Conv2d: Sendable {
 }
 
 public struct Linear: Sendable {
-    public let weight: Tensor
+    public let weight: Weight
     public let bias: Tensor?
 
     public init(_ w: WeightStore) throws(ModelError) {
-        weight = try w.load("weight")
+        weight = try w.loadWeight("weight")
         guard weight.rank == 2 else { throw .configuration("\(w.prefix)weight: expected a matrix, got \(weight.shape)") }
         let outputs = weight.shape[0]
         bias = w.contains("bias") ? try w.load("bias", shape: [outputs]) : nil

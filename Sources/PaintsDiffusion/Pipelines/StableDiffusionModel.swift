@@ -26,16 +26,12 @@ public enum StableDiffusionModel {
                                        vae: try AutoencoderKL(folder: folder + "/vae"), prompts: prompts, scheduler: scheduler)
     }
 
-    /// Bytes the float32 weights of a folder take once loaded (file sizes scaled from their stored dtype).
+    /// Bytes the weights of a folder take once loaded: the files `load` reads, which stay in their stored dtype.
     public static func residentBytes(folder: String) -> Int {
         var total = 0
-        for sub in ["unet", "vae", "text_encoder"] {
-            let dir = folder + "/" + sub
-            for name in (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [] where name.hasSuffix(".safetensors") {
-                if let file = try? SafeTensorsFile(path: dir + "/" + name) {
-                    total += file.entries.values.reduce(0) { $0 + $1.count * 4 }
-                }
-            }
+        for (sub, name) in [("unet", "diffusion_pytorch_model"), ("vae", "diffusion_pytorch_model"), ("text_encoder", "model")] {
+            let path = WeightStore.componentFile(folder: folder + "/" + sub, name: name)
+            if let file = try? SafeTensorsFile(path: path) { total += file.entries.values.reduce(0) { $0 + $1.count * $1.dtype.size } }
         }
         return total
     }

@@ -95,10 +95,11 @@ public struct UNet2DConditionModel: Sendable {
     }
 
     /// Loads a diffusers `unet` folder (config.json + diffusion_pytorch_model.safetensors).
-    public init(folder: String) throws(ModelError) {
+    /// `variant`: the weights file variant to prefer (`WeightStore.componentFile`: "fp16" when present by default).
+    public init(folder: String, variant: String? = nil) throws(ModelError) {
         let configuration = try UNetConfiguration(folder: folder)
         let weights: WeightStore
-        do { weights = try WeightStore(path: folder + "/diffusion_pytorch_model.safetensors") } catch { throw .weights(error) }
+        do { weights = try WeightStore(folder: folder, name: "diffusion_pytorch_model", variant: variant) } catch { throw .weights(error) }
         try self.init(configuration: configuration, weights: weights)
     }
 

@@ -160,10 +160,11 @@ public struct AutoencoderKL: Sendable {
     }
 
     /// Loads a diffusers `vae` folder.
-    public init(folder: String) throws(ModelError) {
+    /// `variant`: the weights file variant to prefer (`WeightStore.componentFile`: "fp16" when present by default).
+    public init(folder: String, variant: String? = nil) throws(ModelError) {
         let c = try VAEConfiguration(folder: folder)
         let weights: WeightStore
-        do { weights = try WeightStore(path: folder + "/diffusion_pytorch_model.safetensors") } catch { throw .weights(error) }
+        do { weights = try WeightStore(folder: folder, name: "diffusion_pytorch_model", variant: variant) } catch { throw .weights(error) }
         try self.init(configuration: c, weights: weights)
     }
 

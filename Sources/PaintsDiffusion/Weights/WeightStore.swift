@@ -1,4 +1,5 @@
 // PaintsDiffusion/Weights/WeightStore: named weights from one or more safetensors files, scoped by key prefix.
+import Foundation
 import PaintsTensor
 
 /// Weights by their checkpoint key. Blocks take a store scoped to their own prefix (`down_blocks.0.resnets.1.`), so a
@@ -23,6 +24,22 @@ public struct WeightStore: Sendable {
         self.init(files: [try SafeTensorsFile(path: path)])
     }
 
+    /// Which weights file of a diffusers component folder is read: the `fp16` variant when the folder has one
+    /// (`diffusion_pytorch_model.fp16.safetensors`, as published repositories ship it: half the memory, compute stays
+    /// float32), else the plain file. `variant: ""` forces the plain file.
+    public static func componentFile(folder: String, name: String, variant: String? = nil) -> String {
+        let plain = "\(folder)/\(name).safetensors"
+        let preferred = variant ?? "fp16"
+        guard !preferred.isEmpty else { return plain }
+        let candidate = "\(folder)/\(name).\(preferred).safetensors"
+        return FileManager.default.fileExists(atPath: candidate) ? candidate : plain
+    }
+
+    /// The weights of a diffusers component folder (see `componentFile`).
+    public init(folder: String, name: String, variant: String? = nil) throws(WeightError) {
+        try self.init(path: Self.componentFile(folder: folder, name: name, variant: variant))
+    }
+
     /// The store for a child block: `scoped("conv1")` reads `prefix + "conv1." + key`.
     public func scoped(_ name: String) -> WeightStore {
         WeightStore(files: files, prefix: prefix + name + ".", aliases: aliases, squeezed: squeezed)
@@ -33,11 +50,16 @@ public struct WeightStore: Sendable {
 
     public func contains(_ key: String) -> Bool { files.contains { $0.entries[stored(key)] != nil } }
 
-    /// The tensor at `key` under this scope, optionally checking its shape.
+    /// The tensor at `key` under this scope as float32, optionally checking its shape.
     public func tensor(_ key: String, shape: [Int]? = nil) throws(WeightError) -> Tensor {
+        try weight(key, shape: shape).tensor()
+    }
+
+    /// The weight at `key` under this scope, kept in its stored dtype and place, optionally checking its shape.
+    public func weight(_ key: String, shape: [Int]? = nil) throws(WeightError) -> Weight {
         let full = stored(key)
         guard let file = files.first(where: { $0.entries[full] != nil }) else { throw .missingTensor(prefix + key) }
-        var t = try file.tensor(full)
+        var t = try file.weight(full)
         if squeezed.contains(prefix + key), t.rank == 4, t.shape[2] == 1, t.shape[3] == 1 { t = t.reshaped([t.shape[0], t.shape[1]]) }
         if let shape, t.shape != shape { throw .shapeMismatch(tensor: prefix + key, expected: shape, actual: t.shape) }
         return t

@@ -1,0 +1,154 @@
+// PaintsTensor/Weight: parameter matrices kept in their stored dtype (f32, f16 or bf16), in the checkpoint's memory
+// mapping or in memory, and read as float32 on use.
+//
+// Why: an SD1.5 UNet is 3.4 GB in f32 and 1.7 GB in f16. Copying a mapped file into arrays doubles the peak (the mapped
+// pages stay resident), and widening f16 to f32 at load doubles the rest. A `Weight` reads f32 in place and widens
+// f16/bf16 layer by layer into a reused scratch buffer (performance.md: ~3-5% of the time for half the memory).
+import Glibc
+
+/// Where a weight's bytes live: a mapped file (kept alive here) or a buffer of its own.
+final class WeightBytes: @unchecked Sendable {
+    // Sendable: never written after init.
+    let base: UnsafeRawPointer
+    private let file: MappedFile?
+
+    init(mapped file: MappedFile, offset: Int) {
+        base = file.base + offset
+        self.file = file
+    }
+
+    init(floats: [Float]) {
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: max(1, floats.count) * 4, alignment: 64)
+        floats.withUnsafeBytes { buffer.copyMemory(from: $0.baseAddress ?? UnsafeRawPointer(buffer), byteCount: $0.count) }
+        base = UnsafeRawPointer(buffer)
+        file = nil
+    }
+
+    deinit { if file == nil { UnsafeMutableRawPointer(mutating: base).deallocate() } }
+}
+
+public struct Weight: Sendable {
+    public let shape: [Int]
+    public let dtype: DType
+    let bytes: WeightBytes
+
+    /// A float32 weight held in memory.
+    public init(_ tensor: Tensor) {
+        shape = tensor.shape
+        dtype = .f32
+        bytes = WeightBytes(floats: tensor.data)
+    }
+
+    init(shape: [Int], dtype: DType, bytes: WeightBytes) {
+        self.shape = shape
+        self.dtype = dtype
+        self.bytes = bytes
+    }
+
+    public var count: Int { shape.reduce(1, *) }
+    public var rank: Int { shape.count }
+    /// Bytes held (the stored dtype's size).
+    public var storedBytes: Int { count * dtype.size }
+
+    /// The same storage under another shape of equal size.
+    public func reshaped(_ newShape: [Int]) -> Weight {
+        precondition(newShape.reduce(1, *) == count, "reshape \(shape) to \(newShape)")
+        return Weight(shape: newShape, dtype: dtype, bytes: bytes)
+    }
+
+    /// Calls `body` with the values as float32: in place for aligned f32, else widened into a scratch buffer that is
+    /// reused by later calls (do not keep the pointer).
+    public func withFloats<R, E: Error>(_ body: (UnsafePointer<Float>) throws(E) -> R) throws(E) -> R {
+        if dtype == .f32, Int(bitPattern: bytes.base) % MemoryLayout<Float>.alignment == 0 {
+            return try body(bytes.base.assumingMemoryBound(to: Float.self))
+        }
+        return try ScratchBuffers.shared.with(count: count) { (scratch: UnsafeMutablePointer<Float>) throws(E) -> R in
+            Self.widen(bytes.base, dtype: dtype, count: count, into: scratch)
+            return try body(UnsafePointer(scratch))
+        }
+    }
+
+    /// Row `index` of a matrix [rows, d] as float32 (embedding lookups), widened into `target`.
+    public func row(_ index: Int, into target: UnsafeMutablePointer<Float>) {
+        precondition(rank == 2 && (0..<shape[0]).contains(index), "row \(index) of \(shape)")
+        let d = shape[1]
+        Self.widen(bytes.base + index * d * dtype.size, dtype: dtype, count: d, into: target)
+    }
+
+    /// A float32 copy.
+    public func tensor() -> Tensor {
+        var data = [Float](repeating: 0, count: count)
+        data.withUnsafeMutableBufferPointer { Self.widen(bytes.base, dtype: dtype, count: count, into: $0.baseAddress!) }
+        return Tensor(shape: shape, data: data)
+    }
+
+    /// Converts `count` stored values to float32 (in parallel for large weights).
+    static func widen(_ source: UnsafeRawPointer, dtype: DType, count: Int, into target: UnsafeMutablePointer<Float>) {
+        let from = UnsafeSendablePointer(UnsafeMutableRawPointer(mutating: source).assumingMemoryBound(to: UInt8.self))
+        let to = UnsafeSendablePointer(target)
+        Parallel.forEachChunk(count, minimumChunk: 1 << 18) { range in
+            let raw = UnsafeRawPointer(from.pointer)
+            switch dtype {
+            case .f16, .bf16:
+                // Stored at an even offset by construction (entries are checked against whole elements).
+                let halves = (raw + 2 * range.lowerBound).assumingMemoryBound(to: UInt16.self)
+                if dtype == .f16 {
+                    VectorMath.widen(half: halves, into: to.pointer + range.lowerBound, count: range.count)
+                } else {
+                    VectorMath.widen(bfloat16: halves, into: to.pointer + range.lowerBound, count: range.count)
+                }
+            case .f32:
+                UnsafeMutableRawPointer(to.pointer + range.lowerBound).copyMemory(from: raw + 4 * range.lowerBound, byteCount: 4 * range.count)
+            default:
+                preconditionFailure("Weight holds only f32, f16 and bf16")
+            }
+        }
+    }
+}
+
+/// Reusable float buffers for widened weights: each call takes a free buffer at least as large as it needs (or makes
+/// one) and gives it back, so the pages stay resident instead of being faulted in again for every layer. Buffers
+/// are at most one per concurrent caller, each the size of the largest weight it has served.
+final class ScratchBuffers: @unchecked Sendable {
+    // Sendable: `free` is only touched under `lock`.
+    static let shared = ScratchBuffers()
+
+    private var lock = pthread_mutex_t()
+    private var free: [(pointer: UnsafeMutablePointer<Float>, capacity: Int)] = []
+
+    private init() { pthread_mutex_init(&lock, nil) }
+
+    func with<R, E: Error>(count: Int, _ body: (UnsafeMutablePointer<Float>) throws(E) -> R) throws(E) -> R {
+        pthread_mutex_lock(&lock)
+        var buffer: (pointer: UnsafeMutablePointer<Float>, capacity: Int)
+        if let i = free.indices.max(by: { free[$0].capacity < free[$1].capacity }) {
+            buffer = free.remove(at: i)
+        } else {
+            buffer = (UnsafeMutablePointer<Float>.allocate(capacity: 1), 1)
+        }
+        pthread_mutex_unlock(&lock)
+        if buffer.capacity < count {
+            buffer.pointer.deallocate()
+            buffer = (UnsafeMutablePointer<Float>.allocate(capacity: count), count)
+        }
+        defer {
+            pthread_mutex_lock(&lock)
+            free.append(buffer)
+            pthread_mutex_unlock(&lock)
+        }
+        return try body(buffer.pointer)
+    }
+}
+
+extension SafeTensorsFile {
+    /// The stored tensor as a `Weight` read from the file's mapping (f32, f16 or bf16; f64 is widened to an f32 copy).
+    public func weight(_ name: String) throws(WeightError) -> Weight {
+        let e = try entry(name)
+        switch e.dtype {
+        case .f32, .f16, .bf16:
+            return Weight(shape: e.shape, dtype: e.dtype, bytes: WeightBytes(mapped: file, offset: dataStart + e.range.lowerBound))
+        default:
+            return Weight(try tensor(name))
+        }
+    }
+}
