@@ -19,27 +19,27 @@ extension Tensor {
         let k = c * kh * kw
         let pointwise = kh == 1 && kw == 1 && stride == 1 && padding == 0
         let rowsPerTile = max(1, min(oh, Self.maxColumnFloats / max(1, k * ow)))
-        var columns = [Float](repeating: 0, count: pointwise ? 0 : k * rowsPerTile * ow)
         if let bias { out.fillChannels(with: bias) }
         let beta: Float = bias == nil ? 0 : 1
         weight.withFloats { wt in
             data.withUnsafeBufferPointer { x in
                 out.data.withUnsafeMutableBufferPointer { y in
-                    columns.withUnsafeMutableBufferPointer { col in
-                        for b in 0..<n {
-                            let input = x.baseAddress! + b * c * h * w
-                            let output = y.baseAddress! + b * o * oh * ow
-                            if pointwise {
-                                BLAS.gemm(m: o, n: h * w, k: c, a: wt, lda: c, b: input, ldb: h * w, beta: beta, c: output, ldc: h * w)
-                                continue
-                            }
+                    for b in 0..<n {
+                        let input = x.baseAddress! + b * c * h * w
+                        let output = y.baseAddress! + b * o * oh * ow
+                        if pointwise {
+                            BLAS.gemm(m: o, n: h * w, k: c, a: wt, lda: c, b: input, ldb: h * w, beta: beta, c: output, ldc: h * w)
+                            continue
+                        }
+                        // The column buffer is reused across calls (its pages stay resident).
+                        ScratchBuffers.shared.with(count: k * rowsPerTile * ow) { col in
                             var y0 = 0
                             while y0 < oh {
                                 let rows = min(rowsPerTile, oh - y0)
                                 let tile = rows * ow
                                 Self.im2col(input, channels: c, height: h, width: w, kh: kh, kw: kw, stride: stride,
-                                            padding: padding, outWidth: ow, rows: y0..<(y0 + rows), into: col.baseAddress!)
-                                BLAS.gemm(m: o, n: tile, k: k, a: wt, lda: k, b: col.baseAddress!, ldb: tile, beta: beta,
+                                            padding: padding, outWidth: ow, rows: y0..<(y0 + rows), into: col)
+                                BLAS.gemm(m: o, n: tile, k: k, a: wt, lda: k, b: col, ldb: tile, beta: beta,
                                           c: output + y0 * ow, ldc: oh * ow)
                                 y0 += rows
                             }

@@ -1,4 +1,4 @@
-// PaintsTensor/Tensor+Resize: nearest-neighbour 2x upsampling of NCHW feature maps.
+// PaintsTensor/Tensor+Resize: nearest-neighbour 2x upsampling, cropping and pasting of NCHW feature maps.
 import Foundation
 
 extension Tensor {
@@ -14,6 +14,34 @@ extension Tensor {
             }
         }
         return out
+    }
+
+    /// The window rows `y..<y+height`, columns `x..<x+width` of every plane of [N, C, H, W], clipped to the map.
+    public func cropped(y: Int, x: Int, height: Int, width: Int) -> Tensor {
+        precondition(rank == 4 && y >= 0 && x >= 0, "cropped takes NCHW and a window inside it")
+        let (planes, h, w) = (shape[0] * shape[1], shape[2], shape[3])
+        let rows = max(0, min(height, h - y)), columns = max(0, min(width, w - x))
+        var out = Tensor(zeros: [shape[0], shape[1], rows, columns])
+        for p in 0..<planes {
+            for r in 0..<rows {
+                let src = p * h * w + (y + r) * w + x
+                out.data.replaceSubrange((p * rows + r) * columns..<((p * rows + r) * columns + columns), with: data[src..<(src + columns)])
+            }
+        }
+        return out
+    }
+
+    /// Writes `patch` [N, C, h, w] into this map with its top-left corner at (y, x); it must fit.
+    public mutating func paste(_ patch: Tensor, y: Int, x: Int) {
+        precondition(rank == 4 && patch.rank == 4 && patch.shape[0...1] == shape[0...1] && y + patch.shape[2] <= shape[2]
+                     && x + patch.shape[3] <= shape[3], "paste: \(patch.shape) at (\(y), \(x)) does not fit \(shape)")
+        let (planes, h, w, ph, pw) = (shape[0] * shape[1], shape[2], shape[3], patch.shape[2], patch.shape[3])
+        for p in 0..<planes {
+            for r in 0..<ph {
+                let dst = p * h * w + (y + r) * w + x
+                data.replaceSubrange(dst..<(dst + pw), with: patch.data[((p * ph + r) * pw)..<((p * ph + r) * pw + pw)])
+            }
+        }
     }
 }
 

@@ -13,6 +13,8 @@ public struct VAEConfiguration: Sendable {
     public var useQuantConv: Bool
     public var usePostQuantConv: Bool
     public var midBlockAttention: Bool
+    /// The training resolution in pixels (512 for SD1.x): the tile size of tiled encode and decode.
+    public var sampleSize: Int
 
     public init(json: [String: Any], path: String = "config.json") throws(ModelError) {
         func ints(_ key: String) -> [Int]? { (json[key] as? [Any])?.compactMap { ($0 as? NSNumber)?.intValue } }
@@ -27,6 +29,11 @@ public struct VAEConfiguration: Sendable {
         useQuantConv = json["use_quant_conv"] as? Bool ?? true
         usePostQuantConv = json["use_post_quant_conv"] as? Bool ?? true
         midBlockAttention = json["mid_block_add_attention"] as? Bool ?? true
+        let size = (json["sample_size"] as? NSNumber)?.intValue ?? ((json["sample_size"] as? [Any])?.first as? NSNumber)?.intValue
+        sampleSize = size ?? 512
+        guard sampleSize >= 1 << (channels.count - 1) else {
+            throw .configuration("\(path): sample_size \(sampleSize) is smaller than one latent")
+        }
     }
 
     public init(folder: String) throws(ModelError) {
@@ -170,9 +177,18 @@ public struct AutoencoderKL: Sendable {
 
     /// The latent distribution of `image` [N, 3, H, W] in -1...1: mean and log variance, each [N, latent, H/8, W/8]
     /// (unscaled; multiply the mean by `scalingFactor` for the UNet).
-    public func encode(_ image: Tensor) throws(ModelError) -> (mean: Tensor, logVariance: Tensor) {
-        var moments = try encoder(image)
-        if let quantConv { moments = try quantConv(moments) }
+    public func encode(_ image: Tensor, tiling: VAETiling = .automatic) throws(ModelError) -> (mean: Tensor, logVariance: Tensor) {
+        let tile = configuration.sampleSize
+        var moments: Tensor
+        if tiling.applies(height: image.shape[2], width: image.shape[3], tile: tile) {
+            moments = try Self.tiled(image, tile: tile, outputTile: tile / scale) { (t: Tensor) throws(ModelError) in
+                let m = try encoder(t)
+                return try quantConv.map { (c: Conv2d) throws(ModelError) in try c(m) } ?? m
+            }
+        } else {
+            moments = try encoder(image)
+            if let quantConv { moments = try quantConv(moments) }
+        }
         let (n, c2, plane) = (moments.shape[0], moments.shape[1], moments.shape[2] * moments.shape[3])
         let c = c2 / 2
         var mean = Tensor(zeros: [n, c, moments.shape[2], moments.shape[3]]), logVariance = mean
@@ -187,9 +203,91 @@ public struct AutoencoderKL: Sendable {
     }
 
     /// Decodes unscaled latents to an image in about -1...1.
-    public func decode(_ latents: Tensor) throws(ModelError) -> Tensor {
+    public func decode(_ latents: Tensor, tiling: VAETiling = .automatic) throws(ModelError) -> Tensor {
+        let tile = configuration.sampleSize / scale
+        if tiling.applies(height: latents.shape[2], width: latents.shape[3], tile: tile) {
+            return try Self.tiled(latents, tile: tile, outputTile: configuration.sampleSize) { (t: Tensor) throws(ModelError) in
+                try decoder(try postQuantConv.map { (c: Conv2d) throws(ModelError) in try c(t) } ?? t)
+            }
+        }
         var z = latents
         if let postQuantConv { z = try postQuantConv(z) }
         return try decoder(z)
+    }
+
+    /// Pixels per latent (8 for SD).
+    var scale: Int { 1 << (configuration.blockOutChannels.count - 1) }
+
+    /// diffusers' tiled encode/decode: tiles of `tile` input pixels every 3/4 tile, each run alone, then in order each
+    /// tile's first quarter-tile rows and columns blended linearly with the (already blended) tiles above and to the left,
+    /// and the first `outputTile - outputTile/4` rows and columns of each kept.
+    static func tiled(_ x: Tensor, tile: Int, outputTile: Int, run: (Tensor) throws(ModelError) -> Tensor) throws(ModelError) -> Tensor {
+        let stride = Int(Double(tile) * 0.75), blend = Int(Double(outputTile) * 0.25), keep = outputTile - blend
+        var rows: [[Tensor]] = []
+        for y in Swift.stride(from: 0, to: x.shape[2], by: stride) {
+            var row: [Tensor] = []
+            for x0 in Swift.stride(from: 0, to: x.shape[3], by: stride) {
+                row.append(try run(x.cropped(y: y, x: x0, height: tile, width: tile)))
+            }
+            rows.append(row)
+        }
+        for i in rows.indices {
+            for j in rows[i].indices {
+                if i > 0 { blendRows(from: rows[i - 1][j], into: &rows[i][j], extent: blend) }
+                if j > 0 { blendColumns(from: rows[i][j - 1], into: &rows[i][j], extent: blend) }
+            }
+        }
+        let kept = rows.map { $0.map { $0.cropped(y: 0, x: 0, height: keep, width: keep) } }
+        let height = kept.reduce(0) { $0 + $1[0].shape[2] }, width = kept[0].reduce(0) { $0 + $1.shape[3] }
+        var out = Tensor(zeros: [x.shape[0], kept[0][0].shape[1], height, width])
+        var y = 0
+        for row in kept {
+            var x0 = 0
+            for t in row {
+                out.paste(t, y: y, x: x0)
+                x0 += t.shape[3]
+            }
+            y += row[0].shape[2]
+        }
+        return out
+    }
+
+    /// diffusers `blend_v`: b's first rows fade in over a's last rows.
+    static func blendRows(from a: Tensor, into b: inout Tensor, extent: Int) {
+        let e = min(a.shape[2], b.shape[2], extent), planes = b.shape[0] * b.shape[1], (ah, bh, w) = (a.shape[2], b.shape[2], b.shape[3])
+        for r in 0..<e {
+            let wb = Float(Double(r) / Double(e)), wa = Float(1 - Double(r) / Double(e))
+            for p in 0..<planes {
+                for c in 0..<w { b.data[(p * bh + r) * w + c] = a.data[(p * ah + ah - e + r) * w + c] * wa + b.data[(p * bh + r) * w + c] * wb }
+            }
+        }
+    }
+
+    /// diffusers `blend_h`: b's first columns fade in over a's last columns.
+    static func blendColumns(from a: Tensor, into b: inout Tensor, extent: Int) {
+        let e = min(a.shape[3], b.shape[3], extent), planes = b.shape[0] * b.shape[1] * b.shape[2], (aw, bw) = (a.shape[3], b.shape[3])
+        for c in 0..<e {
+            let wb = Float(Double(c) / Double(e)), wa = Float(1 - Double(c) / Double(e))
+            for p in 0..<planes { b.data[p * bw + c] = a.data[p * aw + aw - e + c] * wa + b.data[p * bw + c] * wb }
+        }
+    }
+}
+
+/// When the VAE works in tiles (memory bounded by the tile, results slightly different from one whole pass).
+public enum VAETiling: Sendable {
+    /// One pass over the whole image.
+    case off
+    /// Tiles whenever the input is larger than one tile (diffusers' `enable_tiling()`).
+    case whenLargerThanTile
+    /// Tiles only inputs over four tiles' area (over 1024x1024 pixels for SD1.5): the sizes people generate at stay
+    /// exact, large canvases stay within memory.
+    case automatic
+
+    func applies(height: Int, width: Int, tile: Int) -> Bool {
+        switch self {
+        case .off: false
+        case .whenLargerThanTile: height > tile || width > tile
+        case .automatic: height * width > 4 * tile * tile
+        }
     }
 }

@@ -229,6 +229,16 @@ def vae():
     model.save_pretrained(folder, safe_serialization=True)
     save("vae/io.safetensors", {"image": image, "mean": posterior.mean, "logvar": posterior.logvar, "latents": latents,
                                 "decoded": decoded})
+    # Tiled encode and decode as diffusers' enable_tiling() runs them: tiles of sample_size pixels (32 here, 8
+    # latents), overlapping by a quarter, blended linearly; inputs larger than one tile and not a whole number of tiles.
+    model.enable_tiling()
+    big_image = torch.rand((1, 3, 56, 44), generator=g) * 2 - 1
+    big_latents = torch.randn((1, 4, 14, 11), generator=g)
+    with torch.no_grad():
+        tiled_posterior = model.encode(big_image).latent_dist
+        tiled_decoded = model.decode(big_latents).sample
+    save("vae/tiled.safetensors", {"image": big_image, "mean": tiled_posterior.mean, "latents": big_latents,
+                                   "decoded": tiled_decoded})
 
 
 CLIP_CASES = {
