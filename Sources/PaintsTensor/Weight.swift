@@ -11,10 +11,18 @@ final class WeightBytes: @unchecked Sendable {
     // Sendable: never written after init.
     let base: UnsafeRawPointer
     private let file: MappedFile?
+    private var parent: WeightBytes?
 
     init(mapped file: MappedFile, offset: Int) {
         base = file.base + offset
         self.file = file
+    }
+
+    /// A window into another weight's bytes (kept alive here).
+    init(within parent: WeightBytes, offset: Int) {
+        base = parent.base + offset
+        file = nil
+        self.parent = parent
     }
 
     init(floats: [Float]) {
@@ -24,7 +32,7 @@ final class WeightBytes: @unchecked Sendable {
         file = nil
     }
 
-    deinit { if file == nil { UnsafeMutableRawPointer(mutating: base).deallocate() } }
+    deinit { if file == nil && parent == nil { UnsafeMutableRawPointer(mutating: base).deallocate() } }
 }
 
 public struct Weight: Sendable {
@@ -54,6 +62,14 @@ public struct Weight: Sendable {
     public func reshaped(_ newShape: [Int]) -> Weight {
         precondition(newShape.reduce(1, *) == count, "reshape \(shape) to \(newShape)")
         return Weight(shape: newShape, dtype: dtype, bytes: bytes)
+    }
+
+    /// Rows `range` of the first dimension, sharing this weight's storage (fused q/k/v projections split apart).
+    public func rows(_ range: Range<Int>) -> Weight {
+        precondition(rank >= 1 && range.lowerBound >= 0 && range.upperBound <= shape[0], "rows \(range) of \(shape)")
+        let rowBytes = shape.dropFirst().reduce(1, *) * dtype.size
+        return Weight(shape: [range.count] + shape.dropFirst(), dtype: dtype,
+                      bytes: WeightBytes(within: bytes, offset: range.lowerBound * rowBytes))
     }
 
     /// Calls `body` with the values as float32: in place for aligned f32, else widened into a scratch buffer that is

@@ -39,3 +39,22 @@ import Testing
         #expect(throws: WeightError.self) { try SafeTensorsFile(path: path) }
     }
 }
+
+@Suite struct OpenCLIPSingleFileTests {
+    @Test func sd2TextEncoderMatchesTransformers() throws {
+        // An OpenCLIP-layout text encoder (fused q/k/v, one block more than SD2 uses), checked against transformers'
+        // penultimate hidden states through the final layer norm (what SD2 pipelines feed the UNet).
+        let base = Repository.path("Tests/Fixtures/diffusion")
+        let file = try SafeTensorsFile(path: base + "/single-file-openclip.safetensors")
+        let io = try SafeTensorsFile(path: base + "/single-file-openclip-io.safetensors")
+        #expect(LDMCheckpoint.hasOpenCLIPTextEncoder(file))
+        let (weights, configuration) = try LDMCheckpoint.openCLIPTextEncoder(file)
+        #expect(configuration.layers == 2 && configuration.heads == 2 && configuration.activation == "gelu")
+        let model = try CLIPTextModel(configuration: configuration, weights: weights)
+        let ids = try io.integers("input_ids")
+        let out = try model.encode([Array(ids[0..<77]), Array(ids[77..<154])])
+        let error = relativeError(out, try io.tensor("penultimate_normed"))
+        print("openclip single file: relative error \(error)")
+        #expect(error <= 1e-4)
+    }
+}

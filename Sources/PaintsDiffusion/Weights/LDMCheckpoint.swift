@@ -1,13 +1,14 @@
 // PaintsDiffusion/Weights/LDMCheckpoint: original-layout single-file checkpoints (model.diffusion_model.*,
 // first_stage_model.*, cond_stage_model.*) mapped to diffusers keys, in this one file.
 // Matches: diffusers single_file_utils convert_ldm_unet_checkpoint / convert_ldm_vae_checkpoint /
-// convert_ldm_clip_checkpoint (SD1.x text encoders); OpenCLIP text encoders (SD2.x) are not read yet.
+// convert_ldm_clip_checkpoint (SD1.x text encoders) / convert_open_clip_checkpoint (SD2.x OpenCLIP text encoders).
 import PaintsTensor
 
 public enum LDMCheckpoint {
     static let unetPrefix = "model.diffusion_model."
     static let vaePrefix = "first_stage_model."
     static let clipPrefix = "cond_stage_model.transformer."
+    static let openCLIPPrefix = "cond_stage_model.model."
 
     /// Whether a file is in the original LDM layout.
     public static func isLDM(_ file: SafeTensorsFile) -> Bool { file.entries.keys.contains { $0.hasPrefix(unetPrefix) } }
@@ -98,7 +99,7 @@ public enum LDMCheckpoint {
     public static func textEncoder(_ file: SafeTensorsFile) throws(ModelError) -> WeightStore {
         let keys = file.names.filter { $0.hasPrefix(clipPrefix) }
         guard !keys.isEmpty else {
-            throw .configuration("\(file.path): no cond_stage_model.transformer.* text encoder (SD2.x OpenCLIP text encoders are not read yet)")
+            throw .configuration("\(file.path): no cond_stage_model.transformer.* (SD1.x) text encoder; for SD2.x use openCLIPTextEncoder")
         }
         var aliases: [String: String] = [:]
         for key in keys {
@@ -106,5 +107,54 @@ public enum LDMCheckpoint {
             aliases[rest.hasPrefix("text_model.") ? rest : "text_model." + rest] = key
         }
         return WeightStore(files: [file], aliases: aliases)
+    }
+
+    /// Whether the file holds an SD2.x OpenCLIP text encoder (`cond_stage_model.model.*`).
+    public static func hasOpenCLIPTextEncoder(_ file: SafeTensorsFile) -> Bool {
+        file.entries[openCLIPPrefix + "token_embedding.weight"] != nil
+    }
+
+    /// An SD2.x OpenCLIP text encoder (`cond_stage_model.model.*`: resblocks with fused q/k/v `in_proj_weight`) under
+    /// transformers names, and its configuration read from the tensors: SD2 uses the penultimate block, so the model has
+    /// one layer fewer than the file (diffusers' converted text_encoder has 23 of OpenCLIP ViT-H's 24); heads are
+    /// hidden/64 (OpenCLIP's head width; shapes cannot tell it); GELU; layer norm epsilon 1e-5.
+    public static func openCLIPTextEncoder(_ file: SafeTensorsFile) throws(ModelError) -> (WeightStore, CLIPTextConfiguration) {
+        let p = openCLIPPrefix
+        guard let token = file.entries[p + "token_embedding.weight"], token.shape.count == 2,
+              let positions = file.entries[p + "positional_embedding"], positions.shape.count == 2
+        else { throw .configuration("\(file.path): no OpenCLIP text encoder (cond_stage_model.model.token_embedding.weight)") }
+        let hidden = token.shape[1]
+        let blocks = Set(file.names.compactMap { name -> Int? in
+            guard name.hasPrefix(p + "transformer.resblocks.") else { return nil }
+            return Int(name.dropFirst((p + "transformer.resblocks.").count).prefix { $0 != "." })
+        })
+        guard blocks.count >= 2, blocks == Set(0..<blocks.count), hidden % 64 == 0 else {
+            throw .configuration("\(file.path): OpenCLIP text encoder with blocks \(blocks.sorted()) and width \(hidden) is not an SD2.x layout")
+        }
+        let layers = blocks.count - 1
+        var aliases: [String: String] = [
+            "text_model.embeddings.token_embedding.weight": p + "token_embedding.weight",
+            "text_model.embeddings.position_embedding.weight": p + "positional_embedding",
+            "text_model.final_layer_norm.weight": p + "ln_final.weight", "text_model.final_layer_norm.bias": p + "ln_final.bias",
+        ]
+        var slices: [String: WeightStore.Slice] = [:]
+        for i in 0..<layers {
+            let src = p + "transformer.resblocks.\(i).", dst = "text_model.encoder.layers.\(i)."
+            for kind in ["weight", "bias"] {
+                for (n, name) in ["q", "k", "v"].enumerated() {
+                    slices[dst + "self_attn.\(name)_proj.\(kind)"] = .init(key: src + "attn.in_proj_\(kind)", rows: (n * hidden)..<((n + 1) * hidden))
+                }
+                aliases[dst + "self_attn.out_proj.\(kind)"] = src + "attn.out_proj.\(kind)"
+                aliases[dst + "layer_norm1.\(kind)"] = src + "ln_1.\(kind)"
+                aliases[dst + "layer_norm2.\(kind)"] = src + "ln_2.\(kind)"
+                aliases[dst + "mlp.fc1.\(kind)"] = src + "mlp.c_fc.\(kind)"
+                aliases[dst + "mlp.fc2.\(kind)"] = src + "mlp.c_proj.\(kind)"
+            }
+        }
+        let configuration = try CLIPTextConfiguration(json: [
+            "hidden_size": hidden, "num_hidden_layers": layers, "num_attention_heads": hidden / 64,
+            "max_position_embeddings": positions.shape[0], "hidden_act": "gelu", "layer_norm_eps": 1e-5,
+        ], path: file.path)
+        return (WeightStore(files: [file], aliases: aliases, slices: slices), configuration)
     }
 }

@@ -483,6 +483,46 @@ def single_file():
     save("single-file-sd1.safetensors", checkpoint)
 
 
+def single_file_openclip():
+    """An SD2.x-style OpenCLIP text encoder in the original single-file layout (fused in_proj q/k/v, resblocks, ln_final;
+    one more block than SD2 uses, as the published files have), checked with diffusers' own converter, with the
+    output SD2 takes: the penultimate block's hidden states through the final layer norm. Head width 64 as in
+    OpenCLIP ViT-H, so the loader's rule for the head count applies unchanged."""
+    from diffusers.loaders.single_file_utils import convert_open_clip_checkpoint
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    g = torch.Generator().manual_seed(23)
+    model = CLIPTextModel(CLIPTextConfig(vocab_size=1000, hidden_size=128, intermediate_size=96, num_hidden_layers=3,
+                                         num_attention_heads=2, max_position_embeddings=77, hidden_act="gelu",
+                                         projection_dim=16)).eval()
+    randomize(model, g)
+    # transformers 5 names them without the text_model. prefix that published checkpoints and diffusers use.
+    state = {k if k.startswith("text_model.") else "text_model." + k: v for k, v in model.state_dict().items()}
+    prefix = "cond_stage_model.model."
+    checkpoint = {prefix + "token_embedding.weight": state["text_model.embeddings.token_embedding.weight"],
+                  prefix + "positional_embedding": state["text_model.embeddings.position_embedding.weight"],
+                  prefix + "ln_final.weight": state["text_model.final_layer_norm.weight"],
+                  prefix + "ln_final.bias": state["text_model.final_layer_norm.bias"],
+                  prefix + "text_projection": torch.randn((128, 16), generator=g)}
+    for i in range(3):
+        src, dst = f"text_model.encoder.layers.{i}.", f"{prefix}transformer.resblocks.{i}."
+        for kind in ("weight", "bias"):
+            checkpoint[dst + "attn.in_proj_" + kind] = torch.cat([state[f"{src}self_attn.{p}_proj.{kind}"] for p in "qkv"])
+            checkpoint[dst + "attn.out_proj." + kind] = state[f"{src}self_attn.out_proj.{kind}"]
+            checkpoint[dst + "ln_1." + kind] = state[f"{src}layer_norm1.{kind}"]
+            checkpoint[dst + "ln_2." + kind] = state[f"{src}layer_norm2.{kind}"]
+            checkpoint[dst + "mlp.c_fc." + kind] = state[f"{src}mlp.fc1.{kind}"]
+            checkpoint[dst + "mlp.c_proj." + kind] = state[f"{src}mlp.fc2.{kind}"]
+    back = convert_open_clip_checkpoint(model, checkpoint)
+    assert all(torch.equal(back[k], state[k]) for k in state if k in back) and set(state) <= set(back), "openclip"
+    ids = torch.randint(0, 1000, (2, 77), generator=g)
+    with torch.no_grad():
+        out = model(ids, output_hidden_states=True)
+        penultimate = model.final_layer_norm(out.hidden_states[-2])
+    save("single-file-openclip.safetensors", checkpoint)
+    save("single-file-openclip-io.safetensors", {"input_ids": ids, "penultimate_normed": penultimate})
+
+
 if __name__ == "__main__":
     dtypes()
     schedulers()
@@ -493,3 +533,4 @@ if __name__ == "__main__":
     tokenizer()
     pipeline()
     single_file()
+    single_file_openclip()
