@@ -75,7 +75,7 @@ let package = Package(
         .testTarget(name: "PaintsEngineTests", dependencies: ["PaintsEngine", "PaintsRaster", "PaintsTestSupport"]),
         .testTarget(
             name: "PaintsDaemonTests",
-            dependencies: ["PaintsDaemon", "PaintsClient", "PaintsTransport", "PaintsTensor", "PaintsTestSupport"]),
+            dependencies: ["PaintsDaemon", "PaintsClient", "PaintsTransport", "PaintsTensor", "PaintsDiffusion", "PaintsTestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

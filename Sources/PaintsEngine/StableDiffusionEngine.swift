@@ -35,12 +35,13 @@ public final class ModelCache: Sendable {
         }
     }
 
-    /// The pipeline of `folder` (named `name`), loading it and unloading the least recently used ones when needed.
-    public func pipeline(_ name: String, folder: String) throws(ProtocolError) -> StableDiffusionPipeline {
+    /// The pipeline of `path` (a pipeline folder or single-file checkpoint named `name`), loading it and unloading the
+    /// least recently used ones when needed.
+    public func pipeline(_ name: String, path: String) throws(ProtocolError) -> StableDiffusionPipeline {
         if let hit = cached(name) { return hit }
         let result: Result<StableDiffusionPipeline, ProtocolError> = loading.withLock { _ in
             if let hit = cached(name) { return .success(hit) }
-            let bytes = StableDiffusionModel.residentBytes(folder: folder)
+            let bytes = StableDiffusionModel.residentBytes(path: path)
             guard bytes <= budgetBytes else {
                 return .failure(ProtocolError(.resourceExhausted, "model \(name) needs \(bytes >> 20) MiB, over the memory budget of \(budgetBytes >> 20) MiB",
                                               details: ["model": .string(name), "bytes": JSONValue(bytes), "budget_bytes": JSONValue(budgetBytes)]))
@@ -52,7 +53,7 @@ public final class ModelCache: Sendable {
                 }
             }
             do {
-                let pipeline = try StableDiffusionModel.load(folder: folder)
+                let pipeline = try StableDiffusionModel.load(path: path)
                 entries.withLock { $0[name] = Entry(pipeline: pipeline, bytes: bytes, lastUsed: Date()) }
                 return .success(pipeline)
             } catch {
@@ -76,15 +77,16 @@ public final class StableDiffusionEngine: ColorizeEngine {
         cache = ModelCache(budgetBytes: memoryBudgetBytes)
     }
 
-    /// Pipeline folders in the models directory, by folder name.
-    public var models: [String] {
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: modelsDirectory)) ?? []
-        return names.filter { StableDiffusionModel.isPipelineFolder(modelsDirectory + "/" + $0) }.sorted()
+    /// Models in the models directory (pipeline folders and single-file checkpoints), by name.
+    public var models: [String] { StableDiffusionModel.models(in: modelsDirectory).map(\.name) }
+
+    func path(of model: String) -> String {
+        StableDiffusionModel.models(in: modelsDirectory).first { $0.name == model }?.path ?? modelsDirectory + "/" + model
     }
 
     public var status: EngineStatus {
         if models.isEmpty {
-            return .unavailable(reason: "no Stable Diffusion pipeline folders (diffusers layout) in \(modelsDirectory)")
+            return .unavailable(reason: "no Stable Diffusion models (diffusers pipeline folders or single-file .safetensors checkpoints) in \(modelsDirectory)")
         }
         return cache.loadedNames.isEmpty ? .available : .ready
     }
@@ -93,7 +95,7 @@ public final class StableDiffusionEngine: ColorizeEngine {
 
     public var capabilities: [MethodCapabilities] {
         [MethodCapabilities(method: .colorize, inputs: ["sketch", "hints", "reference", "prompt", "negative_prompt"], options: [
-            EngineOption("model", .string, default: .string(models.first ?? ""), summary: "model folder name in the models directory"),
+            EngineOption("model", .string, default: .string(models.first ?? ""), summary: "model in the models directory: a pipeline folder's name or a checkpoint's file name without .safetensors"),
             EngineOption("steps", .integer, default: 20, minimum: 1, maximum: 100, summary: "sampling steps (img2img runs strength x steps)"),
             EngineOption("strength", .number, default: 0.6, minimum: 0.05, maximum: 1, summary: "how far the result may move from the flat colours"),
             EngineOption("guidance", .number, default: 7, minimum: 1, maximum: 30, summary: "classifier-free guidance scale"),
@@ -107,7 +109,7 @@ public final class StableDiffusionEngine: ColorizeEngine {
         guard let first = models.first else {
             throw ProtocolError(.modelNotFound, "no Stable Diffusion models in \(modelsDirectory)")
         }
-        _ = try cache.pipeline(first, folder: modelsDirectory + "/" + first)
+        _ = try cache.pipeline(first, path: path(of: first))
     }
 
     public func unload() { cache.removeAll() }
@@ -144,7 +146,7 @@ public final class StableDiffusionEngine: ColorizeEngine {
     public func colorize(_ input: ColorizeInput, context: JobContext) throws(ProtocolError) -> ColorizeOutput {
         let settings = try Settings(input.options, models: models)
         context.report(stage: "load", step: 0, steps: 1, fraction: 0, preview: nil)
-        let pipeline = try cache.pipeline(settings.model, folder: modelsDirectory + "/" + settings.model)
+        let pipeline = try cache.pipeline(settings.model, path: path(of: settings.model))
         try context.checkCancellation()
         // 1. Flat colours under the lines (or the bare sketch when there is nothing to fill from), on white.
         let sketch = input.sketch

@@ -1,6 +1,7 @@
 // The sd engine through a real daemon: a models directory holding the tiny SD1 fixture stack as a diffusers pipeline.
 import Foundation
 import PaintsClient
+import PaintsDiffusion
 import PaintsEngine
 import PaintsProtocol
 import PaintsRaster
@@ -77,5 +78,37 @@ func tinyModelsDirectory() throws -> String {
                                                                  "options": ["size": 32, "steps": 2]],
                                                       frames: [try Repository.data("Examples/art/blocks-lineart.png")])
         #expect(refused.protocolError?.code == .resourceExhausted)
+    }
+}
+
+@Suite struct ModelDirectoryTests {
+    @Test func singleFileCheckpointsAreListedBesideFolders() throws {
+        let models = try tinyModelsDirectory()
+        try FileManager.default.createSymbolicLink(atPath: models + "/anime-v1.safetensors",
+                                                   withDestinationPath: Repository.path("Tests/Fixtures/diffusion/single-file-sd1.safetensors"))
+        try Data("not a model".utf8).write(to: URL(fileURLWithPath: models + "/notes.safetensors"))
+        let engine = StableDiffusionEngine(modelsDirectory: models, memoryBudgetBytes: 1 << 30)
+        #expect(engine.models == ["anime-v1", "tiny"])
+    }
+
+    @Test func loadingPastTheBudgetUnloadsTheLeastRecentlyUsed() throws {
+        let models = try tinyModelsDirectory()
+        for name in ["second", "third"] {
+            try FileManager.default.createSymbolicLink(atPath: models + "/" + name, withDestinationPath: models + "/tiny")
+        }
+        let one = StableDiffusionModel.residentBytes(path: models + "/tiny")
+        #expect(one > 100_000)
+        let cache = ModelCache(budgetBytes: one * 3 / 2)  // room for one model, not two
+        _ = try cache.pipeline("tiny", path: models + "/tiny")
+        #expect(cache.loadedNames == ["tiny"] && cache.residentBytes == one)
+        _ = try cache.pipeline("second", path: models + "/second")
+        #expect(cache.loadedNames == ["second"] && cache.residentBytes == one)
+        let roomy = ModelCache(budgetBytes: one * 2)
+        _ = try roomy.pipeline("tiny", path: models + "/tiny")
+        _ = try roomy.pipeline("second", path: models + "/second")
+        _ = try roomy.pipeline("tiny", path: models + "/tiny")  // a hit: tiny is now the most recently used
+        #expect(roomy.loadedNames == ["second", "tiny"])
+        _ = try roomy.pipeline("third", path: models + "/third")
+        #expect(roomy.loadedNames == ["third", "tiny"])  // second, the least recently used, went
     }
 }

@@ -37,8 +37,8 @@ public struct CLIPTokenizer: Sendable {
     }
 
     /// Reads a transformers `tokenizer` folder: vocab.json, merges.txt and, when present, the pad token of
-    /// special_tokens_map.json or tokenizer_config.json.
-    public init(folder: String) throws(ModelError) {
+    /// special_tokens_map.json or tokenizer_config.json (`padToken` overrides it: SD2 single files pad with "!").
+    public init(folder: String, padToken: String? = nil) throws(ModelError) {
         guard let vocabData = FileManager.default.contents(atPath: folder + "/vocab.json"),
               let vocab = (try? JSONSerialization.jsonObject(with: vocabData)) as? [String: Int]
         else { throw .configuration("\(folder)/vocab.json: missing or not a JSON object of ids") }
@@ -57,7 +57,7 @@ public struct CLIPTokenizer: Sendable {
                 if let p = (json["pad_token"] as? [String: Any])?["content"] as? String { pad = p; break }
             }
         }
-        try self.init(vocabulary: vocab, merges: merges, padToken: pad)
+        try self.init(vocabulary: vocab, merges: merges, padToken: padToken ?? pad)
     }
 
     /// CLIP's pre-tokenization pattern (case-insensitive, as the tokenizer lowercases first).

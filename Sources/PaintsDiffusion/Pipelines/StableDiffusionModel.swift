@@ -26,6 +26,36 @@ public enum StableDiffusionModel {
                                        vae: try AutoencoderKL(folder: folder + "/vae"), prompts: prompts, scheduler: scheduler)
     }
 
+    /// Models in `directory`: diffusers pipeline folders (named by the folder) and original-layout single-file
+    /// checkpoints (named by the file without `.safetensors`), as name -> path, sorted by name.
+    public static func models(in directory: String) -> [(name: String, path: String)] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        return names.sorted().compactMap { name in
+            let path = directory + "/" + name
+            if isPipelineFolder(path) { return (name, path) }
+            if SingleFileCheckpoint.isCheckpoint(path) { return (String(name.dropLast(".safetensors".count)), path) }
+            return nil
+        }
+    }
+
+    /// Loads a pipeline folder or a single-file checkpoint. A single file takes its tokenizer from a `tokenizer`
+    /// folder beside it, else from the first pipeline folder beside it (all SD1.x/2.x share the CLIP BPE vocabulary).
+    public static func load(path: String, clipSkip: Int = 0) throws(ModelError) -> StableDiffusionPipeline {
+        if isPipelineFolder(path) { return try load(folder: path, clipSkip: clipSkip) }
+        let directory = (path as NSString).deletingLastPathComponent
+        let candidates = [directory + "/tokenizer"] + models(in: directory).filter { isPipelineFolder($0.path) }.map { $0.path + "/tokenizer" }
+        guard let tokenizer = candidates.first(where: { FileManager.default.fileExists(atPath: $0 + "/vocab.json") }) else {
+            throw .configuration("\(path) carries no tokenizer: put the CLIP vocab.json and merges.txt in \(directory)/tokenizer")
+        }
+        return try SingleFileCheckpoint(path: path).pipeline(tokenizerFolder: tokenizer, clipSkip: clipSkip)
+    }
+
+    /// Bytes a model takes once loaded (pipeline folder or single file; weights stay in their stored dtype).
+    public static func residentBytes(path: String) -> Int {
+        if isPipelineFolder(path) { return residentBytes(folder: path) }
+        return (try? SingleFileCheckpoint(path: path).residentBytes) ?? 0
+    }
+
     /// Bytes the weights of a folder take once loaded: the files `load` reads, which stay in their stored dtype.
     public static func residentBytes(folder: String) -> Int {
         var total = 0

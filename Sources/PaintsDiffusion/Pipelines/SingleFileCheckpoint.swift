@@ -1,0 +1,118 @@
+// PaintsDiffusion/Pipelines/SingleFileCheckpoint: a whole Stable Diffusion 1.x/2.x model from one original-layout
+// `.safetensors` file (A1111 / civitai style): component configurations read from the tensors' shapes, with the few
+// facts shapes cannot tell taken from the model family, as diffusers' single-file loader does.
+//
+// The family is told by the text context width: 768 is SD1.x (CLIP ViT-L, 8 heads per attention, epsilon prediction),
+// 1024 is SD2.x (OpenCLIP ViT-H penultimate layer, 64-dim heads, v-prediction as the 768-v models use; an SD2 "base"
+// epsilon model needs `predictionType` set). Group norms have 32 groups. The file carries no tokenizer: the CLIP BPE
+// vocabulary comes from a tokenizer folder.
+import Foundation
+import PaintsTensor
+
+public struct SingleFileCheckpoint: Sendable {
+    public let path: String
+    public var unet: UNetConfiguration
+    public var vae: VAEConfiguration
+    public var textEncoder: CLIPTextConfiguration
+    public var scheduler: SchedulerConfiguration
+    /// "sd1" or "sd2".
+    public let family: String
+    let file: SafeTensorsFile
+
+    /// Whether `path` is a `.safetensors` file in the original LDM layout (reads only its header).
+    public static func isCheckpoint(_ path: String) -> Bool {
+        guard path.hasSuffix(".safetensors"), let file = try? SafeTensorsFile(path: path) else { return false }
+        return LDMCheckpoint.isLDM(file)
+    }
+
+    /// Reads the header and infers every configuration.
+    public init(path: String) throws(ModelError) {
+        self.path = path
+        let file: SafeTensorsFile
+        do { file = try SafeTensorsFile(path: path) } catch { throw .weights(error) }
+        self.file = file
+        guard LDMCheckpoint.isLDM(file) else { throw .configuration("\(path): not an original-layout Stable Diffusion checkpoint") }
+        let u = LDMCheckpoint.unetPrefix
+        func shape(_ key: String) throws(ModelError) -> [Int] {
+            guard let e = file.entries[key] else { throw .configuration("\(path): missing tensor \(key)") }
+            return e.shape
+        }
+        // UNet: levels and layers as the key mapping reads them; channels from each level's first resnet.
+        let keys = file.names.filter { $0.hasPrefix(u) }.map { String($0.dropFirst(u.count)) }
+        let levels = Set(keys.filter { $0.hasPrefix("input_blocks.") && $0.contains(".0.op.") }.map { $0.split(separator: ".")[1] }).count + 1
+        let outputs = Set(keys.filter { $0.hasPrefix("output_blocks.") }.map { $0.split(separator: ".")[1] }).count
+        guard outputs % levels == 0, outputs / levels >= 2 else { throw .configuration("\(path): cannot read the UNet block layout") }
+        let layers = outputs / levels - 1
+        var channels: [Int] = [], attention: [Bool] = []
+        for level in 0..<levels {
+            let block = 1 + level * (layers + 1)
+            channels.append(try shape(u + "input_blocks.\(block).0.out_layers.3.weight")[0])
+            attention.append(keys.contains { $0.hasPrefix("input_blocks.\(block).1.") })
+        }
+        guard let contextKey = keys.first(where: { $0.hasSuffix("attn2.to_k.weight") }) else {
+            throw .configuration("\(path): the UNet has no cross-attention")
+        }
+        let context = try shape(u + contextKey)[1]
+        let sd2 = context == 1024
+        family = sd2 ? "sd2" : "sd1"
+        let linearProjection = keys.first { $0.hasSuffix("proj_in.weight") }.map { (try? shape(u + $0))?.count == 2 } ?? false
+        unet = try UNetConfiguration(json: [
+            "block_out_channels": channels, "layers_per_block": layers, "cross_attention_dim": context,
+            "down_block_types": attention.map { $0 ? "CrossAttnDownBlock2D" : "DownBlock2D" },
+            "up_block_types": attention.reversed().map { $0 ? "CrossAttnUpBlock2D" : "UpBlock2D" },
+            "attention_head_dim": sd2 ? channels.map { max(1, $0 / 64) } : Array(repeating: 8, count: levels),
+            "use_linear_projection": linearProjection,
+        ], path: path)
+        // VAE: channels per encoder level, resnets per level, latent channels from the decoder's input.
+        let v = LDMCheckpoint.vaePrefix
+        let vaeLevels = Set(file.names.filter { $0.hasPrefix(v + "encoder.down.") }.map { $0.split(separator: ".")[3] }).count
+        var vaeChannels: [Int] = []
+        for level in 0..<vaeLevels { vaeChannels.append(try shape(v + "encoder.down.\(level).block.0.conv1.weight")[0]) }
+        let vaeLayers = Set(file.names.filter { $0.hasPrefix(v + "encoder.down.0.block.") }.map { $0.split(separator: ".")[5] }).count
+        vae = try VAEConfiguration(json: [
+            "block_out_channels": vaeChannels, "layers_per_block": vaeLayers,
+            "latent_channels": try shape(v + "decoder.conv_in.weight")[1],
+            "use_quant_conv": file.entries[v + "quant_conv.weight"] != nil,
+            "use_post_quant_conv": file.entries[v + "post_quant_conv.weight"] != nil,
+        ], path: path)
+        // Text encoder.
+        if sd2 || LDMCheckpoint.hasOpenCLIPTextEncoder(file) {
+            textEncoder = try LDMCheckpoint.openCLIPTextEncoder(file).1
+        } else {
+            let c = LDMCheckpoint.clipPrefix
+            let token = try shape(c + "text_model.embeddings.token_embedding.weight")
+            let clipLayers = Set(file.names.filter { $0.hasPrefix(c + "text_model.encoder.layers.") }.map { $0.split(separator: ".")[5] }).count
+            textEncoder = try CLIPTextConfiguration(json: [
+                "hidden_size": token[1], "num_hidden_layers": clipLayers, "num_attention_heads": max(1, token[1] / 64),
+                "max_position_embeddings": try shape(c + "text_model.embeddings.position_embedding.weight")[0],
+                "hidden_act": "quick_gelu",
+            ], path: path)
+        }
+        // The schedule every SD1.x/2.x model was trained with (the published scheduler_config.json).
+        do {
+            scheduler = try SchedulerConfiguration(json: [
+                "num_train_timesteps": 1000, "beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "scaled_linear",
+                "steps_offset": 1, "set_alpha_to_one": false, "timestep_spacing": "leading",
+                "prediction_type": sd2 ? "v_prediction" : "epsilon",
+            ])
+        } catch { throw .weights(error) }
+    }
+
+    /// The pipeline, with the tokenizer read from `tokenizerFolder` (SD2 pads with "!", as its tokenizer does).
+    public func pipeline(tokenizerFolder: String, clipSkip: Int = 0) throws(ModelError) -> StableDiffusionPipeline {
+        let text: CLIPTextModel
+        if LDMCheckpoint.hasOpenCLIPTextEncoder(file) {
+            text = try CLIPTextModel(configuration: textEncoder, weights: LDMCheckpoint.openCLIPTextEncoder(file).0)
+        } else {
+            text = try CLIPTextModel(configuration: textEncoder, weights: LDMCheckpoint.textEncoder(file))
+        }
+        let tokenizer = try CLIPTokenizer(folder: tokenizerFolder, padToken: family == "sd2" ? "!" : nil)
+        return StableDiffusionPipeline(unet: try UNet2DConditionModel(configuration: unet, weights: LDMCheckpoint.unet(file)),
+                                       vae: try AutoencoderKL(configuration: vae, weights: LDMCheckpoint.vae(file)),
+                                       prompts: PromptEncoder(tokenizer: tokenizer, textModel: text, clipSkip: clipSkip),
+                                       scheduler: scheduler)
+    }
+
+    /// Bytes the weights take once loaded (stored dtype, read in place).
+    public var residentBytes: Int { file.entries.values.reduce(0) { $0 + $1.count * $1.dtype.size } }
+}
