@@ -11,11 +11,12 @@ final class WeightBytes: @unchecked Sendable {
     // Sendable: never written after init.
     let base: UnsafeRawPointer
     private let file: MappedFile?
-    private var parent: WeightBytes?
+    private let parent: WeightBytes?
 
     init(mapped file: MappedFile, offset: Int) {
         base = file.base + offset
         self.file = file
+        parent = nil
     }
 
     /// A window into another weight's bytes (kept alive here).
@@ -30,6 +31,7 @@ final class WeightBytes: @unchecked Sendable {
         floats.withUnsafeBytes { buffer.copyMemory(from: $0.baseAddress ?? UnsafeRawPointer(buffer), byteCount: $0.count) }
         base = UnsafeRawPointer(buffer)
         file = nil
+        parent = nil
     }
 
     deinit { if file == nil && parent == nil { UnsafeMutableRawPointer(mutating: base).deallocate() } }
