@@ -38,7 +38,9 @@ BENCH_MODELS ?= /tmp/paintsd-sd15-random
 bench-diffusion: release
 	test -x $(FIXTURE_VENV)/bin/python || $(MAKE) fixtures
 	test -f $(BENCH_MODELS)/text_encoder/model.fp16.safetensors || $(FIXTURE_VENV)/bin/python Benchmarks/torch/sd15_random.py $(BENCH_MODELS) --write
-	.build/release/paints-bench-diffusion $(BENCH_MODELS)
+	# The daemon's own kernel choice is what is measured: an OPENBLAS_CORETYPE inherited from the shell (some machines
+	# here export Haswell) would pin the AVX2 kernels.
+	env -u OPENBLAS_CORETYPE .build/release/paints-bench-diffusion $(BENCH_MODELS)
 	$(FIXTURE_VENV)/bin/python Benchmarks/torch/sd15_random.py $(BENCH_MODELS) --time --compare $(BENCH_MODELS)/swift-figures.json
 
 # Regenerates the diffusion parity fixtures with the pinned reference stack (torch, diffusers); CI never runs it.
