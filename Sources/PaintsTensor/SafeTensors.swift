@@ -173,15 +173,17 @@ public struct SafeTensorsFile: Sendable {
     /// The tensor's elements converted to Float (from f32, f16, bf16 or f64).
     public func floats(_ name: String) throws(WeightError) -> [Float] {
         let e = try entry(name)
-        let start = file.base + dataStart + e.range.lowerBound
         switch e.dtype {
-        case .f32: return (0..<e.count).map { Float(bitPattern: start.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self).littleEndian) }
-        case .f16: return (0..<e.count).map { Float(Float16(bitPattern: start.loadUnaligned(fromByteOffset: $0 * 2, as: UInt16.self).littleEndian)) }
-        case .bf16: return (0..<e.count).map { Float(bitPattern: UInt32(start.loadUnaligned(fromByteOffset: $0 * 2, as: UInt16.self).littleEndian) << 16) }
-        case .f64: return (0..<e.count).map { Float(Double(bitPattern: start.loadUnaligned(fromByteOffset: $0 * 8, as: UInt64.self).littleEndian)) }
+        case .f32, .f16, .bf16: return try weight(name).tensor().data
+        case .f64:
+            let start = file.base + dataStart + e.range.lowerBound
+            return (0..<e.count).map { Float(Double(bitPattern: start.loadUnaligned(fromByteOffset: $0 * 8, as: UInt64.self).littleEndian)) }
         default: throw .unsupportedDType(tensor: name, dtype: e.dtype.rawValue)
         }
     }
+
+    /// Bytes of all tensor data (what the file's weights occupy once read, in their stored dtype).
+    public var storedBytes: Int { entries.values.reduce(0) { $0 + $1.range.count } }
 
     /// The tensor as Float, checking its shape.
     public func floats(_ name: String, shape: [Int]) throws(WeightError) -> [Float] {

@@ -159,14 +159,14 @@ final class ScratchBuffers: @unchecked Sendable {
 }
 
 extension SafeTensorsFile {
-    /// The stored tensor as a `Weight` read from the file's mapping (f32, f16 or bf16; f64 is widened to an f32 copy).
+    /// The stored tensor as a `Weight` read from the file's mapping (f32, f16 or bf16; f64 is narrowed to an f32 copy).
     public func weight(_ name: String) throws(WeightError) -> Weight {
         let e = try entry(name)
         switch e.dtype {
         case .f32, .f16, .bf16:
             return Weight(shape: e.shape, dtype: e.dtype, bytes: WeightBytes(mapped: file, offset: dataStart + e.range.lowerBound))
         default:
-            return Weight(try tensor(name))
+            return Weight(Tensor(shape: e.shape, data: try floats(name)))
         }
     }
 }

@@ -8,6 +8,7 @@
 // vocabulary comes from a tokenizer folder.
 import Foundation
 import PaintsTensor
+import Synchronization
 
 public struct SingleFileCheckpoint: Sendable {
     public let path: String
@@ -19,11 +20,25 @@ public struct SingleFileCheckpoint: Sendable {
     public let family: String
     let file: SafeTensorsFile
 
-    /// Whether `path` is a `.safetensors` file in the original LDM layout (reads only its header).
+    /// Whether `path` is a `.safetensors` file in the original LDM layout. Reads its header once per file version
+    /// (size and modification time): `hello` lists the models directory and must not parse every header each time.
     public static func isCheckpoint(_ path: String) -> Bool {
-        guard path.hasSuffix(".safetensors"), let file = try? SafeTensorsFile(path: path) else { return false }
-        return LDMCheckpoint.isLDM(file)
+        guard path.hasSuffix(".safetensors"), let attributes = try? FileManager.default.attributesOfItem(atPath: path),
+              let size = attributes[.size] as? Int, let modified = attributes[.modificationDate] as? Date
+        else { return false }
+        let version = FileVersion(size: size, modified: modified)
+        if let known = headerVerdicts.withLock({ $0[path] }), known.version == version { return known.isCheckpoint }
+        let verdict = (try? SafeTensorsFile(path: path)).map(LDMCheckpoint.isLDM) ?? false
+        headerVerdicts.withLock { $0[path] = (version, verdict) }
+        return verdict
     }
+
+    struct FileVersion: Equatable {
+        var size: Int
+        var modified: Date
+    }
+
+    private static let headerVerdicts = Mutex<[String: (version: FileVersion, isCheckpoint: Bool)]>([:])
 
     /// Reads the header and infers every configuration.
     public init(path: String) throws(ModelError) {
@@ -76,7 +91,7 @@ public struct SingleFileCheckpoint: Sendable {
             "use_post_quant_conv": file.entries[v + "post_quant_conv.weight"] != nil,
         ], path: path)
         // Text encoder.
-        if sd2 || LDMCheckpoint.hasOpenCLIPTextEncoder(file) {
+        if LDMCheckpoint.hasOpenCLIPTextEncoder(file) {
             textEncoder = try LDMCheckpoint.openCLIPTextEncoder(file).1
         } else {
             let c = LDMCheckpoint.clipPrefix
@@ -114,5 +129,5 @@ public struct SingleFileCheckpoint: Sendable {
     }
 
     /// Bytes the weights take once loaded (stored dtype, read in place).
-    public var residentBytes: Int { file.entries.values.reduce(0) { $0 + $1.count * $1.dtype.size } }
+    public var residentBytes: Int { file.storedBytes }
 }

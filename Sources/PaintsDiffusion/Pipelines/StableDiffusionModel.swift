@@ -61,7 +61,7 @@ public enum StableDiffusionModel {
         var total = 0
         for (sub, name) in [("unet", "diffusion_pytorch_model"), ("vae", "diffusion_pytorch_model"), ("text_encoder", "model")] {
             let path = WeightStore.componentFile(folder: folder + "/" + sub, name: name)
-            if let file = try? SafeTensorsFile(path: path) { total += file.entries.values.reduce(0) { $0 + $1.count * $1.dtype.size } }
+            if let file = try? SafeTensorsFile(path: path) { total += file.storedBytes }
         }
         return total
     }
