@@ -43,12 +43,15 @@ bench-diffusion: release
 	env -u OPENBLAS_CORETYPE .build/release/paints-bench-diffusion $(BENCH_MODELS)
 	$(FIXTURE_VENV)/bin/python Benchmarks/torch/sd15_random.py $(BENCH_MODELS) --time --compare $(BENCH_MODELS)/swift-figures.json
 
-# Regenerates the diffusion parity fixtures with the pinned reference stack (torch, diffusers); CI never runs it.
+# Regenerates the parity fixtures (diffusion core, Paints-UNDO, WD taggers) with the pinned reference stack (torch,
+# diffusers, transformers, timm); CI never runs it.
 FIXTURE_VENV ?= .venv-fixtures
 fixtures:
 	test -x $(FIXTURE_VENV)/bin/python || python3 -m venv $(FIXTURE_VENV)
 	$(FIXTURE_VENV)/bin/pip install -q -r Tests/Fixtures/diffusion/requirements.txt
 	$(FIXTURE_VENV)/bin/python Tests/Fixtures/diffusion/generate.py
+	$(FIXTURE_VENV)/bin/python Tests/Fixtures/paints-undo/generate.py
+	$(FIXTURE_VENV)/bin/python Tests/Fixtures/tagger/generate.py
 
 clean:
 	rm -rf .build out

@@ -50,6 +50,19 @@ public struct Tensor: Sendable, Equatable {
     }
 
     /// Applies `f` to every element, split across cores for large tensors.
+    /// torch.cat([a, b], dim=1) for tensors [N, C, ...] of equal N and trailing dimensions.
+    public static func concatenatingChannels(_ a: Tensor, _ b: Tensor) -> Tensor {
+        precondition(a.shape[0] == b.shape[0] && a.shape.dropFirst(2) == b.shape.dropFirst(2), "concatenating \(a.shape) and \(b.shape)")
+        let n = a.shape[0], (sa, sb) = (a.count / max(n, 1), b.count / max(n, 1))
+        var out = [Float]()
+        out.reserveCapacity(a.count + b.count)
+        for i in 0..<n {
+            out.append(contentsOf: a.data[(i * sa)..<((i + 1) * sa)])
+            out.append(contentsOf: b.data[(i * sb)..<((i + 1) * sb)])
+        }
+        return Tensor(shape: [n, a.shape[1] + b.shape[1]] + Array(a.shape.dropFirst(2)), data: out)
+    }
+
     public func map(_ f: @Sendable (Float) -> Float) -> Tensor {
         var out = self
         let n = count

@@ -81,6 +81,7 @@ public struct Linear: Sendable {
     }
 
     public var outFeatures: Int { weight.shape[0] }
+    public var inFeatures: Int { weight.shape[1] }
 
     public func callAsFunction(_ x: Tensor) throws(ModelError) -> Tensor {
         try compute { () throws(TensorError) in try x.linear(weight: weight, bias: bias) }

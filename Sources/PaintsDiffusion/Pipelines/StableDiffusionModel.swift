@@ -26,13 +26,13 @@ public enum StableDiffusionModel {
                                        vae: try AutoencoderKL(folder: folder + "/vae"), prompts: prompts, scheduler: scheduler)
     }
 
-    /// Models in `directory`: diffusers pipeline folders (named by the folder) and original-layout single-file
+    /// Models in `directory`: diffusers pipeline folders (named by the folder; not Paints-UNDO's, which shares the layout) and original-layout single-file
     /// checkpoints (named by the file without `.safetensors`), as name -> path, sorted by name.
     public static func models(in directory: String) -> [(name: String, path: String)] {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
         return names.sorted().compactMap { name in
             let path = directory + "/" + name
-            if isPipelineFolder(path) { return (name, path) }
+            if isPipelineFolder(path) { return PaintsUndoPipeline.isModelFolder(path) ? nil : (name, path) }
             if SingleFileCheckpoint.isCheckpoint(path) { return (String(name.dropLast(".safetensors".count)), path) }
             return nil
         }

@@ -26,6 +26,9 @@ public struct UNet2DConditionModel: Sendable {
 
     let convIn: Conv2d
     let timeLinear1: Linear, timeLinear2: Linear
+    /// `add_embedding.linear_{1,2}`: an embedding of extra numbers added to the time embedding (Paints-UNDO's
+    /// operation step); nil for plain SD UNets.
+    let addEmbedding: (linear1: Linear, linear2: Linear)?
     public var downBlocks: [DownBlock]
     public var midBlock: MidBlock
     public var upBlocks: [UpBlock]
@@ -60,6 +63,8 @@ public struct UNet2DConditionModel: Sendable {
         convIn = try Conv2d(w.scoped("conv_in"))
         timeLinear1 = try Linear(w.scoped("time_embedding.linear_1"))
         timeLinear2 = try Linear(w.scoped("time_embedding.linear_2"))
+        addEmbedding = w.contains("add_embedding.linear_1.weight")
+            ? (try Linear(w.scoped("add_embedding.linear_1")), try Linear(w.scoped("add_embedding.linear_2"))) : nil
         let levels = c.blockOutChannels.count
         var down: [DownBlock] = []
         for (i, type) in c.downBlockTypes.enumerated() {
@@ -92,6 +97,18 @@ public struct UNet2DConditionModel: Sendable {
         upBlocks = up
         normOut = try GroupNorm(w.scoped("conv_norm_out"), groups: groups, epsilon: eps)
         convOut = try Conv2d(w.scoped("conv_out"))
+    }
+
+    /// Whether the UNet has an `add_embedding` for coded numbers (Paints-UNDO's operation step).
+    public var takesCodedConditions: Bool { addEmbedding != nil }
+
+    /// The embedding of one number per batch item (Paints-UNDO diffusers_helper/code_cond.py): a sinusoid as wide as
+    /// add_embedding's input ([cos, sin], frequencies exp(-ln(1e4) i / half), no shift), then linear, SiLU, linear.
+    /// Pass it as `UNetConditioning.addedTimeEmbedding`.
+    public func codedConditionEmbedding(_ values: [Float]) throws(ModelError) -> Tensor {
+        guard let (linear1, linear2) = addEmbedding else { throw .configuration("this UNet has no add_embedding") }
+        let projected = TimestepEmbedding.sinusoidal(values, dim: linear1.inFeatures, flipSinToCos: true, downscaleFreqShift: 0)
+        return try linear2(try linear1(projected).silu())
     }
 
     /// Loads a diffusers `unet` folder (config.json + diffusion_pytorch_model.safetensors).
@@ -148,7 +165,7 @@ public struct UNet2DConditionModel: Sendable {
         for block in upBlocks {
             for (j, resnet) in block.resnets.enumerated() {
                 let skip = skips.removeLast()
-                h = try resnet(Self.concatenateChannels(h, skip), timeEmbedding: activated)
+                h = try resnet(Tensor.concatenatingChannels(h, skip), timeEmbedding: activated)
                 if j < block.attentions.count { h = try block.attentions[j](h, context: context) }
             }
             if let upsampler = block.upsampler {
@@ -158,18 +175,6 @@ public struct UNet2DConditionModel: Sendable {
             }
         }
         return try convOut(try normOut(h, silu: true))
-    }
-
-    /// torch.cat([a, b], dim=1) for NCHW tensors of equal N, H, W.
-    static func concatenateChannels(_ a: Tensor, _ b: Tensor) -> Tensor {
-        let (n, ca, cb, plane) = (a.shape[0], a.shape[1], b.shape[1], a.shape[2] * a.shape[3])
-        var out = [Float]()
-        out.reserveCapacity(a.count + b.count)
-        for i in 0..<n {
-            out.append(contentsOf: a.data[(i * ca * plane)..<((i + 1) * ca * plane)])
-            out.append(contentsOf: b.data[(i * cb * plane)..<((i + 1) * cb * plane)])
-        }
-        return Tensor(shape: [n, ca + cb, a.shape[2], a.shape[3]], data: out)
     }
 
     /// Nearest-neighbour resize of NCHW to height x width (torch "nearest": source index floor(dst * in / out)).
