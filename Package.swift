@@ -27,7 +27,8 @@ let package = Package(
         .target(name: "CTensorKernels", cSettings: [.unsafeFlags(["-O3"])]),
         .target(name: "PaintsTensor", dependencies: ["COpenBLAS", "CTensorKernels"]),
         .target(name: "PaintsDiffusion", dependencies: ["PaintsTensor"]),
-        .target(name: "PaintsEngine", dependencies: ["PaintsProtocol", "PaintsRaster", "PaintsTensor", "PaintsDiffusion"]),
+        .target(name: "PaintsTagger", dependencies: ["PaintsTensor", "PaintsDiffusion"]),
+        .target(name: "PaintsEngine", dependencies: ["PaintsProtocol", "PaintsRaster", "PaintsTensor", "PaintsDiffusion", "PaintsTagger"]),
         .target(
             name: "PaintsDaemon",
             dependencies: [
@@ -72,6 +73,7 @@ let package = Package(
         .testTarget(name: "PaintsRasterTests", dependencies: ["PaintsRaster", "PaintsTestSupport"]),
         .testTarget(name: "PaintsTensorTests", dependencies: ["PaintsTensor", "PaintsTestSupport"]),
         .testTarget(name: "PaintsDiffusionTests", dependencies: ["PaintsDiffusion", "PaintsTensor", "PaintsTestSupport"]),
+        .testTarget(name: "PaintsTaggerTests", dependencies: ["PaintsTagger", "PaintsDiffusion", "PaintsTensor", "PaintsTestSupport"]),
         .testTarget(name: "PaintsEngineTests", dependencies: ["PaintsEngine", "PaintsRaster", "PaintsTestSupport"]),
         .testTarget(
             name: "PaintsDaemonTests",

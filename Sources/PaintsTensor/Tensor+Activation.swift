@@ -7,6 +7,12 @@ extension Tensor {
     /// GELU, exact (erf) form: torch's default.
     public func gelu() -> Tensor { map { 0.5 * $0 * (1 + erf($0 * Self.inverseSquareRootOfTwo)) } }
 
+    /// GELU, tanh approximation (torch `approximate="tanh"`, timm `gelu_tanh`).
+    public func geluTanh() -> Tensor {
+        let c = Float((2 / Double.pi).squareRoot())
+        return map { 0.5 * $0 * (1 + Foundation.tanh(c * ($0 + 0.044715 * $0 * $0 * $0))) }
+    }
+
     static let inverseSquareRootOfTwo = Float(1 / 2.0.squareRoot())
 
     /// CLIP's quick GELU: x * sigmoid(1.702 x).

@@ -105,3 +105,46 @@ extension Tensor {
         }
     }
 }
+
+extension Tensor {
+    /// Depthwise convolution (groups = channels, stride 1): x [N, C, H, W], weight [C, 1, k, k], zero padding on
+    /// every side; one plane per task across cores (ConvNeXt's 7x7 mixing).
+    public func depthwiseConv2d(weight: Tensor, bias: Tensor?, padding: Int) throws(TensorError) -> Tensor {
+        guard rank == 4, weight.rank == 4, weight.shape[0] == shape[1], weight.shape[1] == 1, weight.shape[2] == weight.shape[3],
+              bias.map({ $0.shape == [shape[1]] }) ?? true
+        else { throw .shapeMismatch(operation: "depthwise_conv2d", shapes: [shape, weight.shape]) }
+        let (n, c, h, w, k) = (shape[0], shape[1], shape[2], shape[3], weight.shape[2])
+        let (oh, ow) = (h + 2 * padding - k + 1, w + 2 * padding - k + 1)
+        guard oh > 0, ow > 0 else { throw .shapeMismatch(operation: "depthwise_conv2d", shapes: [shape, weight.shape]) }
+        var out = Tensor(zeros: [n, c, oh, ow])
+        let biasValues = bias?.data
+        data.withUnsafeBufferPointer { xp in
+            weight.data.withUnsafeBufferPointer { wp in
+                out.data.withUnsafeMutableBufferPointer { op in
+                    let (x, wt, o) = (UnsafeSendablePointer(xp.baseAddress!), UnsafeSendablePointer(wp.baseAddress!),
+                                      UnsafeSendablePointer(op.baseAddress!))
+                    Parallel.forEach(n * c) { plane in
+                        let channel = plane % c
+                        let src = x.pointer + plane * h * w, dst = o.pointer + plane * oh * ow, kernel = wt.pointer + channel * k * k
+                        let b = biasValues?[channel] ?? 0
+                        for i in 0..<(oh * ow) { dst[i] = b }
+                        for ky in 0..<k {
+                            for kx in 0..<k {
+                                let weight = kernel[ky * k + kx]
+                                let x0 = max(0, padding - kx), x1 = min(ow, w + padding - kx)
+                                guard x0 < x1 else { continue }
+                                for y in 0..<oh {
+                                    let sy = y + ky - padding
+                                    guard sy >= 0, sy < h else { continue }
+                                    let row = src + sy * w + kx - padding, target = dst + y * ow
+                                    for xx in x0..<x1 { target[xx] += weight * row[xx] }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return out
+    }
+}

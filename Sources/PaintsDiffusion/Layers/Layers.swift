@@ -29,18 +29,18 @@ func readConfiguration(folder: String) throws(ModelError) -> (json: [String: Any
 
 /// Runs tensor code, mapping its errors into `ModelError`.
 @inline(__always)
-func compute<T>(_ body: () throws(TensorError) -> T) throws(ModelError) -> T {
+public func compute<T>(_ body: () throws(TensorError) -> T) throws(ModelError) -> T {
     do { return try body() } catch { throw .tensor(error) }
 }
 
 extension WeightStore {
     /// The tensor at `key` as float32 (checking `shape` when given), failing as a `ModelError`.
-    func load(_ key: String, shape: [Int]? = nil) throws(ModelError) -> Tensor {
+    public func load(_ key: String, shape: [Int]? = nil) throws(ModelError) -> Tensor {
         do { return try tensor(key, shape: shape) } catch { throw .weights(error) }
     }
 
     /// The weight at `key` in its stored dtype and place, failing as a `ModelError`.
-    func loadWeight(_ key: String) throws(ModelError) -> Weight {
+    public func loadWeight(_ key: String) throws(ModelError) -> Weight {
         do { return try weight(key) } catch { throw .weights(error) }
     }
 }
