@@ -135,8 +135,10 @@ final class JobRunner: Sendable {
                 "timings": .object(timings), "info": .object(output.info),
             ]
             return (result, [data])
-        case .undoPreview(let params, let imagePayload):
-            guard let engine = try registry.engine(named: job.engine, for: .undoPreview) as? UndoPreviewEngine else {
+        case .undoPreview(let params, let imagePayload), .undoSequence(let params, let imagePayload):
+            let sequence: Bool
+            if case .undoSequence = work { sequence = true } else { sequence = false }
+            guard let engine = try registry.engine(named: job.engine, for: sequence ? .undoSequence : .undoPreview) as? UndoPreviewEngine else {
                 throw ProtocolError(.unsupportedEngine, "engine \(job.engine) does not make undo previews")
             }
             var t = Date()
@@ -145,30 +147,65 @@ final class JobRunner: Sendable {
             try context.checkCancellation()
             t = Date()
             try engine.load()
-            let frames = try engine.undoPreview(
-                UndoPreviewInput(image: image, steps: params.steps, seed: job.seed, prompt: params.prompt,
-                                 options: params.options),
-                context: context)
-            guard frames.count == params.steps.count else {
-                throw ProtocolError(.internalError, "engine returned \(frames.count) frames for \(params.steps.count) steps")
+            // A sequence runs its keyframes from the blank canvas towards the finished picture (which is the input).
+            let steps = sequence ? Array(Set(params.steps.filter { $0 > 0 })).sorted(by: >) : params.steps
+            var output = UndoPreviewOutput(frames: [])
+            if !steps.isEmpty {
+                output = try engine.undoPreview(
+                    UndoPreviewInput(image: image, steps: steps, seed: job.seed, prompt: params.prompt, options: params.options),
+                    context: context)
+            }
+            guard output.frames.count == steps.count else {
+                throw ProtocolError(.internalError, "engine returned \(output.frames.count) frames for \(steps.count) steps")
             }
             lap("run_ms", t)
             t = Date()
+            var frames = output.frames.map { (frame: $0, kind: "keyframe") }
+            if sequence {
+                frames.insert((UndoFrame(step: UndoSequence.blankStep, image: RGBAImage(width: image.width, height: image.height, fill: .white)), "blank"), at: 0)
+                frames.append((UndoFrame(step: 0, image: image), "finished"))
+            }
             var payloads: [Data] = []
             var entries: [JSONValue] = []
-            for (i, frame) in frames.enumerated() {
+            for (i, (frame, kind)) in frames.enumerated() {
                 try context.checkCancellation()
                 let (data, reference) = try ImageIntake.encode(frame.image, as: params.output, frame: i + 1)
                 payloads.append(data)
-                entries.append(["step": JSONValue(frame.step), "image": reference])
+                var entry: [String: JSONValue] = ["step": JSONValue(frame.step), "image": reference]
+                if sequence { entry["kind"] = .string(kind) }
+                entries.append(.object(entry))
             }
             lap("encode_ms", t)
             lap("total_ms", job.createdAt)
             let result: JSONValue = [
                 "frames": .array(entries), "engine": .string(engine.name), "seed": JSONValue(job.seed),
-                "timings": .object(timings),
+                "timings": .object(timings), "info": .object(output.info),
             ]
             return (result, payloads)
+        case .tag(let params, let imagePayload):
+            guard let engine = try registry.engine(named: job.engine, for: .tag) as? TagEngine else {
+                throw ProtocolError(.unsupportedEngine, "engine \(job.engine) does not tag pictures")
+            }
+            var t = Date()
+            let image = try ImageIntake.decode(imagePayload, maxPixels: maxPixels)
+            lap("decode_ms", t)
+            try context.checkCancellation()
+            t = Date()
+            try engine.load()
+            let output = try engine.tag(TagInput(image: image, threshold: params.threshold, characterThreshold: params.characterThreshold,
+                                                 exclude: params.exclude, options: params.options), context: context)
+            lap("run_ms", t)
+            timings["encode_ms"] = 0        // no images to encode
+            lap("total_ms", job.createdAt)
+            let tags: [JSONValue] = output.tags.map {
+                ["name": .string($0.name), "category": .string($0.category), "probability": JSONValue($0.probability)]
+            }
+            let result: JSONValue = [
+                "prompt": .string(output.prompt), "tags": .array(tags),
+                "ratings": .object(Dictionary(output.ratings.map { ($0.name, JSONValue($0.probability)) }, uniquingKeysWith: { a, _ in a })),
+                "engine": .string(engine.name), "timings": .object(timings), "info": .object(output.info),
+            ]
+            return (result, [])
         }
     }
 }

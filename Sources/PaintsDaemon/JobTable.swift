@@ -30,6 +30,8 @@ public final class CancelFlag: Sendable {
 public enum JobWork: Sendable {
     case colorize(ColorizeParams, sketch: ImagePayload, hints: ImagePayload?, reference: ImagePayload?)
     case undoPreview(UndoPreviewParams, image: ImagePayload)
+    case undoSequence(UndoPreviewParams, image: ImagePayload)
+    case tag(TagParams, image: ImagePayload)
 }
 
 /// A finished job's result, kept for `jobs.result`.

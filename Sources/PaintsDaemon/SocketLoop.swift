@@ -171,7 +171,7 @@ final class SocketLoop {
             try requireNoParams(request.params)
             reply(.result(id: id, ["engines": .array(server.registry.engines.map(\.descriptionJSON)),
                                    "defaults": server.registry.defaultsJSON]), to: peer)
-        case .colorize, .undoPreview:
+        case .colorize, .undoPreview, .undoSequence, .tag:
             try submitJob(request, from: peer, singleReply: singleReply)
         case .jobsList:
             try requireNoParams(request.params)
@@ -247,10 +247,15 @@ final class SocketLoop {
             }
             work = .colorize(params, sketch: sketch, hints: hints, reference: reference)
             (engineName, seed) = (params.engine, params.seed)
-        case .undoPreview:
+        case .undoPreview, .undoSequence:
             let params = try UndoPreviewParams(request.params)
-            work = .undoPreview(params, image: try intake(params.image, "image"))
+            let image = try intake(params.image, "image")
+            work = request.method == .undoPreview ? .undoPreview(params, image: image) : .undoSequence(params, image: image)
             (engineName, seed) = (params.engine, params.seed)
+        case .tag:
+            let params = try TagParams(request.params)
+            work = .tag(params, image: try intake(params.image, "image"))
+            (engineName, seed) = (params.engine, 0)
         default:
             throw ProtocolError(.internalError, "\(request.method.rawValue) is not a job method")
         }

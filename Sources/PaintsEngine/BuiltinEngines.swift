@@ -17,7 +17,7 @@ public final class BuiltinEngine: ColorizeEngine, UndoPreviewEngine {
     public let name = "builtin"
     public let summary = "Built-in engines needing no model files: LazyBrush-style colorize, drawing-process undo previews"
     public var status: EngineStatus { .ready }
-    public var capabilities: [MethodCapabilities] { [BuiltinColorizer.capabilities, BuiltinUndoSimulator.capabilities] }
+    public var capabilities: [MethodCapabilities] { [BuiltinColorizer.capabilities, BuiltinUndoSimulator.capabilities, BuiltinUndoSimulator.sequenceCapabilities] }
     public func load() throws(ProtocolError) {}
     public func unload() {}
 
@@ -25,7 +25,8 @@ public final class BuiltinEngine: ColorizeEngine, UndoPreviewEngine {
         try colorizer.colorize(input, context: context)
     }
 
-    public func undoPreview(_ input: UndoPreviewInput, context: JobContext) throws(ProtocolError) -> [UndoFrame] {
-        try simulator.undoPreview(input, context: context)
+    public func undoPreview(_ input: UndoPreviewInput, context: JobContext) throws(ProtocolError) -> UndoPreviewOutput {
+        UndoPreviewOutput(frames: try simulator.undoPreview(input, context: context),
+                          info: ["simulated": true, "summary": "a drawing-process simulation, not a learned model"])
     }
 }

@@ -19,7 +19,8 @@ import PaintsTensor
 /// transparent for a layer that is not opaque).
 /// The `undo.preview` half of `BuiltinEngine`.
 public struct BuiltinUndoSimulator: Sendable {
-    public static let capabilities = MethodCapabilities(method: .undoPreview, inputs: ["image"], options: [])
+    public static let capabilities = MethodCapabilities(method: .undoPreview, inputs: ["image", "steps", "count"], options: [])
+    public static let sequenceCapabilities = MethodCapabilities(method: .undoSequence, inputs: ["image", "steps", "count"], options: [])
 
     public init() {}
 

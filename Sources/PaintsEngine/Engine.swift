@@ -76,6 +76,11 @@ public enum EngineStatus: Sendable, Equatable {
     /// Cannot run; the reason says why (e.g. model files missing, with the path looked at).
     case unavailable(reason: String)
 
+    public var canRun: Bool {
+        if case .unavailable = self { return false }
+        return true
+    }
+
     public var name: String {
         switch self {
         case .ready: "ready"
@@ -183,8 +188,59 @@ public protocol ColorizeEngine: Engine {
     func colorize(_ input: ColorizeInput, context: JobContext) throws(ProtocolError) -> ColorizeOutput
 }
 
+/// Undo-step frames with what the engine wants the client to know (`info`: prompt used, working size...).
+public struct UndoPreviewOutput: Sendable {
+    public var frames: [UndoFrame]
+    public var info: [String: JSONValue]
+
+    public init(frames: [UndoFrame], info: [String: JSONValue] = [:]) {
+        self.frames = frames
+        self.info = info
+    }
+}
+
 /// An engine that shows what a picture looked like earlier in its making.
 public protocol UndoPreviewEngine: Engine {
     /// One frame per requested step, in the order asked.
-    func undoPreview(_ input: UndoPreviewInput, context: JobContext) throws(ProtocolError) -> [UndoFrame]
+    func undoPreview(_ input: UndoPreviewInput, context: JobContext) throws(ProtocolError) -> UndoPreviewOutput
+}
+
+/// Inputs of a tag job, decoded.
+public struct TagInput: Sendable {
+    public var image: RGBAImage
+    /// Probability a general tag must pass (strictly).
+    public var threshold: Double
+    /// Probability a character tag must pass (strictly).
+    public var characterThreshold: Double
+    /// Tag names left out (as in the label file, compared lowercased).
+    public var exclude: [String]
+    public var options: [String: JSONValue]
+
+    public init(image: RGBAImage, threshold: Double = 0.35, characterThreshold: Double = 0.85, exclude: [String] = [],
+                options: [String: JSONValue] = [:]) {
+        self.image = image
+        self.threshold = threshold
+        self.characterThreshold = characterThreshold
+        self.exclude = exclude
+        self.options = options
+    }
+}
+
+/// Tags of a picture and the prompt made of them.
+public struct TagOutput: Sendable {
+    public struct Tag: Sendable {
+        public var name: String
+        /// "general" or "character".
+        public var category: String
+        public var probability: Double
+    }
+    public var tags: [Tag]
+    public var prompt: String
+    public var ratings: [(name: String, probability: Double)]
+    public var info: [String: JSONValue]
+}
+
+/// An engine that names what a picture shows, as prompt tags.
+public protocol TagEngine: Engine {
+    func tag(_ input: TagInput, context: JobContext) throws(ProtocolError) -> TagOutput
 }

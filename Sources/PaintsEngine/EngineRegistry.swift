@@ -1,32 +1,40 @@
 // PaintsEngine/EngineRegistry: the engines a daemon serves, looked up by method and name.
 import PaintsProtocol
 
-/// The engines known to a daemon, with a default per method.
+/// The engines known to a daemon, with a default per method: the most preferred engine that can run now (a model
+/// engine whose files are missing gives way to the next, e.g. `paints-undo` to the `builtin` simulator), else the
+/// most preferred. Results always name the engine that ran.
 public struct EngineRegistry: Sendable {
     public private(set) var engines: [any Engine]
-    private var defaults: [Method: String] = [:]
+    /// Engine names per method, most preferred first.
+    private var preferences: [Method: [String]] = [:]
 
     public init(engines: [any Engine] = []) {
         self.engines = []
         for engine in engines { register(engine) }
     }
 
-    /// Adds an engine; the first registered engine for a method becomes its default.
-    public mutating func register(_ engine: any Engine, makeDefault: Bool = false) {
+    /// Adds an engine, after those registered before it in preference, or before them with `preferred`.
+    public mutating func register(_ engine: any Engine, preferred: Bool = false) {
         engines.removeAll { $0.name == engine.name }
         engines.append(engine)
-        for capability in engine.capabilities where makeDefault || defaults[capability.method] == nil {
-            defaults[capability.method] = engine.name
+        for capability in engine.capabilities {
+            var names = (preferences[capability.method] ?? []).filter { $0 != engine.name }
+            if preferred { names.insert(engine.name, at: 0) } else { names.append(engine.name) }
+            preferences[capability.method] = names
         }
     }
 
-    public func defaultEngine(for method: Method) -> String? { defaults[method] }
+    public func defaultEngine(for method: Method) -> String? {
+        let names = preferences[method] ?? []
+        return names.first { name in engines.first { $0.name == name }?.status.canRun ?? false } ?? names.first
+    }
 
     /// The engine for `method`, by name or the default; `unsupported_engine` when none fits, `model_not_found` when its
     /// files are missing.
     public func engine(named name: String?, for method: Method) throws(ProtocolError) -> any Engine {
         let names = engines.filter { $0.supports(method) }.map(\.name)
-        guard let wanted = name ?? defaults[method], let engine = engines.first(where: { $0.name == wanted }),
+        guard let wanted = name ?? defaultEngine(for: method), let engine = engines.first(where: { $0.name == wanted }),
               engine.supports(method)
         else {
             throw ProtocolError(.unsupportedEngine, "no engine \"\(name ?? "(default)")\" for \(method.rawValue)",
@@ -34,13 +42,14 @@ public struct EngineRegistry: Sendable {
                                           "available": .array(names.map { .string($0) })])
         }
         if case .unavailable(let reason) = engine.status {
-            throw ProtocolError(.modelNotFound, "engine \"\(engine.name)\" cannot run: \(reason)",
-                                details: ["engine": .string(engine.name)])
+            var details: [String: JSONValue] = ["engine": .string(engine.name)]
+            if let fallback = defaultEngine(for: method), fallback != engine.name { details["fallback"] = .string(fallback) }
+            throw ProtocolError(.modelNotFound, "engine \"\(engine.name)\" cannot run: \(reason)", details: details)
         }
         return engine
     }
 
     public var defaultsJSON: JSONValue {
-        .object(Dictionary(uniqueKeysWithValues: defaults.map { ($0.key.rawValue, JSONValue.string($0.value)) }))
+        .object(Dictionary(uniqueKeysWithValues: preferences.keys.compactMap { m in defaultEngine(for: m).map { (m.rawValue, JSONValue.string($0)) } }))
     }
 }

@@ -70,6 +70,18 @@ public struct ParamReader {
         return out
     }
 
+    public mutating func stringList(_ key: String, maxCount: Int = 1024) throws(ProtocolError) -> [String]? {
+        guard let v = take(key) else { return nil }
+        let expected = "a list of at most \(maxCount) strings"
+        guard let items = v.arrayValue, items.count <= maxCount else { throw fail(key, expected, got: v) }
+        var out: [String] = []
+        for item in items {
+            guard let s = item.stringValue else { throw fail(key, expected, got: item) }
+            out.append(s)
+        }
+        return out
+    }
+
     public mutating func object(_ key: String) throws(ProtocolError) -> [String: JSONValue]? {
         guard let v = take(key) else { return nil }
         guard let o = v.objectValue else { throw fail(key, "an object", got: v) }

@@ -61,10 +61,12 @@ public struct ColorizeParams: Sendable {
     }
 }
 
-/// `undo.preview`: a finished picture and the operation steps to show.
+/// `undo.preview` and `undo.sequence`: a finished picture and the operation steps to show.
 public struct UndoPreviewParams: Sendable {
     public static let stepRange = 0...999
     public static let maxFrames = 64
+    /// The keyframes the Paints-UNDO reference app shows, used when neither `steps` nor `count` is given.
+    public static let defaultKeyframes = [400, 600, 800, 900, 950, 999]
     public var image: ImageReference
     /// Operation steps in the order asked: 0 is the finished picture, 999 the first stroke on a blank canvas.
     public var steps: [Int]
@@ -98,8 +100,7 @@ public struct UndoPreviewParams: Sendable {
         switch (listed, count) {
         case (let s?, nil): steps = s
         case (nil, let n?): steps = Self.evenlySpacedSteps(count: n)
-        case (nil, nil):
-            throw ProtocolError(.invalidParams, "one of \"steps\" or \"count\" is required", details: ["param": "steps"])
+        case (nil, nil): steps = Self.defaultKeyframes
         case (.some, .some):
             throw ProtocolError(.invalidParams, "give \"steps\" or \"count\", not both", details: ["param": "count"])
         }
@@ -120,6 +121,33 @@ public struct UndoPreviewParams: Sendable {
         if let seed { o["seed"] = JSONValue(seed) }
         if !prompt.isEmpty { o["prompt"] = .string(prompt) }
         return o
+    }
+}
+
+/// `undo.sequence`: its frames run blank canvas (`kind` "blank", step 1000), keyframes from step 999 down, then the
+/// finished picture (`kind` "finished", step 0: the input itself).
+public enum UndoSequence {
+    public static let blankStep = 1000
+}
+
+/// `tag`: Danbooru tags of a picture, as a prompt.
+public struct TagParams: Sendable {
+    public var image: ImageReference
+    public var threshold: Double
+    public var characterThreshold: Double
+    public var exclude: [String]
+    public var engine: String?
+    public var options: [String: JSONValue]
+
+    public init(_ params: [String: JSONValue]) throws(ProtocolError) {
+        var r = ParamReader(params)
+        image = try r.requiredImage("image")
+        threshold = try r.double("threshold", in: 0...1) ?? 0.35
+        characterThreshold = try r.double("character_threshold", in: 0...1) ?? 0.85
+        exclude = try r.stringList("exclude") ?? []
+        engine = try r.string("engine")
+        options = try r.object("options") ?? [:]
+        try r.finish()
     }
 }
 

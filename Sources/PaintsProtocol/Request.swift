@@ -11,6 +11,8 @@ public enum Method: String, Sendable, CaseIterable {
     case enginesList = "engines.list"
     case colorize
     case undoPreview = "undo.preview"
+    case undoSequence = "undo.sequence"
+    case tag
     case jobsList = "jobs.list"
     case jobsStatus = "jobs.status"
     case jobsCancel = "jobs.cancel"
@@ -18,7 +20,7 @@ public enum Method: String, Sendable, CaseIterable {
     case shutdown
 
     /// Methods that create a job (answered with `accepted`, optional `progress`, then `result` or `error`).
-    public var createsJob: Bool { self == .colorize || self == .undoPreview }
+    public var createsJob: Bool { [.colorize, .undoPreview, .undoSequence, .tag].contains(self) }
 }
 
 /// What the daemon does with a client's unfinished jobs when the client disconnects.

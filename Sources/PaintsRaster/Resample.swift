@@ -64,3 +64,27 @@ extension RGBAImage {
         return RGBA(c(acc.0), c(acc.1), c(acc.2), UInt8(max(0, min(255, (acc.3 / count).rounded()))))
     }
 }
+
+extension RGBAImage {
+    /// The rectangle at (x, y) of `width` x `height`, which must lie inside the image.
+    public func cropped(x: Int, y: Int, width w: Int, height h: Int) -> RGBAImage {
+        precondition(x >= 0 && y >= 0 && w > 0 && h > 0 && x + w <= width && y + h <= height, "crop outside the image")
+        var out = RGBAImage(width: w, height: h)
+        for row in 0..<h {
+            let from = ((y + row) * width + x) * 4
+            out.pixels.replaceSubrange((row * w * 4)..<((row + 1) * w * 4), with: pixels[from..<(from + w * 4)])
+        }
+        return out
+    }
+
+    /// This image pasted at (x, y) on a `width` x `height` canvas of `fill` (pixels replaced, not blended).
+    public func padded(toWidth w: Int, height h: Int, x: Int, y: Int, fill: RGBA) -> RGBAImage {
+        precondition(x >= 0 && y >= 0 && x + width <= w && y + height <= h, "the image does not fit the canvas")
+        var out = RGBAImage(width: w, height: h, fill: fill)
+        for row in 0..<height {
+            let to = ((y + row) * w + x) * 4
+            out.pixels.replaceSubrange(to..<(to + width * 4), with: pixels[(row * width * 4)..<((row + 1) * width * 4)])
+        }
+        return out
+    }
+}

@@ -96,8 +96,12 @@ struct Serve: ParsableCommand {
         var engines = BuiltinEngines.registry()
         let env = ProcessInfo.processInfo.environment
         let dataHome = env["XDG_DATA_HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? (NSHomeDirectory() + "/.local/share")
-        engines.register(StableDiffusionEngine(modelsDirectory: models ?? dataHome + "/paintsd/models",
-                                               memoryBudgetBytes: Int(memoryBudgetGib * Double(1 << 30))))
+        let modelsDirectory = models ?? dataHome + "/paintsd/models"
+        engines.register(StableDiffusionEngine(modelsDirectory: modelsDirectory, memoryBudgetBytes: Int(memoryBudgetGib * Double(1 << 30))))
+        // Model engines are preferred over the built-in ones while their files are present (hello says which is default).
+        let tagger = WDTaggerEngine(modelsDirectory: modelsDirectory)
+        engines.register(tagger)
+        engines.register(PaintsUndoEngine(modelsDirectory: modelsDirectory, tagger: tagger), preferred: true)
         let server = PaintsServer(configuration: configuration, engines: engines, logger: logger)
         let bound: [String]
         do { bound = try server.start() } catch {

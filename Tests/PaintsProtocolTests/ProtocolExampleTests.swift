@@ -30,7 +30,8 @@ import Testing
             let request = try Request.parse(frames: [message.serialized()])
             switch request.method {
             case .colorize: _ = try ColorizeParams(request.params)
-            case .undoPreview: _ = try UndoPreviewParams(request.params)
+            case .undoPreview, .undoSequence: _ = try UndoPreviewParams(request.params)
+            case .tag: _ = try TagParams(request.params)
             case .jobsStatus, .jobsCancel, .jobsResult: _ = try JobParams(request.params)
             case .shutdown: _ = try ShutdownParams(request.params)
             default: try requireNoParams(request.params)

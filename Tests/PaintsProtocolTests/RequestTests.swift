@@ -63,14 +63,24 @@ import Testing
         #expect(error(["sketch": sketch, "seed": 12, "prompt": "a cat"]) == nil)
     }
 
-    @Test func undoParamsTakeStepsOrCount() throws {
+    @Test func undoParamsTakeStepsOrCountOrTheReferenceKeyframes() throws {
         let image: JSONValue = ["frame": 1, "encoding": "png"]
         #expect(try UndoPreviewParams(["image": image, "steps": [0, 999, 500]]).steps == [0, 999, 500])
         #expect(try UndoPreviewParams(["image": image, "count": 3]).steps == [333, 666, 999])
-        #expect(throws: ProtocolError.self) { try UndoPreviewParams(["image": image]) }
+        #expect(try UndoPreviewParams(["image": image]).steps == [400, 600, 800, 900, 950, 999])
         #expect(throws: ProtocolError.self) { try UndoPreviewParams(["image": image, "steps": [1000]]) }
         #expect(throws: ProtocolError.self) { try UndoPreviewParams(["image": image, "steps": [1], "count": 1]) }
         #expect(throws: ProtocolError.self) { try UndoPreviewParams(["image": image, "steps": []]) }
+    }
+
+    @Test func tagParamsCheckThresholdsAndExclusions() throws {
+        let image: JSONValue = ["frame": 1, "encoding": "png"]
+        let defaults = try TagParams(["image": image])
+        #expect(defaults.threshold == 0.35 && defaults.characterThreshold == 0.85 && defaults.exclude.isEmpty)
+        #expect(try TagParams(["image": image, "exclude": ["monochrome"], "threshold": 0.5]).exclude == ["monochrome"])
+        #expect(throws: ProtocolError.self) { try TagParams(["image": image, "threshold": 1.5]) }
+        #expect(throws: ProtocolError.self) { try TagParams(["image": image, "exclude": [3]]) }
+        #expect(throws: ProtocolError.self) { try TagParams(["threshold": 0.5]) }
     }
 
     @Test func repliesRoundTripThroughFrames() throws {

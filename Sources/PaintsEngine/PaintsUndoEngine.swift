@@ -1,0 +1,186 @@
+// PaintsEngine/PaintsUndoEngine: the `paints-undo` engine: undo-step previews from the Paints-UNDO single-frame model
+// resident in memory, prompted by the client or by the WD tagger, at a working size that keeps the whole canvas.
+import Foundation
+import PaintsDiffusion
+import PaintsProtocol
+import PaintsRaster
+import PaintsTensor
+import Synchronization
+
+public final class PaintsUndoEngine: UndoPreviewEngine {
+    public let name = "paints-undo"
+    public let summary = "Undo-step previews from the Paints-UNDO single-frame diffusion model"
+    public let modelsDirectory: String
+    /// Writes prompts for pictures sent without one (nil: such requests run with an empty prompt, and say so).
+    public let tagger: WDTaggerEngine?
+    private let loaded = Mutex<(name: String, pipeline: PaintsUndoPipeline)?>(nil)
+    private let loading = Mutex(())
+
+    public init(modelsDirectory: String, tagger: WDTaggerEngine? = nil) {
+        self.modelsDirectory = modelsDirectory
+        self.tagger = tagger
+    }
+
+    /// Single-frame model folders in the models directory (the published `paints_undo_single_frame` layout), by name.
+    public var models: [String] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: modelsDirectory)) ?? []
+        return names.sorted().filter { PaintsUndoPipeline.isModelFolder(modelsDirectory + "/" + $0) }
+    }
+
+    public var status: EngineStatus {
+        if loaded.withLock({ $0 != nil }) { return .ready }
+        return models.isEmpty
+            ? .unavailable(reason: "no Paints-UNDO single-frame model (a folder with unet/ carrying add_embedding, vae/, text_encoder/, tokenizer/) in \(modelsDirectory); the builtin engine simulates undo previews without it")
+            : .available
+    }
+
+    public var residentBytes: Int {
+        guard let name = loaded.withLock({ $0?.name }) else { return 0 }
+        return PaintsUndoPipeline.residentBytes(folder: modelsDirectory + "/" + name)
+    }
+
+    public static let defaultSteps = 20
+    public static let defaultWorkingSide = 640
+
+    public var capabilities: [MethodCapabilities] {
+        let options = [
+            EngineOption("model", .string, default: .string(models.first ?? ""), summary: "model folder in the models directory"),
+            EngineOption("steps", .integer, default: JSONValue(Self.defaultSteps), minimum: 1, maximum: 100,
+                         summary: "sampling steps per frame (the reference uses 50; 20 is close at 40% of the time)"),
+            EngineOption("cfg", .number, default: 3, minimum: 1, maximum: 20, summary: "classifier-free guidance scale"),
+            EngineOption("size", .integer, default: JSONValue(Self.defaultWorkingSide), minimum: 256, maximum: 1024,
+                         summary: "working size: the picture's longer side, in pixels (a multiple of 64; the reference works at 512x640)"),
+            EngineOption("batch", .integer, default: 1, minimum: 1, maximum: 16,
+                         summary: "frames sampled together (1 is fastest on a CPU and shows each frame soonest)"),
+            EngineOption("negative_prompt", .string, default: .string(PaintsUndoPipeline.defaultNegativePrompt), summary: "negative prompt"),
+        ]
+        return [MethodCapabilities(method: .undoPreview, inputs: ["image", "steps", "count", "prompt"], options: options),
+                MethodCapabilities(method: .undoSequence, inputs: ["image", "steps", "count", "prompt"], options: options)]
+    }
+
+    public func load() throws(ProtocolError) { _ = try pipeline(named: nil) }
+
+    public func unload() { loaded.withLock { $0 = nil } }
+
+    func pipeline(named name: String?) throws(ProtocolError) -> PaintsUndoPipeline {
+        let available = models
+        guard let wanted = name ?? available.first else {
+            throw ProtocolError(.modelNotFound, "no Paints-UNDO model in \(modelsDirectory)", details: ["fallback": "builtin"])
+        }
+        guard available.contains(wanted) else {
+            throw ProtocolError(.modelNotFound, "no Paints-UNDO model \"\(wanted)\"", details: ["available": .array(available.map { .string($0) })])
+        }
+        if let hit = loaded.withLock({ $0?.name == wanted ? $0?.pipeline : nil }) { return hit }
+        let result: Result<PaintsUndoPipeline, ProtocolError> = loading.withLock { _ in
+            if let hit = loaded.withLock({ $0?.name == wanted ? $0?.pipeline : nil }) { return .success(hit) }
+            do {
+                let pipeline = try PaintsUndoPipeline(folder: modelsDirectory + "/" + wanted)
+                loaded.withLock { $0 = (wanted, pipeline) }
+                return .success(pipeline)
+            } catch {
+                return .failure(ProtocolError(.modelNotFound, "cannot load Paints-UNDO model \(wanted): \(error)", details: ["model": .string(wanted)]))
+            }
+        }
+        return try result.get()
+    }
+
+    struct Settings {
+        var model: String?
+        var steps = PaintsUndoEngine.defaultSteps
+        var cfg: Float = 3
+        var size = PaintsUndoEngine.defaultWorkingSide
+        var batch = 1
+        var negativePrompt = PaintsUndoPipeline.defaultNegativePrompt
+
+        init(_ options: [String: JSONValue]) throws(ProtocolError) {
+            var r = ParamReader(options, path: "options.")
+            model = try r.string("model")
+            steps = try r.int("steps", in: 1...100) ?? steps
+            cfg = Float(try r.double("cfg", in: 1...20) ?? Double(cfg))
+            size = try r.int("size", in: 256...1024) ?? size
+            batch = try r.int("batch", in: 1...16) ?? batch
+            negativePrompt = try r.string("negative_prompt") ?? negativePrompt
+            try r.finish()
+        }
+    }
+
+    /// Where the picture goes on the working canvas: scaled so its longer side is `side` (aspect kept, shorter side at
+    /// least one multiple), then centred on a white canvas whose sides are the next multiples of `multiple`.
+    public struct Placement: Equatable, Sendable {
+        public var canvasWidth: Int, canvasHeight: Int
+        public var x: Int, y: Int, width: Int, height: Int
+
+        public init(imageWidth: Int, imageHeight: Int, side: Int, multiple: Int) {
+            let longer = max(multiple, side / multiple * multiple)
+            let scale = Double(longer) / Double(max(imageWidth, imageHeight))
+            width = max(1, min(longer, Int((Double(imageWidth) * scale).rounded())))
+            height = max(1, min(longer, Int((Double(imageHeight) * scale).rounded())))
+            func up(_ v: Int) -> Int { (v + multiple - 1) / multiple * multiple }
+            (canvasWidth, canvasHeight) = (up(width), up(height))
+            (x, y) = ((canvasWidth - width) / 2, (canvasHeight - height) / 2)
+        }
+    }
+
+    public func undoPreview(_ input: UndoPreviewInput, context: JobContext) throws(ProtocolError) -> UndoPreviewOutput {
+        let settings = try Settings(input.options)
+        context.report(stage: "load", step: 0, steps: 1, fraction: 0, preview: nil)
+        let pipeline = try pipeline(named: settings.model)
+        try context.checkCancellation()
+
+        // Prompt: the client's, else the tagger's, else none; the result's info says which.
+        var prompt = input.prompt, promptSource = "client"
+        if prompt.isEmpty {
+            if let tagger, tagger.status.canRun {
+                context.report(stage: "tag", step: 0, steps: 1, fraction: 0.01, preview: nil)
+                prompt = try tagger.tag(TagInput(image: input.image), context: DetachedJobContext()).prompt
+                promptSource = "tagger"
+            } else {
+                promptSource = "none"
+            }
+        }
+        try context.checkCancellation()
+
+        // Working canvas: the whole picture, scaled and padded with white to multiples of 64.
+        let place = Placement(imageWidth: input.image.width, imageHeight: input.image.height, side: settings.size,
+                              multiple: pipeline.sizeMultiple)
+        let flat = (try? RGBAImage(width: input.image.width, height: input.image.height, fill: .white).composited(under: input.image)) ?? input.image
+        let canvas = flat.resized(width: place.width, height: place.height)
+            .padded(toWidth: place.canvasWidth, height: place.canvasHeight, x: place.x, y: place.y, fill: .white)
+        var request = PaintsUndoPipeline.Request(image: RasterTensor.tensor(canvas), operationSteps: input.steps, prompt: prompt)
+        request.negativePrompt = settings.negativePrompt
+        request.steps = settings.steps
+        request.guidance = settings.cfg
+        request.batchSize = settings.batch
+        let latentCount = pipeline.vae.configuration.latentChannels * (place.canvasWidth / pipeline.vaeScale) * (place.canvasHeight / pipeline.vaeScale)
+        var seeded = SeededNormalNoise(seed: UInt64(truncatingIfNeeded: input.seed))
+        let noise = seeded.normal(count: latentCount)
+
+        // Progress: one unit per UNet call pair (a sampling step of one frame); decoding is folded into the frames.
+        let total = Double(input.steps.count * settings.steps)
+        var done = 0.0
+        var frames: [UndoFrame?] = Array(repeating: nil, count: input.steps.count)
+        do {
+            _ = try pipeline.frames(request, noise: noise, onStep: { chunk, step, steps in
+                try context.checkCancellation()
+                done += Double(chunk.count)
+                context.report(stage: "sample", step: step, steps: steps, fraction: 0.02 + 0.97 * done / total, preview: nil)
+            }, onFrame: { index, image in
+                let full = RasterTensor.image(image).cropped(x: place.x, y: place.y, width: place.width, height: place.height)
+                    .resized(width: input.image.width, height: input.image.height)
+                frames[index] = UndoFrame(step: input.steps[index], image: full)
+                let finished = frames.count { $0 != nil }
+                context.report(stage: "frame", step: finished, steps: frames.count, fraction: 0.02 + 0.97 * done / total, preview: full)
+            })
+        } catch let error as ProtocolError {
+            throw error
+        } catch {
+            throw ProtocolError(.internalError, "sampling failed: \(error)")
+        }
+        return UndoPreviewOutput(frames: frames.compactMap { $0 }, info: [
+            "model": .string(settings.model ?? models.first ?? ""), "prompt": .string(prompt), "prompt_source": .string(promptSource),
+            "working_size": [JSONValue(place.canvasWidth), JSONValue(place.canvasHeight)],
+            "picture_area": [JSONValue(place.x), JSONValue(place.y), JSONValue(place.width), JSONValue(place.height)],
+            "steps": JSONValue(settings.steps), "cfg": JSONValue(Double(settings.cfg)), "batch": JSONValue(settings.batch),
+        ])
+    }
+}

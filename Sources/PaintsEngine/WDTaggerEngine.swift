@@ -1,0 +1,109 @@
+// PaintsEngine/WDTaggerEngine: the `wd-tagger` engine: Danbooru tags of a picture with a WD v3 tagger (timm ViT or
+// ConvNeXt folders in the models directory), for prompts and for the `tag` method.
+import Foundation
+import PaintsDiffusion
+import PaintsProtocol
+import PaintsRaster
+import PaintsTagger
+import PaintsTensor
+import Synchronization
+
+public final class WDTaggerEngine: TagEngine {
+    public let name = "wd-tagger"
+    public let summary = "Danbooru tags of a picture (WD v3 ViT or ConvNeXt tagger), as a prompt"
+    public let modelsDirectory: String
+    private let loaded = Mutex<(name: String, tagger: WDTagger)?>(nil)
+    private let loading = Mutex(())
+
+    public init(modelsDirectory: String) { self.modelsDirectory = modelsDirectory }
+
+    /// Tagger folders in the models directory (config.json + model.safetensors + selected_tags.csv), by name.
+    public var models: [String] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: modelsDirectory)) ?? []
+        return names.sorted().filter { WDTagger.isModelFolder(modelsDirectory + "/" + $0) }
+    }
+
+    public var status: EngineStatus {
+        if loaded.withLock({ $0 != nil }) { return .ready }
+        return models.isEmpty
+            ? .unavailable(reason: "no WD tagger folder (config.json, model.safetensors, selected_tags.csv) in \(modelsDirectory)")
+            : .available
+    }
+
+    public var residentBytes: Int {
+        guard let name = loaded.withLock({ $0?.name }) else { return 0 }
+        return (try? SafeTensorsFile(path: modelsDirectory + "/" + name + "/model.safetensors"))?.storedBytes ?? 0
+    }
+
+    public var capabilities: [MethodCapabilities] {
+        [MethodCapabilities(method: .tag, inputs: ["image", "threshold", "character_threshold", "exclude"], options: [
+            EngineOption("model", .string, default: .string(models.first ?? ""), summary: "tagger folder in the models directory"),
+        ])]
+    }
+
+    public func load() throws(ProtocolError) { _ = try tagger(named: nil) }
+
+    public func unload() { loaded.withLock { $0 = nil } }
+
+    /// The tagger `name` (the first one when nil), loaded once and kept.
+    func tagger(named name: String?) throws(ProtocolError) -> WDTagger {
+        let available = models
+        guard let wanted = name ?? available.first else {
+            throw ProtocolError(.modelNotFound, "no WD tagger in \(modelsDirectory)")
+        }
+        guard available.contains(wanted) else {
+            throw ProtocolError(.modelNotFound, "no tagger \"\(wanted)\"", details: ["available": .array(available.map { .string($0) })])
+        }
+        if let hit = loaded.withLock({ $0?.name == wanted ? $0?.tagger : nil }) { return hit }
+        let result: Result<WDTagger, ProtocolError> = loading.withLock { _ in
+            if let hit = loaded.withLock({ $0?.name == wanted ? $0?.tagger : nil }) { return .success(hit) }
+            do {
+                let tagger = try WDTagger(folder: modelsDirectory + "/" + wanted)
+                loaded.withLock { $0 = (wanted, tagger) }
+                return .success(tagger)
+            } catch {
+                return .failure(ProtocolError(.modelNotFound, "cannot load tagger \(wanted): \(error)", details: ["model": .string(wanted)]))
+            }
+        }
+        return try result.get()
+    }
+
+    /// The network input: the picture over white, padded to a centred square with white (as the WD v3 reference
+    /// does), scaled to the tagger's side (bilinear, or box filter when shrinking by 2x or more).
+    static func prepare(_ image: RGBAImage, for tagger: WDTagger) -> Tensor {
+        let flat = (try? RGBAImage(width: image.width, height: image.height, fill: .white).composited(under: image)) ?? image
+        let side = max(image.width, image.height)
+        let square = flat.padded(toWidth: side, height: side, x: (side - image.width) / 2, y: (side - image.height) / 2, fill: .white)
+        let scaled = square.resized(width: tagger.input.size, height: tagger.input.size)
+        var rgb = [Float](repeating: 0, count: scaled.pixelCount * 3)
+        for p in 0..<scaled.pixelCount {
+            let c = scaled.pixel(p)
+            (rgb[p * 3], rgb[p * 3 + 1], rgb[p * 3 + 2]) = (Float(c.r), Float(c.g), Float(c.b))
+        }
+        return tagger.inputTensor(rgb: rgb, side: tagger.input.size)
+    }
+
+    public func tag(_ input: TagInput, context: JobContext) throws(ProtocolError) -> TagOutput {
+        var r = ParamReader(input.options, path: "options.")
+        let model = try r.string("model")
+        try r.finish()
+        context.report(stage: "load", step: 0, steps: 1, fraction: 0, preview: nil)
+        let tagger = try tagger(named: model)
+        try context.checkCancellation()
+        context.report(stage: "tag", step: 0, steps: 1, fraction: 0.1, preview: nil)
+        let probabilities: [Float]
+        do { probabilities = try tagger.probabilities(Self.prepare(input.image, for: tagger)) } catch {
+            throw ProtocolError(.internalError, "tagging failed: \(error)")
+        }
+        let tags = tagger.labels.tags(probabilities, thresholds: .init(general: Float(input.threshold), character: Float(input.characterThreshold)),
+                                      excluding: Set(input.exclude.map { $0.lowercased().trimmingCharacters(in: .whitespaces) }))
+        context.report(stage: "tag", step: 1, steps: 1, fraction: 1, preview: nil)
+        return TagOutput(
+            tags: tags.map { .init(name: $0.name, category: $0.category == TagLabels.Category.character.rawValue ? "character" : "general",
+                                   probability: Double($0.probability)) },
+            prompt: TagLabels.prompt(tags),
+            ratings: tagger.labels.ratings(probabilities).map { ($0.name, Double($0.probability)) },
+            info: ["model": .string(model ?? models.first ?? ""), "architecture": .string(tagger.architecture),
+                   "input_size": JSONValue(tagger.input.size)])
+    }
+}
