@@ -35,6 +35,7 @@ bench-builtin: release
 # Full-size SD1.5 components with random weights: the Swift engine, then PyTorch on the same weights, then both side
 # by side with the ratios (needs the fixture venv; writes ~6 GB under $(BENCH_MODELS), not committed).
 BENCH_MODELS ?= /tmp/paintsd-sd15-random
+BENCH_UNDO_MODELS ?= /tmp/paintsd-undo-random
 bench-diffusion: release
 	test -x $(FIXTURE_VENV)/bin/python || $(MAKE) fixtures
 	test -f $(BENCH_MODELS)/text_encoder/model.fp16.safetensors || $(FIXTURE_VENV)/bin/python Benchmarks/torch/sd15_random.py $(BENCH_MODELS) --write
@@ -42,6 +43,10 @@ bench-diffusion: release
 	# here export Haswell) would pin the AVX2 kernels.
 	env -u OPENBLAS_CORETYPE .build/release/paints-bench-diffusion $(BENCH_MODELS)
 	$(FIXTURE_VENV)/bin/python Benchmarks/torch/sd15_random.py $(BENCH_MODELS) --time --compare $(BENCH_MODELS)/swift-figures.json
+	# The Paints-UNDO single-frame model at its default 512x640 (~6 GB more under $(BENCH_UNDO_MODELS)).
+	test -f $(BENCH_UNDO_MODELS)/text_encoder/model.fp16.safetensors || $(FIXTURE_VENV)/bin/python Benchmarks/torch/paints_undo_random.py $(BENCH_UNDO_MODELS) --write
+	env -u OPENBLAS_CORETYPE .build/release/paints-bench-diffusion --paints-undo $(BENCH_UNDO_MODELS)
+	$(FIXTURE_VENV)/bin/python Benchmarks/torch/paints_undo_random.py $(BENCH_UNDO_MODELS) --time --compare $(BENCH_UNDO_MODELS)/swift-figures.json
 
 # Regenerates the parity fixtures (diffusion core, Paints-UNDO, WD taggers) with the pinned reference stack (torch,
 # diffusers, transformers, timm); CI never runs it.

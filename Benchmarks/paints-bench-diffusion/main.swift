@@ -2,8 +2,11 @@
 // in the Swift engine: peak RSS of a whole 512x512 txt2img from the fp16 files; then, from the f32 files as PyTorch
 // runs them, one UNet pass at 64x64 latents (batch 1 and 2), VAE decode and encode at 512x512 and one CLIP encode.
 // Prints the figures and writes them as JSON to OUT_DIR/swift-figures.json for the PyTorch script to compare.
+// With --paints-undo, OUT_DIR is a Paints-UNDO single-frame folder (Benchmarks/torch/paints_undo_random.py) and the
+// figures are its sampling step at 512x640 (two UNet calls), VAE passes and a whole keyframe from the fp16 files.
 //
 //     paints-bench-diffusion OUT_DIR [--steps N]
+//     paints-bench-diffusion --paints-undo OUT_DIR [--steps N]
 import Foundation
 import PaintsDiffusion
 import PaintsTensor
@@ -25,7 +28,8 @@ func peakRSS() -> Double {
 func resetPeakRSS() { try? "5".write(toFile: "/proc/self/clear_refs", atomically: false, encoding: .utf8) }
 
 OpenBLASKernel.selectBestKernelOrReexecute()
-let arguments = CommandLine.arguments
+let arguments = CommandLine.arguments.filter { $0 != "--paints-undo" }
+let paintsUndo = CommandLine.arguments.contains("--paints-undo")
 let folder = arguments.count > 1 ? arguments[1] : "/tmp/paintsd-sd15-random"
 let steps = arguments.firstIndex(of: "--steps").map { Int(arguments[$0 + 1]) ?? 2 } ?? 2
 let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
@@ -34,6 +38,58 @@ var figures: [String: Any] = ["kernel": OpenBLASKernel.description]
 @MainActor func report(_ key: String, _ value: Double, _ label: String) {
     figures[key] = value
     print(String(format: "%@: %.2f", label, value))
+}
+
+/// Writes the figures beside the weights for the PyTorch script.
+@MainActor func writeFigures() throws {
+    let json = try JSONSerialization.data(withJSONObject: figures, options: [.prettyPrinted, .sortedKeys])
+    try json.write(to: URL(fileURLWithPath: folder + "/swift-figures.json"))
+}
+
+if paintsUndo {
+    // One sampling step as the reference runs it at its default 512x640: cond and uncond UNet calls of one frame with
+    // the image latent concatenated and the operation-step embedding (f32 files, after a warm-up call).
+    var noise = SeededNormalNoise(seed: 3)
+    let (h, w) = (640 / 8, 512 / 8)
+    do {
+        let unet = try UNet2DConditionModel(folder: folder + "/unet", variant: "")
+        let x = Tensor(shape: [1, 8, h, w], data: noise.normal(count: 8 * h * w))
+        let cond = Tensor(shape: [1, 77, 768], data: noise.normal(count: 77 * 768))
+        let uncond = Tensor(shape: [1, 77, 768], data: noise.normal(count: 77 * 768))
+        let conditioning = UNetConditioning(addedTimeEmbedding: try unet.codedConditionEmbedding([400]))
+        _ = try unet(x, timesteps: [500], context: cond, conditioning: conditioning)
+        report("undo_step_512x640_s", try seconds {
+            _ = try unet(x, timesteps: [500], context: cond, conditioning: conditioning)
+            _ = try unet(x, timesteps: [500], context: uncond, conditioning: conditioning)
+        }, "paints-undo sampling step 512x640 (2 UNet calls, s)")
+        let vae = try AutoencoderKL(folder: folder + "/vae", variant: "")
+        let image = Tensor(shape: [1, 3, 640, 512], data: noise.normal(count: 3 * 640 * 512).map { max(-1, min(1, $0 / 3)) })
+        report("undo_vae_encode_512x640_s", try seconds { _ = try vae.encode(image) }, "vae encode 512x640 (s)")
+        let z = Tensor(shape: [1, 4, h, w], data: noise.normal(count: 4 * h * w))
+        report("undo_vae_decode_512x640_s", try seconds { _ = try vae.decode(z) }, "vae decode 512x640 (s)")
+        report("undo_peak_rss_gib", peakRSS(), "peak RSS of the f32 part (GiB)")
+    }
+    resetPeakRSS()
+    // A whole keyframe from the fp16 files (as published): prompt, image latent, `steps` sampling steps, decode.
+    do {
+        let pipeline = try PaintsUndoPipeline(folder: folder)
+        let image = Tensor(shape: [1, 3, 640, 512], data: noise.normal(count: 3 * 640 * 512).map { max(-1, min(1, $0 / 3)) })
+        var request = PaintsUndoPipeline.Request(image: image, operationSteps: [400], prompt: "1girl, solo, long hair")
+        request.steps = steps
+        let start = noise.normal(count: 4 * h * w)
+        let t = try seconds { _ = try pipeline.frames(request, noise: start) }
+        report("undo_keyframe_fp16_\(steps)_steps_s", t, "one keyframe 512x640 fp16 weights, \(steps) steps (s)")
+        report("undo_keyframe_fp16_peak_rss_gib", peakRSS(), "keyframe fp16 peak RSS (GiB)")
+        // A request encodes the picture once and decodes each frame: encode + frames x (steps x step + decode).
+        let (step, encode, decode) = (figures["undo_step_512x640_s"] as? Double ?? 0, figures["undo_vae_encode_512x640_s"] as? Double ?? 0,
+                                      figures["undo_vae_decode_512x640_s"] as? Double ?? 0)
+        for (name, n) in [("draft", 10), ("standard", 20), ("reference", 50)] {
+            report("undo_6_keyframes_\(name)_estimate_s", encode + 6 * (Double(n) * step + decode),
+                   "estimate: the default 6 keyframes, \(name) (\(n) steps) (s)")
+        }
+    }
+    try writeFigures()
+    exit(0)
 }
 
 // 1. txt2img at 512x512 from the fp16 weights (the daemon's default when a folder ships them): peak memory.
@@ -80,5 +136,4 @@ do {
     report("clip_encode_s", try seconds { _ = try clip.encode(ids) }, "clip encode 77 tokens (s)")
 }
 report("peak_rss_gib", peakRSS(), "peak RSS of the f32 part (GiB)")
-let json = try JSONSerialization.data(withJSONObject: figures, options: [.prettyPrinted, .sortedKeys])
-try json.write(to: URL(fileURLWithPath: folder + "/swift-figures.json"))
+try writeFigures()

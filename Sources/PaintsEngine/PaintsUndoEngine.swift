@@ -39,14 +39,30 @@ public final class PaintsUndoEngine: UndoPreviewEngine {
         return PaintsUndoPipeline.residentBytes(folder: modelsDirectory + "/" + name)
     }
 
-    public static let defaultSteps = 20
+    /// Sampling steps by name. On a 2-core CPU a step at 512x640 costs about 6 s per frame, so `draft` is the default:
+    /// previews are what the method promises, and each frame arrives as it is done.
+    public enum Quality: String, CaseIterable, Sendable {
+        case draft, standard, reference
+
+        public var steps: Int {
+            switch self {
+            case .draft: 10
+            case .standard: 20
+            case .reference: 50
+            }
+        }
+    }
+
     public static let defaultWorkingSide = 640
 
     public var capabilities: [MethodCapabilities] {
         let options = [
             EngineOption("model", .string, default: .string(models.first ?? ""), summary: "model folder in the models directory"),
-            EngineOption("steps", .integer, default: JSONValue(Self.defaultSteps), minimum: 1, maximum: 100,
-                         summary: "sampling steps per frame (the reference uses 50; 20 is close at 40% of the time)"),
+            EngineOption("quality", .string, default: .string(Quality.draft.rawValue),
+                         summary: Quality.allCases.map { "\($0.rawValue) (\($0.steps) steps)" }.joined(separator: ", ")
+                            + "; reference is what the Paints-UNDO app runs"),
+            EngineOption("steps", .integer, default: JSONValue(Quality.draft.steps), minimum: 1, maximum: 100,
+                         summary: "sampling steps per frame; overrides quality"),
             EngineOption("cfg", .number, default: 3, minimum: 1, maximum: 20, summary: "classifier-free guidance scale"),
             EngineOption("size", .integer, default: JSONValue(Self.defaultWorkingSide), minimum: 256, maximum: 1024,
                          summary: "working size: the picture's longer side, in pixels (a multiple of 64; the reference works at 512x640)"),
@@ -86,7 +102,7 @@ public final class PaintsUndoEngine: UndoPreviewEngine {
 
     struct Settings {
         var model: String?
-        var steps = PaintsUndoEngine.defaultSteps
+        var steps = Quality.draft.steps
         var cfg: Float = 3
         var size = PaintsUndoEngine.defaultWorkingSide
         var batch = 1
@@ -95,7 +111,8 @@ public final class PaintsUndoEngine: UndoPreviewEngine {
         init(_ options: [String: JSONValue]) throws(ProtocolError) {
             var r = ParamReader(options, path: "options.")
             model = try r.string("model")
-            steps = try r.int("steps", in: 1...100) ?? steps
+            let quality = try r.choice("quality", as: Quality.self) ?? .draft
+            steps = try r.int("steps", in: 1...100) ?? quality.steps
             cfg = Float(try r.double("cfg", in: 1...20) ?? Double(cfg))
             size = try r.int("size", in: 256...1024) ?? size
             batch = try r.int("batch", in: 1...16) ?? batch

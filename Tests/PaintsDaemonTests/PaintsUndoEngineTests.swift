@@ -97,6 +97,12 @@ func undoModelsDirectory(tagger: Bool = true) throws -> String {
         #expect(blank.pixel(0) == .white && blank.width == 45)
         let finished = try PNGCodec.decode(try #require(final.imageData(frames[4]["image"])))
         #expect(finished == (try PNGCodec.decode(png)))
+        // A bad option is a typed error naming it; the daemon goes on serving.
+        let bad = try client.collect(.undoSequence, ["image": ["frame": 1, "encoding": "png"], "options": ["quality": "ultra"]],
+                                     frames: [png]).final
+        #expect(bad.protocolError?.code == .invalidParams)
+        #expect(bad.protocolError?.details["param"] == "options.quality")
+        #expect(try client.call(.ping).result["pong"] == true)
     }
 
     @Test func tagMethodNamesWhatThePictureShows() throws {
