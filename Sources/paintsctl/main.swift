@@ -150,7 +150,7 @@ struct Paintsctl: ParsableCommand {
             Exit codes: 0 ok, 1 daemon error, 2 bad input, 3 no daemon, 4 timeout, 5 cancelled, 6 busy \
             (queue full or shutting down), 64 usage.
             """,
-        subcommands: [Hello.self, Ping.self, Colorize.self, Undo.self, Jobs.self, Result.self, Cancel.self, Shutdown.self])
+        subcommands: [Hello.self, Ping.self, Colorize.self, Undo.self, Tag.self, Jobs.self, Result.self, Cancel.self, Shutdown.self])
 }
 
 struct Hello: ParsableCommand {
@@ -227,41 +227,74 @@ struct Colorize: ParsableCommand {
 }
 
 struct Undo: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Undo-step previews: what the picture looked like N steps earlier.")
+    static let configuration = CommandConfiguration(
+        abstract: "Undo-step previews: what the picture looked like N steps earlier (--sequence: a timelapse from a blank canvas).")
     @OptionGroup var connection: Connection
     @Option(help: "The finished picture (PNG).") var image: String
-    @Option(help: "Comma-separated steps in 0...999 (0 = finished, 999 = blank canvas).") var steps: String?
+    @Option(help: "Comma-separated steps in 0...999 (0 = finished, 999 = blank canvas); default: 400,600,800,900,950,999.") var steps: String?
     @Option(help: "Or: this many evenly spaced steps.") var count: Int?
-    @Option(help: "Directory for step-NNN.png files.") var outDir: String
-    @Option(help: "Engine name.") var engine: String?
+    @Option(help: "Directory for the frames (step-NNN.png; with --sequence, NN-kind-step.png in timelapse order).") var outDir: String
+    @Flag(help: "undo.sequence: blank canvas, keyframes from 999 down, finished picture.") var sequence = false
+    @Option(help: "Engine name (default: the daemon's default).") var engine: String?
+    @Option(help: "Prompt (paints-undo: default the tagger's tags of the picture).") var prompt: String?
     @Option(help: "Seed.") var seed: Int?
+    @Option(name: .customLong("option"), help: "Engine option key=value (repeatable), e.g. quality=standard.")
+    var options: [String] = []
     @Flag(help: "Do not show progress.") var quiet = false
 
     func validate() throws {
-        guard (steps == nil) != (count == nil) else { throw ValidationError("give --steps or --count") }
+        guard steps == nil || count == nil else { throw ValidationError("give --steps or --count, not both") }
     }
 
     func run() throws {
-        let stepList: [Int]
+        var stepList = UndoPreviewParams.defaultKeyframes
         if let steps {
             stepList = try steps.split(separator: ",").map {
                 guard let v = Int($0.trimmingCharacters(in: .whitespaces)) else { throw ValidationError("bad step \($0)") }
                 return v
             }
-        } else {
-            stepList = UndoPreviewParams.evenlySpacedSteps(count: max(1, count ?? 1))
+        } else if let count {
+            stepList = UndoPreviewParams.evenlySpacedSteps(count: max(1, count))
         }
         let frames = [Data(), try readFile(image)]
-        let params = UndoPreviewParams(image: .frame(index: 1, encoding: .png), steps: stepList, engine: engine, seed: seed)
+        let params = UndoPreviewParams(image: .frame(index: 1, encoding: .png), steps: stepList, engine: engine, seed: seed,
+                                       prompt: prompt ?? "", options: try parseOptions(options))
         try FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true)
         try connection.with { client throws(ClientError) in
-            let reply = try connection.runJob(client, .undoPreview, params.json, frames: frames, quiet: quiet)
-            let files = (reply.result["frames"]?.arrayValue ?? []).compactMap { entry -> (Data, String)? in
+            let reply = try connection.runJob(client, sequence ? .undoSequence : .undoPreview, params.json, frames: frames, quiet: quiet)
+            let entries = reply.result["frames"]?.arrayValue ?? []
+            let files = entries.enumerated().compactMap { i, entry -> (Data, String)? in
                 guard let step = entry["step"]?.intValue, let data = reply.imageData(entry["image"]) else { return nil }
-                return (data, outDir + "/" + String(format: "step-%03d.png", step))
+                let name = sequence ? String(format: "%02d-%@-%03d.png", i, entry["kind"]?.stringValue ?? "frame", step)
+                    : String(format: "step-%03d.png", step)
+                return (data, outDir + "/" + name)
             }
             let written = try save(files)
             connection.printResult(reply) { written }
+        }
+    }
+}
+
+struct Tag: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Danbooru tags of a picture, printed as a prompt.")
+    @OptionGroup var connection: Connection
+    @Option(help: "The picture (PNG).") var image: String
+    @Option(help: "General tags kept above this probability.") var threshold: Double?
+    @Option(help: "Character tags kept above this probability.") var characterThreshold: Double?
+    @Option(help: "Comma-separated tag names to leave out.") var exclude: String?
+    @Option(help: "Engine name.") var engine: String?
+    @Flag(help: "Do not show progress.") var quiet = false
+
+    func run() throws {
+        var params: [String: JSONValue] = ["image": ["frame": 1, "encoding": "png"]]
+        if let threshold { params["threshold"] = JSONValue(threshold) }
+        if let characterThreshold { params["character_threshold"] = JSONValue(characterThreshold) }
+        if let exclude { params["exclude"] = .array(exclude.split(separator: ",").map { .string($0.trimmingCharacters(in: .whitespaces)) }) }
+        if let engine { params["engine"] = .string(engine) }
+        let frames = [Data(), try readFile(image)]
+        try connection.with { client throws(ClientError) in
+            let reply = try connection.runJob(client, .tag, params, frames: frames, quiet: quiet)
+            connection.printResult(reply) { reply.result["prompt"]?.stringValue ?? "" }
         }
     }
 }

@@ -139,6 +139,31 @@ func paintsctl(_ arguments: [String], endpoint: String) throws -> (status: Int32
         #expect(daemon.waitForExit() == 0)
     }
 
+    @Test func paintsctlTagsAndWritesATimelapseWithTheModelEngines() throws {
+        let dir = try TemporaryDirectory.make(prefix: "paintsd-exe")
+        let models = try undoModelsDirectory()
+        defer {
+            try? FileManager.default.removeItem(atPath: dir)
+            try? FileManager.default.removeItem(atPath: models)
+        }
+        let daemon = try DaemonProcess(runtimeDirectory: dir, arguments: ["--models", models])
+        #expect(daemon.waitUntilListening())
+        let picture = Repository.path("Examples/art/blocks-colored.png")
+        let tag = try paintsctl(["tag", "--image", picture, "--threshold", "0", "--character-threshold", "0", "--exclude", "solo",
+                                 "--quiet"], endpoint: daemon.endpoint)
+        #expect(tag.status == 0, "\(tag.err)")
+        #expect(tag.out.hasPrefix("hatsune miku, ") && !tag.out.contains("solo"))
+
+        let undo = try paintsctl(["undo", "--image", picture, "--sequence", "--steps", "999,500", "--option", "steps=2",
+                                  "--option", "size=256", "--out-dir", dir + "/seq", "--quiet"], endpoint: daemon.endpoint)
+        #expect(undo.status == 0, "\(undo.err)")
+        let files = try FileManager.default.contentsOfDirectory(atPath: dir + "/seq").sorted()
+        #expect(files == ["00-blank-1000.png", "01-keyframe-999.png", "02-keyframe-500.png", "03-finished-000.png"])
+        #expect(try PNGCodec.read(path: dir + "/seq/03-finished-000.png") == Repository.image("Examples/art/blocks-colored.png"))
+        #expect(try paintsctl(["shutdown", "--timeout", "30"], endpoint: daemon.endpoint).status == 0)
+        #expect(daemon.waitForExit() == 0)
+    }
+
     @Test func toolForwardRunsAComponentOnTensorsFromAFile() throws {
         let dir = try TemporaryDirectory.make(prefix: "forward")
         defer { try? FileManager.default.removeItem(atPath: dir) }
