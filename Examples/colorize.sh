@@ -16,6 +16,11 @@ done
 # No scribbles, colours taken from a reference picture's palette.
 "$ctl" colorize --sketch "$art/blocks-lineart.png" --reference "$art/umbrella-colored.png" \
     --out "$out/blocks-from-reference.png" --option composite_lines=true
-# Undo-step previews of a finished picture: the keyframes Paints-UNDO's app shows.
-"$ctl" undo --image "$art/umbrella-colored.png" --steps 400,600,800,900,950,999 --out-dir "$out/umbrella-undo"
+# Undo-step previews of a finished picture: the keyframes Paints-UNDO's app shows (the default), run by the paints-undo
+# engine when its model is installed, else by the built-in simulator (the reply names which); then the same as a
+# timelapse from a blank canvas to the finished picture.
+"$ctl" undo --image "$art/umbrella-colored.png" --out-dir "$out/umbrella-undo"
+"$ctl" undo --image "$art/umbrella-colored.png" --sequence --out-dir "$out/umbrella-timelapse"
+# Prompt tags of a picture (needs a WD v3 tagger in the models directory; says model_not_found without one).
+"$ctl" tag --image "$art/umbrella-colored.png" || true
 "$ctl" jobs
