@@ -21,7 +21,7 @@ import torch
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(HERE, "..", "..")
 sys.path.insert(0, HERE)
-from sd15_random import SD15_CLIP, SD15_UNET, SD15_VAE  # noqa: E402
+from sd15_random import SD15_CLIP, SD15_UNET, SD15_VAE, compare  # noqa: E402
 
 
 def reference_patches():
@@ -86,16 +86,7 @@ def main():
         figures["undo_vae_decode_512x640_s"] = time.perf_counter() - start
     figures["undo_peak_rss_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     print("pytorch", json.dumps(figures))
-    if "--compare" in sys.argv:
-        with open(sys.argv[sys.argv.index("--compare") + 1]) as f:
-            swift = json.load(f)
-        print(f"{'figure':<28}{'swift':>10}{'pytorch':>10}{'ratio':>8}")
-        for key, value in figures.items():
-            if key in swift:
-                print(f"{key:<28}{swift[key]:>10.2f}{value:>10.2f}{swift[key] / value:>8.2f}")
-        for key in sorted(set(swift) - set(figures)):
-            if isinstance(swift[key], (int, float)):
-                print(f"{key:<28}{swift[key]:>10.2f}")
+    compare(figures)
 
 
 if __name__ == "__main__":

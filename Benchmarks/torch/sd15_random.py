@@ -69,16 +69,23 @@ def main():
         figures["clip_encode_s"] = time.perf_counter() - start
     figures["peak_rss_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     print("pytorch", json.dumps(figures))
-    if "--compare" in sys.argv:
-        with open(sys.argv[sys.argv.index("--compare") + 1]) as f:
-            swift = json.load(f)
-        print(f"{'figure':<22}{'swift':>10}{'pytorch':>10}{'ratio':>8}")
-        for key, value in figures.items():
-            if key in swift:
-                print(f"{key:<22}{swift[key]:>10.2f}{value:>10.2f}{swift[key] / value:>8.2f}")
-        for key in sorted(set(swift) - set(figures)):
-            if isinstance(swift[key], (int, float)):
-                print(f"{key:<22}{swift[key]:>10.2f}")
+    compare(figures)
+
+
+def compare(figures):
+    """With --compare FILE: the PyTorch figures beside the Swift ones of FILE, with the ratios, then Swift's others."""
+    if "--compare" not in sys.argv:
+        return
+    with open(sys.argv[sys.argv.index("--compare") + 1]) as f:
+        swift = json.load(f)
+    width = max(len(k) for k in list(figures) + list(swift)) + 2
+    print(f"{'figure':<{width}}{'swift':>10}{'pytorch':>10}{'ratio':>8}")
+    for key, value in figures.items():
+        if key in swift:
+            print(f"{key:<{width}}{swift[key]:>10.2f}{value:>10.2f}{swift[key] / value:>8.2f}")
+    for key in sorted(set(swift) - set(figures)):
+        if isinstance(swift[key], (int, float)):
+            print(f"{key:<{width}}{swift[key]:>10.2f}")
 
 
 if __name__ == "__main__":

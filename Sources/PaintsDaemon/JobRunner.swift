@@ -107,6 +107,16 @@ final class JobRunner: Sendable {
         var timings: [String: JSONValue] = ["queued_ms": JSONValue(queued * 1000)]
         func lap(_ name: String, _ since: Date) { timings[name] = JSONValue(Date().timeIntervalSince(since) * 1000) }
         let maxPixels = configuration.maxPixels
+        /// Decodes a job's one picture and makes its engine resident; returns the picture and when the run began.
+        func decodeAndLoad(_ payload: ImagePayload, _ engine: any Engine) throws(ProtocolError) -> (RGBAImage, Date) {
+            let decoding = Date()
+            let image = try ImageIntake.decode(payload, maxPixels: maxPixels)
+            lap("decode_ms", decoding)
+            try context.checkCancellation()
+            let running = Date()
+            try engine.load()
+            return (image, running)
+        }
         switch work {
         case .colorize(let params, let sketchPayload, let hintsPayload, let referencePayload):
             guard let engine = try registry.engine(named: job.engine, for: .colorize) as? ColorizeEngine else {
@@ -141,12 +151,7 @@ final class JobRunner: Sendable {
             guard let engine = try registry.engine(named: job.engine, for: sequence ? .undoSequence : .undoPreview) as? UndoPreviewEngine else {
                 throw ProtocolError(.unsupportedEngine, "engine \(job.engine) does not make undo previews")
             }
-            var t = Date()
-            let image = try ImageIntake.decode(imagePayload, maxPixels: maxPixels)
-            lap("decode_ms", t)
-            try context.checkCancellation()
-            t = Date()
-            try engine.load()
+            var (image, t) = try decodeAndLoad(imagePayload, engine)
             // A sequence runs its keyframes from the blank canvas towards the finished picture (which is the input).
             let steps = sequence ? Array(Set(params.steps.filter { $0 > 0 })).sorted(by: >) : params.steps
             var output = UndoPreviewOutput(frames: [])
@@ -186,12 +191,7 @@ final class JobRunner: Sendable {
             guard let engine = try registry.engine(named: job.engine, for: .tag) as? TagEngine else {
                 throw ProtocolError(.unsupportedEngine, "engine \(job.engine) does not tag pictures")
             }
-            var t = Date()
-            let image = try ImageIntake.decode(imagePayload, maxPixels: maxPixels)
-            lap("decode_ms", t)
-            try context.checkCancellation()
-            t = Date()
-            try engine.load()
+            let (image, t) = try decodeAndLoad(imagePayload, engine)
             let output = try engine.tag(TagInput(image: image, threshold: params.threshold, characterThreshold: params.characterThreshold,
                                                  exclude: params.exclude, options: params.options), context: context)
             lap("run_ms", t)

@@ -5,7 +5,6 @@ import PaintsDiffusion
 import PaintsProtocol
 import PaintsRaster
 import PaintsTensor
-import Synchronization
 
 public final class PaintsUndoEngine: UndoPreviewEngine {
     public let name = "paints-undo"
@@ -13,8 +12,7 @@ public final class PaintsUndoEngine: UndoPreviewEngine {
     public let modelsDirectory: String
     /// Writes prompts for pictures sent without one (nil: such requests run with an empty prompt, and say so).
     public let tagger: WDTaggerEngine?
-    private let loaded = Mutex<(name: String, pipeline: PaintsUndoPipeline)?>(nil)
-    private let loading = Mutex(())
+    private let resident = ResidentModel<PaintsUndoPipeline>()
 
     public init(modelsDirectory: String, tagger: WDTaggerEngine? = nil) {
         self.modelsDirectory = modelsDirectory
@@ -28,14 +26,14 @@ public final class PaintsUndoEngine: UndoPreviewEngine {
     }
 
     public var status: EngineStatus {
-        if loaded.withLock({ $0 != nil }) { return .ready }
+        if resident.loadedName != nil { return .ready }
         return models.isEmpty
             ? .unavailable(reason: "no Paints-UNDO single-frame model (a folder with unet/ carrying add_embedding, vae/, text_encoder/, tokenizer/) in \(modelsDirectory); the builtin engine simulates undo previews without it")
             : .available
     }
 
     public var residentBytes: Int {
-        guard let name = loaded.withLock({ $0?.name }) else { return 0 }
+        guard let name = resident.loadedName else { return 0 }
         return PaintsUndoPipeline.residentBytes(folder: modelsDirectory + "/" + name)
     }
 
@@ -76,7 +74,7 @@ public final class PaintsUndoEngine: UndoPreviewEngine {
 
     public func load() throws(ProtocolError) { _ = try pipeline(named: nil) }
 
-    public func unload() { loaded.withLock { $0 = nil } }
+    public func unload() { resident.unload() }
 
     func pipeline(named name: String?) throws(ProtocolError) -> PaintsUndoPipeline {
         let available = models
@@ -86,18 +84,11 @@ public final class PaintsUndoEngine: UndoPreviewEngine {
         guard available.contains(wanted) else {
             throw ProtocolError(.modelNotFound, "no Paints-UNDO model \"\(wanted)\"", details: ["available": .array(available.map { .string($0) })])
         }
-        if let hit = loaded.withLock({ $0?.name == wanted ? $0?.pipeline : nil }) { return hit }
-        let result: Result<PaintsUndoPipeline, ProtocolError> = loading.withLock { _ in
-            if let hit = loaded.withLock({ $0?.name == wanted ? $0?.pipeline : nil }) { return .success(hit) }
-            do {
-                let pipeline = try PaintsUndoPipeline(folder: modelsDirectory + "/" + wanted)
-                loaded.withLock { $0 = (wanted, pipeline) }
-                return .success(pipeline)
-            } catch {
-                return .failure(ProtocolError(.modelNotFound, "cannot load Paints-UNDO model \(wanted): \(error)", details: ["model": .string(wanted)]))
+        return try resident.model(wanted) { () throws(ProtocolError) in
+            do { return try PaintsUndoPipeline(folder: modelsDirectory + "/" + wanted) } catch {
+                throw ProtocolError(.modelNotFound, "cannot load Paints-UNDO model \(wanted): \(error)", details: ["model": .string(wanted)])
             }
         }
-        return try result.get()
     }
 
     struct Settings {

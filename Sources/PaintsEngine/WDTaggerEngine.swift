@@ -6,14 +6,12 @@ import PaintsProtocol
 import PaintsRaster
 import PaintsTagger
 import PaintsTensor
-import Synchronization
 
 public final class WDTaggerEngine: TagEngine {
     public let name = "wd-tagger"
     public let summary = "Danbooru tags of a picture (WD v3 ViT or ConvNeXt tagger), as a prompt"
     public let modelsDirectory: String
-    private let loaded = Mutex<(name: String, tagger: WDTagger)?>(nil)
-    private let loading = Mutex(())
+    private let resident = ResidentModel<WDTagger>()
 
     public init(modelsDirectory: String) { self.modelsDirectory = modelsDirectory }
 
@@ -24,14 +22,14 @@ public final class WDTaggerEngine: TagEngine {
     }
 
     public var status: EngineStatus {
-        if loaded.withLock({ $0 != nil }) { return .ready }
+        if resident.loadedName != nil { return .ready }
         return models.isEmpty
             ? .unavailable(reason: "no WD tagger folder (config.json, model.safetensors, selected_tags.csv) in \(modelsDirectory)")
             : .available
     }
 
     public var residentBytes: Int {
-        guard let name = loaded.withLock({ $0?.name }) else { return 0 }
+        guard let name = resident.loadedName else { return 0 }
         return (try? SafeTensorsFile(path: modelsDirectory + "/" + name + "/model.safetensors"))?.storedBytes ?? 0
     }
 
@@ -43,7 +41,7 @@ public final class WDTaggerEngine: TagEngine {
 
     public func load() throws(ProtocolError) { _ = try tagger(named: nil) }
 
-    public func unload() { loaded.withLock { $0 = nil } }
+    public func unload() { resident.unload() }
 
     /// The tagger `name` (the first one when nil), loaded once and kept.
     func tagger(named name: String?) throws(ProtocolError) -> WDTagger {
@@ -54,18 +52,11 @@ public final class WDTaggerEngine: TagEngine {
         guard available.contains(wanted) else {
             throw ProtocolError(.modelNotFound, "no tagger \"\(wanted)\"", details: ["available": .array(available.map { .string($0) })])
         }
-        if let hit = loaded.withLock({ $0?.name == wanted ? $0?.tagger : nil }) { return hit }
-        let result: Result<WDTagger, ProtocolError> = loading.withLock { _ in
-            if let hit = loaded.withLock({ $0?.name == wanted ? $0?.tagger : nil }) { return .success(hit) }
-            do {
-                let tagger = try WDTagger(folder: modelsDirectory + "/" + wanted)
-                loaded.withLock { $0 = (wanted, tagger) }
-                return .success(tagger)
-            } catch {
-                return .failure(ProtocolError(.modelNotFound, "cannot load tagger \(wanted): \(error)", details: ["model": .string(wanted)]))
+        return try resident.model(wanted) { () throws(ProtocolError) in
+            do { return try WDTagger(folder: modelsDirectory + "/" + wanted) } catch {
+                throw ProtocolError(.modelNotFound, "cannot load tagger \(wanted): \(error)", details: ["model": .string(wanted)])
             }
         }
-        return try result.get()
     }
 
     /// The network input: the picture over white, padded to a centred square with white (as the WD v3 reference
