@@ -21,7 +21,7 @@ import torch
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(HERE, "..", "..")
 sys.path.insert(0, HERE)
-from sd15_random import SD15_CLIP, SD15_UNET, SD15_VAE, compare  # noqa: E402
+from sd15_random import SD15_CLIP, SD15_UNET, SD15_VAE, compare, write_components  # noqa: E402
 
 
 def reference_patches():
@@ -52,11 +52,7 @@ def main():
     vae = AutoencoderKL(**SD15_VAE).eval()
     clip = CLIPTextModel(CLIPTextConfig(**dict(SD15_CLIP, num_hidden_layers=11))).eval()
     if "--write" in sys.argv:
-        for name, model in (("unet", unet), ("vae", vae), ("text_encoder", clip)):
-            folder = os.path.join(out, name)
-            model.save_pretrained(folder, safe_serialization=True)
-            model.half().save_pretrained(folder, safe_serialization=True, variant="fp16")
-            model.float()
+        write_components(out, unet=unet, vae=vae, text_encoder=clip)
         tokenizer = os.path.join(out, "tokenizer")
         os.makedirs(tokenizer, exist_ok=True)
         for name in ("vocab.json", "merges.txt"):

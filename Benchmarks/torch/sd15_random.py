@@ -37,11 +37,7 @@ def main():
     vae = AutoencoderKL(**SD15_VAE).eval()
     clip = CLIPTextModel(CLIPTextConfig(**SD15_CLIP)).eval()
     if "--write" in sys.argv:
-        for name, model in (("unet", unet), ("vae", vae), ("text_encoder", clip)):
-            folder = os.path.join(out, name)
-            model.save_pretrained(folder, safe_serialization=True)
-            model.half().save_pretrained(folder, safe_serialization=True, variant="fp16")
-            model.float()
+        write_components(out, unet=unet, vae=vae, text_encoder=clip)
     if "--time" not in sys.argv:
         return
     g = torch.Generator().manual_seed(1)
@@ -70,6 +66,15 @@ def main():
     figures["peak_rss_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     print("pytorch", json.dumps(figures))
     compare(figures)
+
+
+def write_components(out, **models):
+    """Each model as a diffusers component folder OUT/NAME, in f32 and as the fp16 variant published repositories ship."""
+    for name, model in models.items():
+        folder = os.path.join(out, name)
+        model.save_pretrained(folder, safe_serialization=True)
+        model.half().save_pretrained(folder, safe_serialization=True, variant="fp16")
+        model.float()
 
 
 def compare(figures):
