@@ -78,6 +78,30 @@ func undoModelsDirectory(tagger: Bool = true) throws -> String {
         #expect(withPrompt.result["info"]?["prompt"] == "1girl")
     }
 
+    @Test func aRunningModelJobStopsAtTheNextSamplingStepWhenCancelled() throws {
+        let models = try undoModelsDirectory()
+        defer { try? FileManager.default.removeItem(atPath: models) }
+        let d = try daemon(models: models)
+        defer { d.stop() }
+        let worker = try d.client(), other = try d.client()
+        let params: [String: JSONValue] = ["image": ["frame": 1, "encoding": "png"], "prompt": "1girl",
+                                           "options": ["steps": 100, "size": 512]]
+        try worker.send(Request(id: "long", method: .undoPreview, params: params, stream: true, frames: [Data(), try picture()]))
+        var job: String?, sampled = 0, final: Reply?
+        while final == nil {
+            let reply = try #require(try worker.receive(for: "long", timeout: 60))
+            if reply.type == .accepted { job = reply.job }
+            if reply.body["progress"]?["stage"] == "sample" {
+                sampled += 1
+                if sampled == 1 { #expect(try other.cancel(job: try #require(job)).result["was"] == "running") }
+            }
+            if reply.type == .error || reply.type == .result { final = reply }
+        }
+        #expect(final?.protocolError?.code == .cancelled)
+        #expect(sampled < 10)         // of the 600 steps six default keyframes at 100 steps would take
+        #expect(try other.call(.ping).result["pong"] == true)
+    }
+
     @Test func sequenceRunsFromBlankCanvasToTheFinishedPicture() throws {
         let models = try undoModelsDirectory()
         defer { try? FileManager.default.removeItem(atPath: models) }
