@@ -16,11 +16,13 @@ build: deps
 release: deps
 	$(SWIFT) build -c release
 
-# Every test: Swift unit and end-to-end tests (real daemon, real ZeroMQ), then the example scripts against the binaries.
+# Every test: Swift unit and end-to-end tests (real daemon, real ZeroMQ), the example scripts against the binaries, then
+# the bridges: the Python client against a real daemon.
 test: build
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
 	Tests/examples.sh .build/debug
+	scripts/with-daemon.sh .build/debug /usr/bin/python3 -m unittest discover -s Tests/bridges
 
 # Colorizes the sample line art and makes undo previews with the built-in engines; writes $(DEMO_OUT)/.
 demo: release
