@@ -1,9 +1,11 @@
 # paintsd: `make demo` colorizes the sample line art; `make test` runs every test. Both install what they need.
 SWIFT ?= swift
 DEPS := libzmq3-dev libopenblas-dev libpng-dev libjson-c-dev pkg-config python3-zmq
+# What the bridges' tests run inside: real GIMP 2.10 (and its plug-in headers).
+BRIDGE_DEPS := gimp libgimp2.0-dev
 DEMO_OUT ?= out/demo
 
-.PHONY: all deps build release test demo bench bench-builtin bench-diffusion fixtures clean
+.PHONY: all deps build release test demo bench bench-builtin bench-diffusion fixtures clean install-gimp
 
 all: build
 
@@ -17,12 +19,14 @@ release: deps
 	$(SWIFT) build -c release
 
 # Every test: Swift unit and end-to-end tests (real daemon, real ZeroMQ), the example scripts against the binaries, then
-# the bridges: the Python client against a real daemon.
+# the bridges: the Python client against a real daemon, the GIMP plug-in inside real GIMP.
 test: build
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
 	Tests/examples.sh .build/debug
 	scripts/with-daemon.sh .build/debug /usr/bin/python3 -m unittest discover -s Tests/bridges
+	@scripts/install-deps.sh $(BRIDGE_DEPS)
+	Tests/bridges/gimp.sh .build/debug
 
 # Colorizes the sample line art and makes undo previews with the built-in engines; writes $(DEMO_OUT)/.
 demo: release
@@ -60,5 +64,11 @@ fixtures:
 	$(FIXTURE_VENV)/bin/python Tests/Fixtures/paints-undo/generate.py
 	$(FIXTURE_VENV)/bin/python Tests/Fixtures/tagger/generate.py
 
+# The GIMP plug-in and its Script-Fu procedures, into $GIMP2_DIRECTORY (default ~/.config/GIMP/2.10).
+install-gimp:
+	@scripts/install-deps.sh $(DEPS) $(BRIDGE_DEPS)
+	$(MAKE) -C Bridges/gimp install
+
 clean:
 	rm -rf .build out
+	$(MAKE) -C Bridges/gimp clean

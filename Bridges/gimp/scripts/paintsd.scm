@@ -1,0 +1,63 @@
+; paintsd Script-Fu procedures: the paintsd plug-in (plug-in-paintsd-colorize, plug-in-paintsd-undo-preview) on files,
+; for scripts and batch mode, e.g.
+;   gimp -i -b '(script-fu-paintsd-colorize-file "lineart.png" "hints.png" "out.png" "" "" -1)' -b '(gimp-quit 0)'
+
+(define (paintsd-load-rgb file)
+  ; The image of FILE, converted to RGB (the plug-in works on RGB images).
+  (let ((image (car (gimp-file-load RUN-NONINTERACTIVE file file))))
+    (if (not (= (car (gimp-image-base-type image)) RGB)) (gimp-image-convert-rgb image))
+    image))
+
+(define (script-fu-paintsd-colorize-file sketch-file hints-file out-file prompt engine seed)
+  ; Colorizes the line art of SKETCH-FILE with the scribbles of HINTS-FILE ("" for none) and saves the colorized layer
+  ; as OUT-FILE (PNG). Returns the layer's width and height.
+  (let* ((image (paintsd-load-rgb sketch-file))
+         (sketch (car (gimp-image-get-active-layer image)))
+         (hints (if (equal? hints-file "")
+                    -1
+                    (let ((layer (car (gimp-file-load-layer RUN-NONINTERACTIVE image hints-file))))
+                      (gimp-image-insert-layer image layer 0 -1)
+                      (gimp-item-set-name layer "hints")
+                      layer)))
+         (result (car (plug-in-paintsd-colorize RUN-NONINTERACTIVE image sketch hints -1 prompt engine seed -1)))
+         (size (list (car (gimp-drawable-width result)) (car (gimp-drawable-height result)))))
+    (file-png-save-defaults RUN-NONINTERACTIVE image result out-file out-file)
+    (gimp-image-delete image)
+    size))
+
+(define (script-fu-paintsd-undo-preview-file in-file steps out-prefix engine seed)
+  ; Undo-step previews of the picture in IN-FILE at STEPS ("999,500"; "" for the default keyframes), each saved as
+  ; OUT-PREFIX-STEP.png. Returns the number of frames.
+  (let* ((image (paintsd-load-rgb in-file))
+         (layer (car (gimp-image-get-active-layer image)))
+         (result (plug-in-paintsd-undo-preview RUN-NONINTERACTIVE image layer steps 0 engine seed))
+         (children (cadr (gimp-item-get-children (car result))))
+         (count (vector-length children)))
+    (let loop ((i 0))
+      (if (< i count)
+          (let* ((child (vector-ref children i))
+                 (name (car (gimp-item-get-name child)))
+                 (file (string-append out-prefix "-" (substring name 5 (string-length name)) ".png")))
+            (file-png-save-defaults RUN-NONINTERACTIVE image child file file)
+            (loop (+ i 1)))))
+    (gimp-image-delete image)
+    count))
+
+(script-fu-register "script-fu-paintsd-colorize-file"
+  "paintsd: colorize files" "Colorizes line art from files with the paintsd daemon and saves the colorized layer."
+  "paintsd developers" "paintsd developers" "2026" ""
+  SF-FILENAME "Line art" ""
+  SF-FILENAME "Colour scribbles (empty: none)" ""
+  SF-FILENAME "Output PNG" ""
+  SF-STRING "Prompt" ""
+  SF-STRING "Engine (empty: default)" ""
+  SF-VALUE "Seed (-1: random)" "-1")
+
+(script-fu-register "script-fu-paintsd-undo-preview-file"
+  "paintsd: undo preview of a file" "Saves undo-step previews of a picture made by the paintsd daemon."
+  "paintsd developers" "paintsd developers" "2026" ""
+  SF-FILENAME "Picture" ""
+  SF-STRING "Steps (empty: default keyframes)" ""
+  SF-STRING "Output prefix" ""
+  SF-STRING "Engine (empty: default)" ""
+  SF-VALUE "Seed (-1: random)" "-1")
