@@ -25,6 +25,7 @@ test: build
 	$(SWIFT) test --skip-build
 	Tests/examples.sh .build/debug
 	scripts/with-daemon.sh .build/debug /usr/bin/python3 -m unittest discover -s Tests/bridges
+	Tests/bridges/c_client.sh .build/debug
 	@scripts/install-deps.sh $(BRIDGE_DEPS)
 	Tests/bridges/gimp.sh .build/debug
 
@@ -72,3 +73,4 @@ install-gimp:
 clean:
 	rm -rf .build out
 	$(MAKE) -C Bridges/gimp clean
+	$(MAKE) -C Bridges/c clean

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# The C client library (Bridges/c) through its example program against a real paintsd: a job with frames, an error
+# reply, no daemon, and a client killed mid-job (as GIMP kills a plug-in whose progress is cancelled), whose job the
+# daemon must cancel. Usage: Tests/bridges/c_client.sh BIN_DIR. Prints a closing "c-client: N passed, N failed" line.
+set -uo pipefail
+bin=${1:-.build/debug}
+root=$(cd "$(dirname "$0")/../.." && pwd)
+if [ -z "${PAINTSD_ENDPOINT:-}" ]; then exec "$root/scripts/with-daemon.sh" "$bin" "$0" "$bin"; fi
+work=$(mktemp -d /tmp/paintsd-c.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+make -s -C "$root/Bridges/c" >"$work/build.log" 2>&1 || { cat "$work/build.log"; echo "c-client: 0 passed, 1 failed"; exit 1; }
+run="$root/Bridges/c/paintsd-run"
+art="$root/Examples/art"
+passed=0 failed=0
+check() {  # check NAME COMMAND...
+    local name=$1; shift
+    if "$@" >"$work/$name.log" 2>&1; then passed=$((passed + 1)); echo "ok   c-$name"
+    else failed=$((failed + 1)); echo "FAIL c-$name"; sed 's/^/     /' "$work/$name.log"; fi
+}
+colorize() {
+    "$run" colorize '{"sketch": {"frame": 1, "encoding": "png"}, "hints": {"frame": 2, "encoding": "png"}}' \
+        "$work/out.png" "$art/umbrella-lineart.png" "$art/umbrella-hints.png" >"$work/colorize.out" || return 1
+    grep -q "progress 100%" "$work/colorize.out"
+}
+check colorize colorize
+check colorize-output python3 "$root/Tests/bridges/pngcheck.py" size "$work/out.png" 512 512
+error_reply() {
+    "$run" colorize '{"sketch": {"frame": 1, "encoding": "png"}, "seed": -1}' "$work/x.png" "$art/umbrella-lineart.png"
+    [ $? -eq 1 ]
+}
+check error-reply-exit-1 error_reply
+no_daemon() {
+    PAINTSD_ENDPOINT="ipc://$work/none.sock" "$run" ping '{}' "$work/x.png" 2>"$work/none.err"
+    [ $? -eq 3 ] && grep -q "start one with" "$work/none.err"
+}
+check no-daemon-message no_daemon
+killed_client() {
+    # A long job: builtin undo previews, 64 frames of a 2048x2048 picture.
+    python3 - "$work/big.png" <<'PY'
+import struct, sys, zlib
+w = h = 2048
+rows = b"".join(b"\0" + bytes(((x * 3 + y * 5) % 256) for x in range(w * 3)) for y in range(h))
+def chunk(kind, body):
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+with open(sys.argv[1], "wb") as f:
+    f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(rows, 1)) + chunk(b"IEND", b""))
+PY
+    "$run" undo.preview '{"image": {"frame": 1, "encoding": "png"}, "count": 64}' "$work/never.png" "$work/big.png" \
+        >"$work/run.out" 2>&1 &
+    local pid=$!
+    for _ in $(seq 200); do grep -q progress "$work/run.out" && break; sleep 0.05; done
+    local job
+    job=$(sed -n 's/^accepted //p' "$work/run.out")
+    kill -9 $pid
+    wait $pid 2>/dev/null
+    [ -n "$job" ] || { echo "no job accepted"; cat "$work/run.out"; return 1; }
+    for _ in $(seq 100); do
+        "$bin/paintsctl" jobs "$job" --json | grep -q '"state":"cancelled"' && return 0
+        sleep 0.1
+    done
+    "$bin/paintsctl" jobs "$job" --json
+    return 1
+}
+check killed-client-job-cancelled killed_client
+echo "c-client: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
