@@ -1,11 +1,11 @@
 # paintsd: `make demo` colorizes the sample line art; `make test` runs every test. Both install what they need.
 SWIFT ?= swift
 DEPS := libzmq3-dev libopenblas-dev libpng-dev libjson-c-dev pkg-config python3-zmq
-# What the bridges' tests run inside: real GIMP 2.10 (and its plug-in headers).
-BRIDGE_DEPS := gimp libgimp2.0-dev
+# What the bridges' tests run inside: real GIMP 2.10 (and its plug-in headers) and real Krita with its Python.
+BRIDGE_DEPS := gimp libgimp2.0-dev krita python3-pyqt5
 DEMO_OUT ?= out/demo
 
-.PHONY: all deps build release test demo bench bench-builtin bench-diffusion fixtures clean install-gimp
+.PHONY: all deps build release test demo bench bench-builtin bench-diffusion fixtures clean install-gimp install-krita
 
 all: build
 
@@ -19,7 +19,7 @@ release: deps
 	$(SWIFT) build -c release
 
 # Every test: Swift unit and end-to-end tests (real daemon, real ZeroMQ), the example scripts against the binaries, then
-# the bridges: the Python client against a real daemon, the GIMP plug-in inside real GIMP.
+# the bridges: the Python and C clients against a real daemon, the GIMP and Krita plug-ins inside the real apps.
 test: build
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
@@ -28,6 +28,7 @@ test: build
 	Tests/bridges/c_client.sh .build/debug
 	@scripts/install-deps.sh $(BRIDGE_DEPS)
 	Tests/bridges/gimp.sh .build/debug
+	Tests/bridges/krita.sh .build/debug
 
 # Colorizes the sample line art and makes undo previews with the built-in engines; writes $(DEMO_OUT)/.
 demo: release
@@ -64,6 +65,10 @@ fixtures:
 	$(FIXTURE_VENV)/bin/python Tests/Fixtures/diffusion/generate.py
 	$(FIXTURE_VENV)/bin/python Tests/Fixtures/paints-undo/generate.py
 	$(FIXTURE_VENV)/bin/python Tests/Fixtures/tagger/generate.py
+
+# The Krita plug-in, installed and enabled for this user (restart Krita afterwards).
+install-krita:
+	Bridges/krita/install.sh
 
 # The GIMP plug-in and its Script-Fu procedures, into $GIMP2_DIRECTORY (default ~/.config/GIMP/2.10).
 install-gimp:
