@@ -7,7 +7,8 @@
  *                                -> a layer group with one layer per step, and the number of frames
  *
  * Pixels travel as raw 8-bit RGBA frames through the C client library (Bridges/c); results come back as new layers at
- * the selection's bounds, the whole operation one undo group. Progress events drive GIMP's progress bar. When the user
+ * the selection's bounds, the whole operation one undo group. The colorized layer goes under the line art, or above it
+ * in Multiply mode when the line art is opaque (drawn or scanned on white), so the lines always show. Progress events drive GIMP's progress bar. When the user
  * cancels that progress, GIMP kills the plug-in: the daemon sees the client vanish and cancels its job.
  */
 #include <libgimp/gimp.h>
@@ -59,7 +60,7 @@ static void query(void) {
         {GIMP_PDB_INT32, "seed", "Seed, or -1 for a random one"},
         {GIMP_PDB_FLOAT, "strength", "How far the result may move from the flat colours (engines with a strength option), or -1"},
     };
-    static const GimpParamDef colorize_return[] = {{GIMP_PDB_LAYER, "layer", "The colorized layer, under the line art"}};
+    static const GimpParamDef colorize_return[] = {{GIMP_PDB_LAYER, "layer", "The colorized layer: under the line art, or above it in Multiply mode when the line art is opaque"}};
     static const GimpParamDef undo_args[] = {
         {GIMP_PDB_INT32, "run-mode", "The run mode { RUN-INTERACTIVE (0), RUN-NONINTERACTIVE (1) }"},
         {GIMP_PDB_IMAGE, "image", "Input image"},
@@ -202,13 +203,14 @@ static paintsd_reply *run_job(paintsd_client *client, const gchar *method, json_
 
 /* ---- colorize ---------------------------------------------------------------------------------------------------- */
 
-/* A layer named like "hints" or "colors" (the convention of the Krita plug-in too), or -1. */
+/* A layer named like "hints" or "colors" (the convention of the Krita plug-in too; not our own "paintsd ..." results), or -1. */
 static gint32 find_hints_layer(gint32 image, gint32 except) {
     gint count = 0;
     gint32 *layers = gimp_image_get_layers(image, &count), found = -1;
     for (gint i = 0; i < count && found < 0; i++) {
         gchar *name = g_ascii_strdown(gimp_item_get_name(layers[i]), -1);
-        if (layers[i] != except && (strstr(name, "hint") || strstr(name, "color") || strstr(name, "colour") || strstr(name, "scribble")))
+        if (layers[i] != except && !g_str_has_prefix(name, "paintsd ")
+            && (strstr(name, "hint") || strstr(name, "color") || strstr(name, "colour") || strstr(name, "scribble")))
             found = layers[i];
         g_free(name);
     }
@@ -277,6 +279,9 @@ static gint32 colorize(gint32 image, gint32 drawable, const ColorizeValues *v, g
     pixels[n] = read_rgba(drawable, &region);
     frames[n] = (paintsd_frame){pixels[n], (size_t)region.width * region.height * 4};
     json_object_object_add(params, "sketch", rgba_reference((int)++n, &region));
+    /* Line art on an opaque background would hide a layer under it: then the colours go above it, multiplied. */
+    gboolean sketch_opaque = TRUE;
+    for (size_t i = 3; sketch_opaque && i < frames[0].size; i += 4) sketch_opaque = pixels[0][i] == 255;
     if (v->hints >= 0 && gimp_item_is_drawable(v->hints)) {
         pixels[n] = read_rgba(v->hints, &region);
         frames[n] = (paintsd_frame){pixels[n], (size_t)region.width * region.height * 4};
@@ -310,8 +315,9 @@ static gint32 colorize(gint32 image, gint32 drawable, const ColorizeValues *v, g
             gchar *name = g_strdup_printf("paintsd colorize (%s, seed %lld)", engine ? json_object_get_string(engine) : "?",
                                           seed ? (long long)json_object_get_int64(seed) : -1LL);
             gimp_image_undo_group_start(image);
-            layer = add_layer(image, gimp_item_get_parent(drawable), gimp_image_get_item_position(image, drawable) + 1, name,
-                              &region, data);
+            gint position = gimp_image_get_item_position(image, drawable);
+            layer = add_layer(image, gimp_item_get_parent(drawable), sketch_opaque ? position : position + 1, name, &region, data);
+            if (sketch_opaque) gimp_layer_set_mode(layer, GIMP_LAYER_MODE_MULTIPLY);
             gimp_image_undo_group_end(image);
             g_free(name);
         }

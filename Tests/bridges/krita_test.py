@@ -49,8 +49,11 @@ def main(report_path, art, out):
     layer = op.layers[0] if op.layers else None
     checks["colorize_layer_named"] = layer is not None and layer.name() == "paintsd colorize (builtin, seed 3)"
     children = [n.name() for n in doc.rootNode().childNodes()]
-    checks["colorize_layer_under_sketch"] = children[:2] == ["paintsd colorize (builtin, seed 3)", sketch.name()]
+    # The sample line art is opaque (black on white): the colours go above it, multiplied, so both show.
+    checks["colorize_layer_multiplied_above_opaque_sketch"] = (
+        children[:2] == [sketch.name(), "paintsd colorize (builtin, seed 3)"] and layer.blendingMode() == "multiply")
     checks["layers"] = children
+    checks["own_results_are_not_hints"] = ops.find_hints_layer(doc, sketch).name() == "hints"
     colored_doc = app.openDocument(os.path.join(art, "umbrella-colored.png"))
     original = bytes(colored_doc.topLevelNodes()[0].pixelData(0, 0, w, h))
     colored_doc.close()
@@ -58,6 +61,28 @@ def main(report_path, art, out):
     checks["colorize_colours_in_regions"] = considered > w * h // 10 and fraction >= 0.9
     checks["colorize_measured"] = {"considered": considered, "fraction": round(fraction, 4)}
     doc.exportImage(os.path.join(out, "colorized.png"), __import__("krita").InfoObject())
+
+    # Line art on a transparent layer: the colours go under it, in Normal mode.
+    lines = doc.createNode("lines", "paintlayer")
+    ink = bytearray(sketch.pixelData(0, 0, w, h))
+    for i in range(0, len(ink), 4):
+        ink[i + 3] = 255 - min(ink[i], ink[i + 1], ink[i + 2])      # white -> transparent, black -> opaque ink
+    lines.setPixelData(bytes(ink), 0, 0, w, h)
+    doc.rootNode().addChildNode(lines, None)
+    under = ops.ColorizeOperation(client, doc, lines, hints=hints, seed=4).wait(120)
+    order = [n.name() for n in doc.rootNode().childNodes()]
+    checks["colorize_layer_under_transparent_sketch"] = (
+        order[-2:] == ["paintsd colorize (builtin, seed 4)", "lines"] and under.layers[0].blendingMode() == "normal")
+
+    # A reference picture from a file, no scribbles: the result takes the reference's palette.
+    from_file = ops.ColorizeOperation(client, doc, lines, reference_file=os.path.join(art, "umbrella-colored.png"),
+                                      seed=5).wait(120)
+    checks["reference_file_used"] = from_file.error is None and len(from_file.layers) == 1
+    try:
+        ops.ColorizeOperation(client, doc, lines, reference_file=os.path.join(out, "missing.png"))
+        checks["missing_reference_file_refused"] = False
+    except ops.OperationError as error:
+        checks["missing_reference_file_refused"] = "reference file" in str(error)
 
     # Undo previews of the finished picture, with a selection limiting the work to its bounds.
     picture_doc = app.openDocument(os.path.join(art, "blocks-colored.png"))
@@ -76,6 +101,8 @@ def main(report_path, art, out):
     checks["undo_frames_at_selection"] = all(b[0] >= 32 and b[1] >= 16 and b[0] + b[2] <= 288 and b[1] + b[3] <= 208
                                              for b in bounds) and bool(bounds)
     checks["undo_bounds"] = bounds
+    counted = ops.UndoPreviewOperation(client, picture_doc, picture, count=3, seed=4).wait(120)
+    checks["undo_count"] = counted.error is None and len(counted.layers[0].childNodes()) == 3
     blank = next((n for n in frames if n.name() == "step 999"), None)
     if blank is not None:
         data = bytes(blank.pixelData(32, 16, 256, 192))

@@ -4,8 +4,8 @@ QSocketNotifier, so Krita stays responsive; errors show in the docker as text.""
 from krita import DockWidget, Krita
 from PyQt5.QtCore import QSocketNotifier, QTimer
 from PyQt5.QtGui import QImage, QPixmap
-from PyQt5.QtWidgets import (QComboBox, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QProgressBar, QPushButton,
-                             QSpinBox, QDoubleSpinBox, QVBoxLayout, QWidget)
+from PyQt5.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QProgressBar,
+                             QPushButton, QSpinBox, QDoubleSpinBox, QVBoxLayout, QWidget)
 
 from . import operations as ops
 from .operations import pc
@@ -41,8 +41,18 @@ class PaintsdDocker(DockWidget):
         self.strength.setValue(0.6)
         self.hints = QComboBox()
         self.reference = QComboBox()
+        self.reference_file = QLineEdit()
+        self.reference_file.setPlaceholderText("or a PNG file")
+        browse = QPushButton("...")
+        browse.clicked.connect(self.browse_reference)
+        reference_row = QHBoxLayout()
+        reference_row.addWidget(self.reference_file)
+        reference_row.addWidget(browse)
         self.steps = QLineEdit()
         self.steps.setPlaceholderText("400, 600, 800, 900, 950, 999")
+        self.count = QSpinBox()
+        self.count.setRange(0, 64)
+        self.count.setSpecialValueText("use the steps")
         form.addRow("Daemon", self.endpoint)
         form.addRow("Engine", self.engine)
         form.addRow("Prompt", self.prompt)
@@ -50,7 +60,9 @@ class PaintsdDocker(DockWidget):
         form.addRow("Strength", self.strength)
         form.addRow("Hints layer", self.hints)
         form.addRow("Reference", self.reference)
+        form.addRow("", reference_row)
         form.addRow("Undo steps", self.steps)
+        form.addRow("or count", self.count)
         layout.addLayout(form)
         buttons = QHBoxLayout()
         self.colorize_button = QPushButton("Colorize Layer")
@@ -120,6 +132,8 @@ class PaintsdDocker(DockWidget):
             return
         active = document.activeNode()
         default_hints = ops.find_hints_layer(document, active) if active is not None else None
+        if default_hints is None:     # e.g. the hints layer itself is the active one
+            default_hints = next((n for n in document.topLevelNodes() if ops.looks_like_hints(n)), None)
         for node in document.topLevelNodes():
             self.hints.addItem(node.name(), node.uniqueId())
             self.reference.addItem(node.name(), node.uniqueId())
@@ -155,7 +169,8 @@ class PaintsdDocker(DockWidget):
             options = {"strength": self.strength.value()} if self.engine_takes("colorize", "strength") else {}
             return ops.ColorizeOperation(self.client, document, document.activeNode(),
                                          hints=self.chosen(document, self.hints),
-                                         reference=self.chosen(document, self.reference), prompt=self.prompt.text(),
+                                         reference=self.chosen(document, self.reference),
+                                         reference_file=self.reference_file.text() or None, prompt=self.prompt.text(),
                                          engine=self.engine.currentData() or "", seed=self.seed.value(), options=options)
         self.start(make)
 
@@ -163,9 +178,15 @@ class PaintsdDocker(DockWidget):
         def make(document):
             ops.check_document(document)
             return ops.UndoPreviewOperation(self.client, document, document.activeNode(),
-                                            steps=ops.parse_steps(self.steps.text()), prompt=self.prompt.text(),
+                                            steps=ops.parse_steps(self.steps.text()), count=self.count.value(),
+                                            prompt=self.prompt.text(),
                                             engine=self.engine.currentData() or "", seed=self.seed.value())
         self.start(make)
+
+    def browse_reference(self):
+        path, _ = QFileDialog.getOpenFileName(self, "Reference picture", "", "PNG pictures (*.png)")
+        if path:
+            self.reference_file.setText(path)
 
     def cancel(self):
         if self.operation is not None:

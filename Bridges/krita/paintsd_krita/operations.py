@@ -50,12 +50,18 @@ def read_rgba(node, bounds):
     return bgra_to_rgba(bytes(node.pixelData(x, y, w, h)))
 
 
+def looks_like_hints(node):
+    """Named like a scribbles layer ("hints", "colors", ...), and not one of our own results ("paintsd ...")."""
+    name = node.name()
+    return not name.startswith("paintsd ") and any(word in name.lower() for word in HINT_NAMES)
+
+
 def find_hints_layer(document, sketch):
-    """The layer the scribbles are on by default: one named like "hints" or "colors", the nearest above the sketch
-    first, else anywhere."""
+    """The layer the scribbles are on by default: one named like "hints" or "colors" (not one of our own results, named
+    "paintsd ..."), the nearest above the sketch first, else anywhere."""
     # Node wrappers are new Python objects on every call: compare unique ids, not the objects.
     siblings = list(sketch.parentNode().childNodes()) if sketch.parentNode() else []
-    named = lambda n: n.uniqueId() != sketch.uniqueId() and any(word in n.name().lower() for word in HINT_NAMES)  # noqa: E731
+    named = lambda n: n.uniqueId() != sketch.uniqueId() and looks_like_hints(n)   # noqa: E731
     index = next((i for i, n in enumerate(siblings) if n.uniqueId() == sketch.uniqueId()), None)
     if index is not None:
         for node in siblings[index + 1:]:
@@ -136,12 +142,13 @@ class Operation:
 
 class ColorizeOperation(Operation):
     """Colorize Layer: the sketch (the active layer), scribbles from a hints layer, a reference layer; the colorized
-    layer goes under the sketch, named with the engine and seed."""
+    layer goes under the sketch, named with the engine and seed (above it in Multiply mode when the sketch is opaque,
+    as line art scanned or drawn on a white background is)."""
 
     method = "colorize"
 
     def __init__(self, client, document, sketch, hints=None, reference=None, prompt="", engine="", seed=None,
-                 options=None):
+                 options=None, reference_file=None):
         check_document(document)
         if sketch is None or sketch.type() not in ("paintlayer", "grouplayer", "filelayer", "vectorlayer"):
             raise OperationError("select the line-art layer first")
@@ -149,6 +156,8 @@ class ColorizeOperation(Operation):
         self.bounds = work_bounds(document, sketch)
         x, y, w, h = self.bounds
         frames = [read_rgba(sketch, self.bounds)]
+        # Line art on an opaque background would hide a layer under it: then the colours go above it, multiplied.
+        self.sketch_opaque = frames[0][3::4] == b"\xff" * (w * h)
         params = {"sketch": pc.rgba_frame(1, w, h), "output": "rgba8", "options": dict(options or {})}
         if hints is not None:
             frames.append(read_rgba(hints, self.bounds))
@@ -157,6 +166,13 @@ class ColorizeOperation(Operation):
             whole = (0, 0, document.width(), document.height())
             frames.append(read_rgba(reference, whole))
             params["reference"] = pc.rgba_frame(len(frames), whole[2], whole[3])
+        elif reference_file:
+            try:
+                with open(reference_file, "rb") as f:
+                    frames.append(f.read())
+            except OSError as error:
+                raise OperationError(f"cannot read the reference file: {error.strerror}") from None
+            params["reference"] = {"frame": len(frames), "encoding": "png"}
         if prompt:
             params["prompt"] = prompt
         if engine:
@@ -173,7 +189,11 @@ class ColorizeOperation(Operation):
         result = reply.result
         node = self.document.createNode(f"paintsd colorize ({result['engine']}, seed {result['seed']})", "paintlayer")
         node.setPixelData(rgba_to_bgra(data), x, y, w, h)
-        insert_below(self.document, self.sketch, node)
+        if self.sketch_opaque:
+            node.setBlendingMode("multiply")
+            insert_above(self.document, self.sketch, node)
+        else:
+            insert_below(self.document, self.sketch, node)
         return [node]
 
 
