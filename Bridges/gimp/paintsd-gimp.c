@@ -218,15 +218,21 @@ static gint32 find_hints_layer(gint32 image, gint32 except) {
     return found;
 }
 
-static gboolean colorize_dialog(gint32 image, gint32 drawable, ColorizeValues *v) {
-    gimp_ui_init(PLUG_IN_BINARY, FALSE);
-    GtkWidget *dialog = gimp_dialog_new("Colorize Layer (paintsd)", PLUG_IN_BINARY, NULL, 0, gimp_standard_help_func,
-                                        COLORIZE_PROC, "_Cancel", GTK_RESPONSE_CANCEL, "_OK", GTK_RESPONSE_OK, NULL);
-    GtkWidget *table = gtk_table_new(6, 2, FALSE);
+/* A label/field table filling a dialog's content area. */
+static GtkWidget *dialog_table(GtkWidget *dialog, guint rows) {
+    GtkWidget *table = gtk_table_new(rows, 2, FALSE);
     gtk_table_set_row_spacings(GTK_TABLE(table), 6);
     gtk_table_set_col_spacings(GTK_TABLE(table), 6);
     gtk_container_set_border_width(GTK_CONTAINER(table), 12);
     gtk_box_pack_start(GTK_BOX(gtk_dialog_get_content_area(GTK_DIALOG(dialog))), table, TRUE, TRUE, 0);
+    return table;
+}
+
+static gboolean colorize_dialog(gint32 image, gint32 drawable, ColorizeValues *v) {
+    gimp_ui_init(PLUG_IN_BINARY, FALSE);
+    GtkWidget *dialog = gimp_dialog_new("Colorize Layer (paintsd)", PLUG_IN_BINARY, NULL, 0, gimp_standard_help_func,
+                                        COLORIZE_PROC, "_Cancel", GTK_RESPONSE_CANCEL, "_OK", GTK_RESPONSE_OK, NULL);
+    GtkWidget *table = dialog_table(dialog, 6);
 
     GtkWidget *hints = gimp_layer_combo_box_new(NULL, NULL);
     gimp_int_combo_box_prepend(GIMP_INT_COMBO_BOX(hints), GIMP_INT_STORE_VALUE, -1, GIMP_INT_STORE_LABEL, "(none)", -1);
@@ -335,11 +341,7 @@ static gboolean undo_dialog(UndoValues *v) {
     gimp_ui_init(PLUG_IN_BINARY, FALSE);
     GtkWidget *dialog = gimp_dialog_new("Undo Preview (paintsd)", PLUG_IN_BINARY, NULL, 0, gimp_standard_help_func,
                                         UNDO_PROC, "_Cancel", GTK_RESPONSE_CANCEL, "_OK", GTK_RESPONSE_OK, NULL);
-    GtkWidget *table = gtk_table_new(4, 2, FALSE);
-    gtk_table_set_row_spacings(GTK_TABLE(table), 6);
-    gtk_table_set_col_spacings(GTK_TABLE(table), 6);
-    gtk_container_set_border_width(GTK_CONTAINER(table), 12);
-    gtk_box_pack_start(GTK_BOX(gtk_dialog_get_content_area(GTK_DIALOG(dialog))), table, TRUE, TRUE, 0);
+    GtkWidget *table = dialog_table(dialog, 4);
     GtkWidget *steps = gtk_entry_new(), *engine = gtk_entry_new();
     gtk_entry_set_text(GTK_ENTRY(steps), v->steps);
     gtk_entry_set_text(GTK_ENTRY(engine), v->engine);

@@ -92,6 +92,17 @@ def insert_above(document, anchor, node):
     parent.addChildNode(node, anchor)
 
 
+def add_choices(params, prompt, engine, seed):
+    """The artist's choices that the daemon defaults when they are absent: prompt, engine (default engine), seed
+    (random when negative)."""
+    if prompt:
+        params["prompt"] = prompt
+    if engine:
+        params["engine"] = engine
+    if seed is not None and seed >= 0:
+        params["seed"] = seed
+
+
 class Operation:
     """A submitted job and what to do with its result. `poll()` returns the progress events that arrived (so the
     docker can show them) and applies the result once; `done`, `error` and `layers` say how it ended."""
@@ -173,12 +184,7 @@ class ColorizeOperation(Operation):
             except OSError as error:
                 raise OperationError(f"cannot read the reference file: {error.strerror}") from None
             params["reference"] = {"frame": len(frames), "encoding": "png"}
-        if prompt:
-            params["prompt"] = prompt
-        if engine:
-            params["engine"] = engine
-        if seed is not None and seed >= 0:
-            params["seed"] = seed
+        add_choices(params, prompt, engine, seed)
         super().__init__(client, document, params, frames)
 
     def apply(self, reply):
@@ -215,12 +221,7 @@ class UndoPreviewOperation(Operation):
             params["steps"] = list(steps)
         elif count:
             params["count"] = count
-        if prompt:
-            params["prompt"] = prompt
-        if engine:
-            params["engine"] = engine
-        if seed is not None and seed >= 0:
-            params["seed"] = seed
+        add_choices(params, prompt, engine, seed)
         super().__init__(client, document, params, [read_rgba(picture, self.bounds)])
 
     def apply(self, reply):
