@@ -5,14 +5,8 @@ set -uo pipefail
 bin=${1:-.build/debug}
 root=$(cd "$(dirname "$0")/.." && pwd)
 if [ -z "${PAINTSD_ENDPOINT:-}" ]; then exec "$root/scripts/with-daemon.sh" "$bin" "$0" "$bin"; fi
-work=$(mktemp -d /tmp/paintsd-examples.XXXXXX)
-trap 'rm -rf "$work"' EXIT
-passed=0 failed=0
-check() {  # check NAME COMMAND...
-    local name=$1 log="$work/${1//\//_}.log"; shift
-    if "$@" >"$log" 2>&1; then passed=$((passed + 1)); echo "ok   $name"
-    else failed=$((failed + 1)); echo "FAIL $name"; sed 's/^/     /' "$log"; fi
-}
+check_prefix=""
+source "$root/scripts/checks.sh" examples
 png_ok() { [ "$(head -c 8 "$1" | od -An -tx1 | tr -d ' \n')" = "89504e470d0a1a0a" ]; }
 check shell-example env PAINTSCTL="$bin/paintsctl" "$root/Examples/colorize.sh" "$root/Examples/art" "$work/out"
 for f in umbrella-flat umbrella-colorized blocks-flat blocks-colorized blocks-from-reference umbrella-undo/step-999; do
@@ -22,5 +16,4 @@ check python-example /usr/bin/python3 "$root/Examples/colorize.py" "$root/Exampl
     "$root/Examples/art/umbrella-hints.png" "$work/py.png"
 check python-output png_ok "$work/py.png"
 check python-no-daemon sh -c "/usr/bin/python3 '$root/Examples/colorize.py' a b c ipc://$work/none.sock 2>&1 | grep -q 'start one'"
-echo "examples: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

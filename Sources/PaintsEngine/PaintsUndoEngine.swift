@@ -9,21 +9,19 @@ import PaintsTensor
 public final class PaintsUndoEngine: UndoPreviewEngine {
     public let name = "paints-undo"
     public let summary = "Undo-step previews from the Paints-UNDO single-frame diffusion model"
-    public let modelsDirectory: String
+    public var modelsDirectory: String { resident.directory }
     /// Writes prompts for pictures sent without one (nil: such requests run with an empty prompt, and say so).
     public let tagger: WDTaggerEngine?
-    private let resident = ResidentModel<PaintsUndoPipeline>()
+    private let resident: ResidentModel<PaintsUndoPipeline>
 
     public init(modelsDirectory: String, tagger: WDTaggerEngine? = nil) {
-        self.modelsDirectory = modelsDirectory
+        resident = ResidentModel(directory: modelsDirectory, kind: "Paints-UNDO model",
+                                 isModelFolder: PaintsUndoPipeline.isModelFolder) { try PaintsUndoPipeline(folder: $0) }
         self.tagger = tagger
     }
 
     /// Single-frame model folders in the models directory (the published `paints_undo_single_frame` layout), by name.
-    public var models: [String] {
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: modelsDirectory)) ?? []
-        return names.sorted().filter { PaintsUndoPipeline.isModelFolder(modelsDirectory + "/" + $0) }
-    }
+    public var models: [String] { resident.available }
 
     public var status: EngineStatus {
         if resident.loadedName != nil { return .ready }
@@ -34,7 +32,7 @@ public final class PaintsUndoEngine: UndoPreviewEngine {
 
     public var residentBytes: Int {
         guard let name = resident.loadedName else { return 0 }
-        return PaintsUndoPipeline.residentBytes(folder: modelsDirectory + "/" + name)
+        return StableDiffusionModel.residentBytes(folder: resident.path(of: name))   // the same three component files
     }
 
     /// Sampling steps by name. On a 2-core CPU a step at 512x640 costs about 6 s per frame, so `draft` is the default:
@@ -77,18 +75,7 @@ public final class PaintsUndoEngine: UndoPreviewEngine {
     public func unload() { resident.unload() }
 
     func pipeline(named name: String?) throws(ProtocolError) -> PaintsUndoPipeline {
-        let available = models
-        guard let wanted = name ?? available.first else {
-            throw ProtocolError(.modelNotFound, "no Paints-UNDO model in \(modelsDirectory)", details: ["fallback": "builtin"])
-        }
-        guard available.contains(wanted) else {
-            throw ProtocolError(.modelNotFound, "no Paints-UNDO model \"\(wanted)\"", details: ["available": .array(available.map { .string($0) })])
-        }
-        return try resident.model(wanted) { () throws(ProtocolError) in
-            do { return try PaintsUndoPipeline(folder: modelsDirectory + "/" + wanted) } catch {
-                throw ProtocolError(.modelNotFound, "cannot load Paints-UNDO model \(wanted): \(error)", details: ["model": .string(wanted)])
-            }
-        }
+        try resident.model(named: name, missingDetails: ["fallback": "builtin"])
     }
 
     struct Settings {
@@ -151,7 +138,7 @@ public final class PaintsUndoEngine: UndoPreviewEngine {
         // Working canvas: the whole picture, scaled and padded with white to multiples of 64.
         let place = Placement(imageWidth: input.image.width, imageHeight: input.image.height, side: settings.size,
                               multiple: pipeline.sizeMultiple)
-        let flat = (try? RGBAImage(width: input.image.width, height: input.image.height, fill: .white).composited(under: input.image)) ?? input.image
+        let flat = input.image.flattened(onto: .white)
         let canvas = flat.resized(width: place.width, height: place.height)
             .padded(toWidth: place.canvasWidth, height: place.canvasHeight, x: place.x, y: place.y, fill: .white)
         var request = PaintsUndoPipeline.Request(image: RasterTensor.tensor(canvas), operationSteps: input.steps, prompt: prompt)

@@ -5,8 +5,7 @@ import PaintsTensor
 enum RasterTensor {
     /// [1, 3, H, W] in -1...1 from the layer's RGB (flattened over white first when it has transparency).
     static func tensor(_ image: RGBAImage) -> Tensor {
-        let opaque = image.isOpaque ? image
-            : ((try? RGBAImage(width: image.width, height: image.height, fill: .white).composited(under: image)) ?? image)
+        let opaque = image.flattened(onto: .white)
         let plane = image.width * image.height
         var out = Tensor(zeros: [1, 3, image.height, image.width])
         for p in 0..<plane {

@@ -156,20 +156,14 @@ public final class StableDiffusionEngine: ColorizeEngine {
                 ColorizeInput(sketch: sketch, hints: input.hints, reference: input.reference, seed: input.seed,
                               options: ["composite_lines": true]), context: DetachedJobContext()).image
         }
-        base = (try? RGBAImage(width: base.width, height: base.height, fill: .white).composited(under: base)) ?? base
+        base = base.flattened(onto: .white)
         // 2. Working size: longest side `size`, both sides multiples of what the UNet and VAE need.
         let multiple = pipeline.vaeScale * (1 << (pipeline.unet.configuration.blockOutChannels.count - 1))
         let scale = Double(settings.size) / Double(max(sketch.width, sketch.height))
         func fit(_ v: Int) -> Int { max(multiple, Int((Double(v) * scale / Double(multiple)).rounded()) * multiple) }
         let (w, h) = (fit(sketch.width), fit(sketch.height))
         let small = base.resized(width: w, height: h)
-        var source = Tensor(zeros: [1, 3, h, w])
-        for p in 0..<(w * h) {
-            let c = small.pixel(p)
-            source.data[p] = Float(c.r) / 127.5 - 1
-            source.data[w * h + p] = Float(c.g) / 127.5 - 1
-            source.data[2 * w * h + p] = Float(c.b) / 127.5 - 1
-        }
+        let source = RasterTensor.tensor(small)
         var request = StableDiffusionPipeline.Request(prompt: input.prompt, negativePrompt: input.negativePrompt, width: w, height: h)
         request.steps = settings.steps
         request.guidance = settings.guidance
@@ -193,12 +187,8 @@ public final class StableDiffusionEngine: ColorizeEngine {
         } catch {
             throw ProtocolError(.internalError, "sampling failed: \(error)")
         }
-        // 3. Back to the sketch's size, opaque.
-        var out = RGBAImage(width: w, height: h)
-        for p in 0..<(w * h) {
-            func byte(_ v: Float) -> UInt8 { UInt8(max(0, min(255, (v * 255).rounded()))) }
-            out.setPixel(p, RGBA(byte(image.data[p]), byte(image.data[w * h + p]), byte(image.data[2 * w * h + p])))
-        }
+        // 3. Back to the sketch's size, opaque (the pipeline's 0...1 to the -1...1 the conversion takes).
+        let out = RasterTensor.image(image.map { $0 * 2 - 1 })
         context.report(stage: "sample", step: settings.steps, steps: settings.steps, fraction: 1, preview: nil)
         return ColorizeOutput(image: out.resized(width: sketch.width, height: sketch.height),
                               info: ["model": .string(settings.model), "working_size": [JSONValue(w), JSONValue(h)],

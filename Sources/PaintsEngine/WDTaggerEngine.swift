@@ -10,16 +10,17 @@ import PaintsTensor
 public final class WDTaggerEngine: TagEngine {
     public let name = "wd-tagger"
     public let summary = "Danbooru tags of a picture (WD v3 ViT or ConvNeXt tagger), as a prompt"
-    public let modelsDirectory: String
-    private let resident = ResidentModel<WDTagger>()
+    public var modelsDirectory: String { resident.directory }
+    private let resident: ResidentModel<WDTagger>
 
-    public init(modelsDirectory: String) { self.modelsDirectory = modelsDirectory }
+    public init(modelsDirectory: String) {
+        resident = ResidentModel(directory: modelsDirectory, kind: "WD tagger", isModelFolder: WDTagger.isModelFolder) {
+            try WDTagger(folder: $0)
+        }
+    }
 
     /// Tagger folders in the models directory (config.json + model.safetensors + selected_tags.csv), by name.
-    public var models: [String] {
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: modelsDirectory)) ?? []
-        return names.sorted().filter { WDTagger.isModelFolder(modelsDirectory + "/" + $0) }
-    }
+    public var models: [String] { resident.available }
 
     public var status: EngineStatus {
         if resident.loadedName != nil { return .ready }
@@ -30,7 +31,7 @@ public final class WDTaggerEngine: TagEngine {
 
     public var residentBytes: Int {
         guard let name = resident.loadedName else { return 0 }
-        return (try? SafeTensorsFile(path: modelsDirectory + "/" + name + "/model.safetensors"))?.storedBytes ?? 0
+        return (try? SafeTensorsFile(path: resident.path(of: name) + "/model.safetensors"))?.storedBytes ?? 0
     }
 
     public var capabilities: [MethodCapabilities] {
@@ -44,25 +45,12 @@ public final class WDTaggerEngine: TagEngine {
     public func unload() { resident.unload() }
 
     /// The tagger `name` (the first one when nil), loaded once and kept.
-    func tagger(named name: String?) throws(ProtocolError) -> WDTagger {
-        let available = models
-        guard let wanted = name ?? available.first else {
-            throw ProtocolError(.modelNotFound, "no WD tagger in \(modelsDirectory)")
-        }
-        guard available.contains(wanted) else {
-            throw ProtocolError(.modelNotFound, "no tagger \"\(wanted)\"", details: ["available": .array(available.map { .string($0) })])
-        }
-        return try resident.model(wanted) { () throws(ProtocolError) in
-            do { return try WDTagger(folder: modelsDirectory + "/" + wanted) } catch {
-                throw ProtocolError(.modelNotFound, "cannot load tagger \(wanted): \(error)", details: ["model": .string(wanted)])
-            }
-        }
-    }
+    func tagger(named name: String?) throws(ProtocolError) -> WDTagger { try resident.model(named: name) }
 
     /// The network input: the picture over white, padded to a centred square with white (as the WD v3 reference
     /// does), scaled to the tagger's side (bilinear, or box filter when shrinking by 2x or more).
     static func prepare(_ image: RGBAImage, for tagger: WDTagger) -> Tensor {
-        let flat = (try? RGBAImage(width: image.width, height: image.height, fill: .white).composited(under: image)) ?? image
+        let flat = image.flattened(onto: .white)
         let side = max(image.width, image.height)
         let square = flat.padded(toWidth: side, height: side, x: (side - image.width) / 2, y: (side - image.height) / 2, fill: .white)
         let scaled = square.resized(width: tagger.input.size, height: tagger.input.size)

@@ -30,3 +30,13 @@ extension RGBAImage {
         return out
     }
 }
+
+extension RGBAImage {
+    /// This image laid over an opaque `background` (itself when already opaque).
+    public func flattened(onto background: RGBA) -> RGBAImage {
+        if isOpaque { return self }
+        var out = self
+        for i in 0..<pixelCount { out.setPixel(i, pixel(i).over(background)) }
+        return out
+    }
+}

@@ -6,17 +6,11 @@ set -uo pipefail
 bin=${1:-.build/debug}
 root=$(cd "$(dirname "$0")/../.." && pwd)
 if [ -z "${PAINTSD_ENDPOINT:-}" ]; then exec "$root/scripts/with-daemon.sh" "$bin" "$0" "$bin"; fi
-work=$(mktemp -d /tmp/paintsd-c.XXXXXX)
-trap 'rm -rf "$work"' EXIT
+source "$root/scripts/checks.sh" c-client
+check_prefix=c
 make -s -C "$root/Bridges/c" >"$work/build.log" 2>&1 || { cat "$work/build.log"; echo "c-client: 0 passed, 1 failed"; exit 1; }
 run="$root/Bridges/c/paintsd-run"
 art="$root/Examples/art"
-passed=0 failed=0
-check() {  # check NAME COMMAND...
-    local name=$1; shift
-    if "$@" >"$work/$name.log" 2>&1; then passed=$((passed + 1)); echo "ok   c-$name"
-    else failed=$((failed + 1)); echo "FAIL c-$name"; sed 's/^/     /' "$work/$name.log"; fi
-}
 colorize() {
     "$run" colorize '{"sketch": {"frame": 1, "encoding": "png"}, "hints": {"frame": 2, "encoding": "png"}}' \
         "$work/out.png" "$art/umbrella-lineart.png" "$art/umbrella-hints.png" >"$work/colorize.out" || return 1
@@ -63,5 +57,4 @@ PY
     return 1
 }
 check killed-client-job-cancelled killed_client
-echo "c-client: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

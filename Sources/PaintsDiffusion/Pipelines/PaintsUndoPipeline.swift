@@ -36,27 +36,20 @@ public struct PaintsUndoPipeline: Sendable {
                       textModel: try CLIPTextModel(folder: folder + "/text_encoder"))
     }
 
-    /// Whether `folder` holds a single-frame model: a diffusers layout whose UNet weights carry `add_embedding`.
+    /// Whether `folder` holds a single-frame model: a diffusers layout whose UNet weights carry `add_embedding` (the
+    /// header read once per file version: the `sd` engine asks this of every pipeline folder on every `hello`).
     public static func isModelFolder(_ folder: String) -> Bool {
         let fm = FileManager.default
         guard fm.fileExists(atPath: folder + "/unet/config.json"), fm.fileExists(atPath: folder + "/vae/config.json"),
-              fm.fileExists(atPath: folder + "/text_encoder/config.json"),
-              let file = try? SafeTensorsFile(path: WeightStore.componentFile(folder: folder + "/unet", name: "diffusion_pytorch_model"))
+              fm.fileExists(atPath: folder + "/text_encoder/config.json")
         else { return false }
-        return file.names.contains("add_embedding.linear_1.weight")
-    }
-
-    /// Bytes the weights take once loaded (they stay in their stored dtype).
-    public static func residentBytes(folder: String) -> Int {
-        [("unet", "diffusion_pytorch_model"), ("vae", "diffusion_pytorch_model"), ("text_encoder", "model")].reduce(0) { total, part in
-            total + ((try? SafeTensorsFile(path: WeightStore.componentFile(folder: folder + "/" + part.0, name: part.1)))?.storedBytes ?? 0)
+        return HeaderVerdicts.verdict("paints-undo-unet", path: WeightStore.componentFile(folder: folder + "/unet", name: "diffusion_pytorch_model")) {
+            $0.entries["add_embedding.linear_1.weight"] != nil
         }
     }
 
     /// Image pixels per side that the working size must be a multiple of (VAE scale x UNet downsampling: 64 for SD1.5).
-    public var sizeMultiple: Int {
-        (1 << (vae.configuration.blockOutChannels.count - 1)) * (1 << (unet.configuration.blockOutChannels.count - 1))
-    }
+    public var sizeMultiple: Int { vaeScale * (1 << (unet.configuration.blockOutChannels.count - 1)) }
 
     public var vaeScale: Int { 1 << (vae.configuration.blockOutChannels.count - 1) }
 
@@ -112,7 +105,7 @@ public struct PaintsUndoPipeline: Sendable {
             let n = chunk.count
             let added = try unet.codedConditionEmbedding(r.operationSteps[chunk].map { Float($0) })
             let conditioning = UNetConditioning(addedTimeEmbedding: added)
-            let image = Tensor(shape: [n] + shape, data: Array([[Float]](repeating: latent.data, count: n).joined()))
+            let image = Self.repeated(latent, n)
             let positive = Self.repeated(cond, n), negative = Self.repeated(uncond, n)
             var sampler = DPMSolverPlusPlus2MSampler(sigmas: sigmas)
             var x = Array([[Float]](repeating: noise.map { $0 * sigmas[0] }, count: n).joined())
@@ -141,7 +134,7 @@ public struct PaintsUndoPipeline: Sendable {
         return results
     }
 
-    /// [1, S, D] repeated to [n, S, D].
+    /// [1, ...] repeated to [n, ...].
     static func repeated(_ x: Tensor, _ n: Int) -> Tensor {
         Tensor(shape: [n] + Array(x.shape.dropFirst()), data: Array([[Float]](repeating: x.data, count: n).joined()))
     }

@@ -8,7 +8,6 @@
 // vocabulary comes from a tokenizer folder.
 import Foundation
 import PaintsTensor
-import Synchronization
 
 public struct SingleFileCheckpoint: Sendable {
     public let path: String
@@ -20,25 +19,10 @@ public struct SingleFileCheckpoint: Sendable {
     public let family: String
     let file: SafeTensorsFile
 
-    /// Whether `path` is a `.safetensors` file in the original LDM layout. Reads its header once per file version
-    /// (size and modification time): `hello` lists the models directory and must not parse every header each time.
+    /// Whether `path` is a `.safetensors` file in the original LDM layout (its header read once per file version).
     public static func isCheckpoint(_ path: String) -> Bool {
-        guard path.hasSuffix(".safetensors"), let attributes = try? FileManager.default.attributesOfItem(atPath: path),
-              let size = attributes[.size] as? Int, let modified = attributes[.modificationDate] as? Date
-        else { return false }
-        let version = FileVersion(size: size, modified: modified)
-        if let known = headerVerdicts.withLock({ $0[path] }), known.version == version { return known.isCheckpoint }
-        let verdict = (try? SafeTensorsFile(path: path)).map(LDMCheckpoint.isLDM) ?? false
-        headerVerdicts.withLock { $0[path] = (version, verdict) }
-        return verdict
+        path.hasSuffix(".safetensors") && HeaderVerdicts.verdict("ldm-checkpoint", path: path, LDMCheckpoint.isLDM)
     }
-
-    struct FileVersion: Equatable {
-        var size: Int
-        var modified: Date
-    }
-
-    private static let headerVerdicts = Mutex<[String: (version: FileVersion, isCheckpoint: Bool)]>([:])
 
     /// Reads the header and infers every configuration.
     public init(path: String) throws(ModelError) {
