@@ -32,7 +32,7 @@ let package = Package(
         .target(
             name: "PaintsDaemon",
             dependencies: [
-                "PaintsProtocol", "PaintsTransport", "PaintsRaster", "PaintsEngine",
+                "PaintsProtocol", "PaintsTransport", "PaintsRaster", "PaintsTensor", "PaintsEngine",
                 .product(name: "Logging", package: "swift-log"),
             ]),
         .target(name: "PaintsClient", dependencies: ["PaintsProtocol", "PaintsTransport"]),

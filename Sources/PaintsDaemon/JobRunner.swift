@@ -4,6 +4,7 @@ import Logging
 import PaintsEngine
 import PaintsProtocol
 import PaintsRaster
+import PaintsTensor
 
 /// Where workers send replies (the server's outbox, drained by the socket thread).
 protocol ReplySink: Sendable {
@@ -88,13 +89,21 @@ final class JobRunner: Sendable {
         do throws(ProtocolError) {
             guard let work = job.work else { throw ProtocolError(.internalError, "job \(job.id) has no inputs") }
             try context.checkCancellation()
-            let (result, payloads) = try execute(work, job: job, context: context, started: started)
+            // Model code polls this between blocks and convolution tiles, so a cancel stops even one long step.
+            let cancel = job.cancel
+            let (result, payloads) = try ComputeCancellation.run(whileNot: { cancel.isSet }) { () throws(ProtocolError) in
+                try execute(work, job: job, context: context, started: started)
+            }
             let record = table.finish(job.id, result: StoredResult(result: result, payloads: payloads), error: nil)
             logger.info("job finished", metadata: ["job": "\(job.id)", "ms": "\(Int(Date().timeIntervalSince(started) * 1000))"])
             if record?.ownerGone == false {
                 sink.send(.result(id: job.requestId, job: job.id, result, payloads: payloads), to: job.owner)
             }
         } catch {
+            // However the engine reported it (a model error from a stopped convolution, say), a job stopped after
+            // its cancel is cancelled.
+            let error = job.cancel.isSet && error.code != .cancelled
+                ? ProtocolError(.cancelled, "job \(job.id) was cancelled") : error
             table.finish(job.id, result: nil, error: error)
             logger.info("job ended", metadata: ["job": "\(job.id)", "code": "\(error.code.rawValue)"])
             sink.send(.error(id: job.requestId, job: job.id, error), to: job.owner)

@@ -54,7 +54,7 @@ public struct BuiltinColorizer: Sendable {
         let (width, height, n) = (sketch.width, sketch.height, sketch.pixelCount)
         let steps = 4
         context.report(stage: "lines", step: 0, steps: steps, fraction: 0, preview: nil)
-        let art = LineArt(sketch, threshold: settings.lineThreshold, gapClosing: settings.gapClosing)
+        let art = try LineArt(sketch, threshold: settings.lineThreshold, gapClosing: settings.gapClosing, context: context)
         try context.checkCancellation()
         context.report(stage: "regions", step: 1, steps: steps, fraction: 0.3, preview: nil)
 
@@ -87,6 +87,7 @@ public struct BuiltinColorizer: Sendable {
         var paletteInfo: [JSONValue] = []
         if let reference = input.reference {
             let palette = Palette(reference.resized(width: width, height: height), size: settings.paletteSize, seed: input.seed)
+            try context.checkCancellation()
             paletteInfo = palette.colours.map { .string($0.description) }
             var votes = [[Int]](repeating: [Int](repeating: 0, count: palette.colours.count), count: art.regionCount)
             for p in 0..<n {
@@ -110,14 +111,16 @@ public struct BuiltinColorizer: Sendable {
         let threshold = settings.lineThreshold
         let cost = art.strength.map { UInt8(1 + min(8, Int($0 / threshold * 8))) }
         let region = art.region
-        LineArt.propagate(labels: &labels, width: width, height: height, cost: cost, maxCost: maxCost) { p, q in
+        try LineArt.propagate(labels: &labels, width: width, height: height, cost: cost, maxCost: maxCost,
+                              context: context) { p, q in
             region[q] >= 0 && region[q] == region[p]
         }
         try context.checkCancellation()
         // Under the lines: every region's colour (transparent included) advances through the barrier zone at equal
         // speed, so two colours meet in the middle of the line between them.
         let unitCost = [UInt8](repeating: 1, count: n)
-        LineArt.propagate(labels: &labels, width: width, height: height, cost: unitCost, maxCost: 1) { _, q in
+        try LineArt.propagate(labels: &labels, width: width, height: height, cost: unitCost, maxCost: 1,
+                              context: context) { _, q in
             region[q] < 0
         }
         try context.checkCancellation()

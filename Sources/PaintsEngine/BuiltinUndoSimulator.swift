@@ -31,14 +31,18 @@ public struct BuiltinUndoSimulator: Sendable {
         try ParamReader(input.options, path: "options.").finish()
         let total = input.steps.count + 1
         context.report(stage: "analyse", step: 0, steps: total, fraction: 0, preview: nil)
-        let plan = DrawingPlan(input.image, seed: input.seed)
-        try context.checkCancellation()
+        let plan = try DrawingPlan(input.image, seed: input.seed, context: context)
         var frames: [UndoFrame] = []
         // Identical steps are rendered once.
         var rendered: [Int: RGBAImage] = [:]
         for (i, step) in input.steps.enumerated() {
-            let image = rendered[step] ?? plan.render(completion: 1 - Float(step) / 999)
-            rendered[step] = image
+            let image: RGBAImage
+            if let done = rendered[step] {
+                image = done
+            } else {
+                image = try plan.render(completion: 1 - Float(step) / 999, context: context)
+                rendered[step] = image
+            }
             frames.append(UndoFrame(step: step, image: image))
             try context.checkCancellation()
             context.report(stage: "frame", step: i + 1, steps: input.steps.count,
@@ -67,18 +71,20 @@ struct DrawingPlan {
     /// The picture with lines replaced by their region's colour, unsmoothed.
     let unlined: [RGBA]
 
-    init(_ image: RGBAImage, seed: Int) {
+    /// Polls `context` for cancellation between phases and every row or fill interval within them.
+    init(_ image: RGBAImage, seed: Int, context: JobContext) throws(ProtocolError) {
         original = image
         let (width, height, n) = (image.width, image.height, image.pixelCount)
         blank = image.isOpaque ? .white : .transparent
         var rng = SplitMix64(seed: UInt64(truncatingIfNeeded: seed) ^ 0x5EED)
 
-        let art = LineArt(image, threshold: 0.55, gapClosing: 1, neutralLinesOnly: true)
+        let art = try LineArt(image, threshold: 0.55, gapClosing: 1, neutralLinesOnly: true, context: context)
         lineStrength = art.strength.map { $0 > 0.55 ? min(1, ($0 - 0.3) / 0.5) : 0 }
 
         // Strokes: connected pieces of line, drawn roughly top to bottom with seeded jitter.
         let lineMask = lineStrength.map { $0 > 0 }
-        let (stroke, strokeCount) = LineArt.connectedComponents(open: lineMask, width: width, height: height)
+        let (stroke, strokeCount) = try LineArt.connectedComponents(open: lineMask, width: width, height: height,
+                                                                    context: context)
         var top = [Int](repeating: Int.max, count: strokeCount), bottom = [Int](repeating: 0, count: strokeCount)
         for p in 0..<n where stroke[p] >= 0 {
             let s = Int(stroke[p]), y = p / width
@@ -99,17 +105,19 @@ struct DrawingPlan {
         }
         strokeOrder = order
         self.roughOffset = roughOffset
+        try context.checkCancellation()
 
         // Regions: filled largest first, with seeded jitter; lines and the grown zone belong to the nearest region.
         var labels = art.region
-        LineArt.propagate(labels: &labels, width: width, height: height,
-                          cost: [UInt8](repeating: 1, count: n), maxCost: 1) { _, _ in true }
+        try LineArt.propagate(labels: &labels, width: width, height: height,
+                              cost: [UInt8](repeating: 1, count: n), maxCost: 1, context: context) { _, _ in true }
         let regionCount = max(1, art.regionCount)
         var sizes = [Int](repeating: 0, count: regionCount)
         for p in 0..<n where labels[p] >= 0 { sizes[Int(labels[p])] += 1 }
         let regionKey = (0..<regionCount).map { -Float(sizes[$0]) / Float(n) * (0.5 + rng.nextUnit()) }
         let regionRank = Self.ranks(regionKey)
         regionOrder = (0..<n).map { p in labels[p] >= 0 ? Float(regionRank[Int(labels[p])]) / Float(regionCount) : 0 }
+        try context.checkCancellation()
 
         // Flat colour of a region: the per-channel median of its non-line pixels.
         var histograms = [[Int]](repeating: [], count: regionCount)
@@ -136,6 +144,7 @@ struct DrawingPlan {
             }
             return RGBA(median(0), median(1), median(2), median(3))
         }
+        try context.checkCancellation()
         let flats = (0..<n).map { p in labels[p] >= 0 ? regionFlat[Int(labels[p])] : image.pixel(p) }
         self.flats = flats
         let unlined = (0..<n).map { p in lineMask[p] ? flats[p] : image.pixel(p) }
@@ -144,8 +153,8 @@ struct DrawingPlan {
         // (region edges stay sharp, a flat-coloured picture gets almost no shading, and shading only moves towards the
         // finished picture).
         let radius = max(2, min(width, height) / 96)
-        let smoothPicture = Self.boxBlur(unlined, width: width, height: height, radius: radius)
-        let smoothFlats = Self.boxBlur(flats, width: width, height: height, radius: radius)
+        let smoothPicture = try Self.boxBlur(unlined, width: width, height: height, radius: radius, context: context)
+        let smoothFlats = try Self.boxBlur(flats, width: width, height: height, radius: radius, context: context)
         shaded = (0..<n).map { p in
             let f = flats[p], a = smoothPicture[p], b = smoothFlats[p], u = unlined[p]
             func shade(_ flat: UInt8, _ smooth: UInt8, _ smoothFlat: UInt8, _ final: UInt8) -> UInt8 {
@@ -165,10 +174,12 @@ struct DrawingPlan {
     }
 
     /// Separable box blur with clamped edges.
-    static func boxBlur(_ pixels: [RGBA], width: Int, height: Int, radius: Int) -> [RGBA] {
-        func pass(_ src: [RGBA], along count: Int, lines: Int, index: (Int, Int) -> Int) -> [RGBA] {
+    static func boxBlur(_ pixels: [RGBA], width: Int, height: Int, radius: Int,
+                        context: JobContext) throws(ProtocolError) -> [RGBA] {
+        func pass(_ src: [RGBA], along count: Int, lines: Int, index: (Int, Int) -> Int) throws(ProtocolError) -> [RGBA] {
             var out = src
             for line in 0..<lines {
+                try context.checkCancellation()
                 var acc = (0, 0, 0, 0)
                 func add(_ c: RGBA, _ sign: Int) {
                     acc = (acc.0 + sign * Int(c.r), acc.1 + sign * Int(c.g), acc.2 + sign * Int(c.b), acc.3 + sign * Int(c.a))
@@ -183,8 +194,8 @@ struct DrawingPlan {
             }
             return out
         }
-        let h = pass(pixels, along: width, lines: height) { line, i in line * width + i }
-        return pass(h, along: height, lines: width) { line, i in i * width + line }
+        let h = try pass(pixels, along: width, lines: height) { line, i in line * width + i }
+        return try pass(h, along: height, lines: width) { line, i in i * width + line }
     }
 
     static func progress(_ completion: Float, from start: Float, to end: Float) -> Float {
@@ -192,7 +203,7 @@ struct DrawingPlan {
     }
 
     /// The canvas at `completion` in 0...1 (1 returns the original exactly).
-    func render(completion c: Float) -> RGBAImage {
+    func render(completion c: Float, context: JobContext) throws(ProtocolError) -> RGBAImage {
         if c >= 1 { return original }
         typealias S = BuiltinUndoSimulator
         let rough = Self.progress(c, from: 0, to: S.roughEnd)
@@ -204,6 +215,7 @@ struct DrawingPlan {
         var out = RGBAImage(width: original.width, height: original.height, fill: blank)
         // Paint: flats, then shading, then details (each region in its turn).
         for p in 0..<n {
+            if p % original.width == 0 { try context.checkCancellation() }
             var base = blank
             let region = regionOrder[p]
             if region < fills { base = flats[p] }
@@ -215,6 +227,7 @@ struct DrawingPlan {
         let roughAlpha = 0.45 * (1 - lines)
         if rough > 0 && roughAlpha > 0 {
             let grey = RGBA(90, 90, 110)
+            try context.checkCancellation()
             for p in 0..<n where strokeOrder[p] < rough {
                 let q = p + Int(roughOffset[p])
                 guard q >= 0 && q < n else { continue }

@@ -1,4 +1,5 @@
 // PaintsEngine/LineArt: line strength of a drawing, gap-closing region segmentation, and label propagation.
+import PaintsProtocol
 import PaintsRaster
 
 /// Per-pixel line strength of a drawing and the regions its lines enclose.
@@ -18,13 +19,16 @@ struct LineArt {
     ///     width do not let regions leak into each other.
     ///   - neutralLinesOnly: for finished, coloured pictures: only dark pixels of little chroma count as line, so a
     ///     dark blue fill is not mistaken for ink.
-    init(_ image: RGBAImage, threshold: Float, gapClosing: Int, neutralLinesOnly: Bool = false) {
+    ///   - context: polled for cancellation every row and every `pollInterval` pixels of a fill.
+    init(_ image: RGBAImage, threshold: Float, gapClosing: Int, neutralLinesOnly: Bool = false,
+         context: JobContext) throws(ProtocolError) {
         width = image.width
         height = image.height
         let n = image.pixelCount
         var strength = [Float](repeating: 0, count: n)
-        image.pixels.withUnsafeBufferPointer { px in
+        try image.pixels.withUnsafeBufferPointer { (px) throws(ProtocolError) in
             for i in 0..<n {
+                if i % image.width == 0 { try context.checkCancellation() }
                 let o = i * 4
                 let (r, g, b) = (Float(px[o]), Float(px[o + 1]), Float(px[o + 2]))
                 let lum = (0.299 * r + 0.587 * g + 0.114 * b) / 255
@@ -37,15 +41,21 @@ struct LineArt {
             }
         }
         self.strength = strength
-        let barrier = Self.dilate(strength.map { $0 > threshold }, width: width, height: height, radius: gapClosing)
-        (region, regionCount) = Self.connectedComponents(open: barrier.map { !$0 }, width: width, height: height)
+        let barrier = try Self.dilate(strength.map { $0 > threshold }, width: width, height: height, radius: gapClosing,
+                                      context: context)
+        (region, regionCount) = try Self.connectedComponents(open: barrier.map { !$0 }, width: width, height: height,
+                                                             context: context)
     }
 
+    /// Pixels a fill visits between two cancellation checks (a few milliseconds of work).
+    static let pollInterval = 1 << 16
+
     /// Chessboard dilation by `radius` pixels (separable running max).
-    static func dilate(_ mask: [Bool], width: Int, height: Int, radius: Int) -> [Bool] {
+    static func dilate(_ mask: [Bool], width: Int, height: Int, radius: Int, context: JobContext) throws(ProtocolError) -> [Bool] {
         guard radius > 0 else { return mask }
         var horizontal = [Bool](repeating: false, count: mask.count)
         for y in 0..<height {
+            try context.checkCancellation()
             var last = Int.min / 2  // x of the last set pixel seen from the left
             let row = y * width
             // Forward pass marks pixels within `radius` after a set pixel; backward pass those before.
@@ -61,6 +71,7 @@ struct LineArt {
         }
         var out = [Bool](repeating: false, count: mask.count)
         for x in 0..<width {
+            try context.checkCancellation()
             var last = Int.min / 2
             for y in 0..<height {
                 if horizontal[y * width + x] { last = y }
@@ -76,14 +87,18 @@ struct LineArt {
     }
 
     /// 4-connected components of `open` pixels; closed pixels get -1.
-    static func connectedComponents(open: [Bool], width: Int, height: Int) -> ([Int32], Int) {
+    static func connectedComponents(open: [Bool], width: Int, height: Int,
+                                    context: JobContext) throws(ProtocolError) -> ([Int32], Int) {
         var labels = [Int32](repeating: -1, count: open.count)
         var count: Int32 = 0
         var stack: [Int] = []
+        var visited = 0
         for start in 0..<open.count where open[start] && labels[start] < 0 {
             labels[start] = count
             stack.append(start)
             while let p = stack.popLast() {
+                visited += 1
+                if visited % pollInterval == 0 { try context.checkCancellation() }
                 for k in 0..<4 {
                     let q = neighbour(p, k, width: width, count: open.count)
                     if q >= 0 && open[q] && labels[q] < 0 {
@@ -102,7 +117,7 @@ struct LineArt {
     /// Every pixel with `label >= 0` is a source at distance 0. A label moves from pixel p to neighbour q when `canEnter(p, q)`,
     /// paying `cost[q]` (1...maxCost; a larger cost would be taken modulo the queue and break the order). Each reached pixel takes the label of its nearest source.
     static func propagate(labels: inout [Int32], width: Int, height: Int, cost: [UInt8], maxCost: Int,
-                          canEnter: (Int, Int) -> Bool) {
+                          context: JobContext, canEnter: (Int, Int) -> Bool) throws(ProtocolError) {
         let n = labels.count
         var distance = [Int32](repeating: Int32.max, count: n)
         let bucketCount = maxCost + 1
@@ -113,7 +128,7 @@ struct LineArt {
             buckets[0].append(Int32(p))
             pending += 1
         }
-        var current: Int32 = 0
+        var current: Int32 = 0, visited = 0
         while pending > 0 {
             let slot = Int(current) % bucketCount
             let bucket = buckets[slot]
@@ -123,6 +138,8 @@ struct LineArt {
                 let p = Int(bucket[index])
                 index += 1
                 pending -= 1
+                visited += 1
+                if visited % pollInterval == 0 { try context.checkCancellation() }
                 if distance[p] != current { continue }  // a stale entry; p was reached cheaper
                 let label = labels[p]
                 for k in 0..<4 {

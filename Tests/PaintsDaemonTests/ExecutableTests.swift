@@ -24,7 +24,7 @@ final class DaemonProcess {
     }
 
     /// Waits for the socket file to appear (the daemon prints its endpoint once bound).
-    func waitUntilListening(timeout: TimeInterval = 20) -> Bool {
+    func waitUntilListening(timeout: TimeInterval = 120) -> Bool {
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
             if FileManager.default.fileExists(atPath: runtimeDirectory + "/paintsd.sock") { return true }
@@ -34,7 +34,7 @@ final class DaemonProcess {
         return false
     }
 
-    func waitForExit(timeout: TimeInterval = 30) -> Int32? {
+    func waitForExit(timeout: TimeInterval = 120) -> Int32? {
         let deadline = Date().addingTimeInterval(timeout)
         while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
         return process.isRunning ? nil : process.terminationStatus

@@ -172,4 +172,19 @@ func hintedRegionAccuracy(output: RGBAImage, truth: RGBAImage, sketch: RGBAImage
             try engine.colorize(ColorizeInput(sketch: sketch, hints: hints), context: RecordingContext(cancelAfter: 2))
         }
     }
+
+    /// Line analysis and the fills look for a cancel at least once per row, not only between stages (issue 10).
+    @Test func eachStageLooksForACancelEveryRow() throws {
+        let (sketch, hints, _) = try sample("umbrella")
+        let context = RecordingContext()
+        _ = try engine.colorize(ColorizeInput(sketch: sketch, hints: hints), context: context)
+        let checks = context.checksAtReport, stages = context.reports.map(\.stage)
+        #expect(stages.prefix(3) == ["lines", "regions", "fill"])
+        #expect(checks[1] - checks[0] >= 2 * sketch.height, "line analysis checked \(checks[1] - checks[0]) times")
+        let stopped = RecordingContext(cancelAfterChecks: sketch.height)
+        #expect(throws: ProtocolError(.cancelled, "cancelled by the test")) {
+            try engine.colorize(ColorizeInput(sketch: sketch, hints: hints), context: stopped)
+        }
+        #expect(stopped.reports.map(\.stage) == ["lines"])
+    }
 }

@@ -76,6 +76,24 @@ func meanDifference(_ a: RGBAImage, _ b: RGBAImage) -> Double {
         }
     }
 
+    /// The analysis of a large picture takes seconds in a debug build: it must look for a cancel at least once per row
+    /// (issue 10: a killed client's 2048x2048 job ran its whole analysis), and stop there when asked.
+    @Test func analysisAndEachFrameLookForACancelEveryRow() throws {
+        let picture = try Repository.image("Examples/art/blocks-colored.png")
+        let context = RecordingContext()
+        _ = try engine.undoPreview(UndoPreviewInput(image: picture, steps: [500, 100]), context: context)
+        let checks = context.checksAtReport
+        #expect(context.reports.first?.stage == "analyse" && context.reports.count == 3)
+        // Analysis: between the "analyse" report and the first frame; each frame: between two frame reports.
+        #expect(checks[1] - checks[0] >= 2 * picture.height, "analysis checked \(checks[1] - checks[0]) times")
+        #expect(checks[2] - checks[1] >= picture.height, "a frame checked \(checks[2] - checks[1]) times")
+        let stopped = RecordingContext(cancelAfterChecks: picture.height)
+        #expect(throws: ProtocolError(.cancelled, "cancelled by the test")) {
+            try engine.undoPreview(UndoPreviewInput(image: picture, steps: [500, 100]), context: stopped)
+        }
+        #expect(stopped.reports.map(\.stage) == ["analyse"])
+    }
+
     @Test func aTransparentLayerStartsTransparent() throws {
         var layer = RGBAImage(width: 32, height: 32)
         for x in 4..<28 { layer.setPixel(x: x, y: 16, .black) }

@@ -93,6 +93,7 @@ public struct CLIPTextModel: Sendable {
             }
         }
         for layer in layers.prefix(layers.count - clipSkip) {
+            try cancellationPoint()
             let x = try layer.norm1(h)
             let attended = try compute { () throws(TensorError) in
                 try Tensor.attention(query: try x.linear(weight: layer.q.weight, bias: layer.q.bias),

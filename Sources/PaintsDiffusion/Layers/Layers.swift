@@ -33,6 +33,11 @@ public func compute<T>(_ body: () throws(TensorError) -> T) throws(ModelError) -
     do { return try body() } catch { throw .tensor(error) }
 }
 
+/// Where a model stops when its job is cancelled (`ComputeCancellation`): at the start of every block.
+@inlinable public func cancellationPoint() throws(ModelError) {
+    if ComputeCancellation.isRequested { throw .tensor(.cancelled) }
+}
+
 extension WeightStore {
     /// The tensor at `key` as float32 (checking `shape` when given), failing as a `ModelError`.
     public func load(_ key: String, shape: [Int]? = nil) throws(ModelError) -> Tensor {

@@ -24,6 +24,7 @@ public struct ResnetBlock2D: Sendable {
 
     /// - Parameters: x [N, C, H, W]; timeEmbedding [N, T] already passed through SiLU (shared by every block).
     public func callAsFunction(_ x: Tensor, timeEmbedding: Tensor?) throws(ModelError) -> Tensor {
+        try cancellationPoint()
         var h = try conv1(try norm1(x, silu: true))                       // [N, O, H, W]
         if let timeProjection, let timeEmbedding {
             let bias = try timeProjection(timeEmbedding)                   // [N, O]

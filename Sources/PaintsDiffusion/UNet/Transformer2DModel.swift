@@ -32,8 +32,10 @@ public struct CrossAttention: Sendable {
 
     /// x [B, L, C]; context [B, S, D] (self-attention when nil).
     public func callAsFunction(_ x: Tensor, context: Tensor? = nil) throws(ModelError) -> Tensor {
+        try cancellationPoint()
         let source = context ?? x
         let out = try processor.attention(query: try toQ(x), key: try toK(source), value: try toV(source), heads: heads)
+        try cancellationPoint()
         return try toOut(out)
     }
 }
