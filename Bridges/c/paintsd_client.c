@@ -40,12 +40,13 @@ paintsd_client *paintsd_connect(const char *endpoint, char *err, size_t err_size
     }
     c->context = zmq_ctx_new();
     c->socket = c->context ? zmq_socket(c->context, ZMQ_DEALER) : NULL;
-    int linger = 0, ivl = 2000, ttl = 6000, timeout = 6000;
+    int linger = 0, ivl = 2000, ttl = 6000, timeout = 6000, ipv6 = 1;
     if (c->socket) {
         zmq_setsockopt(c->socket, ZMQ_LINGER, &linger, sizeof linger);
         zmq_setsockopt(c->socket, ZMQ_HEARTBEAT_IVL, &ivl, sizeof ivl);
         zmq_setsockopt(c->socket, ZMQ_HEARTBEAT_TTL, &ttl, sizeof ttl);
         zmq_setsockopt(c->socket, ZMQ_HEARTBEAT_TIMEOUT, &timeout, sizeof timeout);
+        zmq_setsockopt(c->socket, ZMQ_IPV6, &ipv6, sizeof ipv6);  /* reaches tcp://[::1]:PORT too */
     }
     if (!c->socket || zmq_connect(c->socket, c->endpoint) != 0) {
         snprintf(err, err_size, "cannot connect to %s: %s", c->endpoint, zmq_strerror(zmq_errno()));

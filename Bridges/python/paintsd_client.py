@@ -166,6 +166,7 @@ class Client:
         # Heartbeats let the daemon see a client that died without closing its socket (TCP endpoints).
         self.socket.setsockopt(zmq.HEARTBEAT_IVL, 2000)
         self.socket.setsockopt(zmq.HEARTBEAT_TIMEOUT, 6000)
+        self.socket.setsockopt(zmq.IPV6, 1)  # reaches tcp://[::1]:PORT too
         self.socket.connect(self.endpoint)
         self._waiting = {}         # request id -> Job or one-shot list
 

@@ -48,6 +48,8 @@ public final class PaintsClient {
             socket = try ZMQSocket(context: context, type: .dealer)
             // No ZMQ_IMMEDIATE: with it, libzmq drops replies not yet read when the daemon closes the connection
             // (a shutdown reply, the last result).
+            // IPv6 on: libzmq then reaches `tcp://[::1]:PORT` as well as IPv4 addresses.
+            try socket.setOption(ZMQOption.ipv6, 1)
             try socket.connect(endpoint)
         } catch {
             throw .transport(error)

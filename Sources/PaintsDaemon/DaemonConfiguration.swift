@@ -29,6 +29,8 @@ public struct DaemonConfiguration: Sendable {
     public var shutdownMode: ShutdownParams.Mode = .finish
     /// In `finish` mode, how long to wait for jobs before cancelling what is left.
     public var shutdownGrace: TimeInterval = 30
+    /// How often engines' statuses (model files present, resident) are checked again, in seconds; also after each job.
+    public var engineCheckInterval: TimeInterval = 2
     /// Largest side of the preview images sent with progress events.
     public var previewMaxSide: Int = 256
     public var version: String = DaemonVersion.current

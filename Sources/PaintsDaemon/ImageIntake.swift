@@ -3,6 +3,7 @@ import Foundation
 import Glibc
 import PaintsProtocol
 import PaintsRaster
+import PaintsTensor
 
 /// An image of a request whose bytes were found and whose header was checked, not yet decoded.
 public struct ImagePayload: Sendable {
@@ -65,28 +66,25 @@ public enum ImageIntake {
         }
     }
 
-    /// Reads a file only when its resolved path lies under an allowed directory.
+    /// Reads a file only when its resolved path lies under an allowed directory. A path that does not exist and one
+    /// outside the allowed directories get the same answer, so a client learns nothing of files it may not read.
+    /// Only regular files are opened, never blocking (a named pipe under an allowed directory would stall the socket
+    /// thread).
     static func readAllowedFile(_ path: String, param: String, configuration: DaemonConfiguration) throws(ProtocolError) -> Data {
         let refused = ProtocolError(.pathNotAllowed,
-                                    "\(param): \(path) is not under a directory the daemon allows (--allow-path)",
+                                    "\(param): \(path) is not a file under a directory the daemon allows (--allow-path)",
                                     details: ["param": .string(param), "path": .string(path)])
-        guard let resolved = realPath(path) else {
-            if configuration.allowedPaths.isEmpty { throw refused }
-            throw ProtocolError(.pathNotAllowed, "\(param): \(path) does not exist or cannot be resolved",
-                                details: ["param": .string(param), "path": .string(path)])
-        }
         let allowed = configuration.allowedPaths.compactMap(realPath)
-        guard allowed.contains(where: { resolved == $0 || resolved.hasPrefix($0.hasSuffix("/") ? $0 : $0 + "/") }) else {
-            throw refused
-        }
-        guard let attributes = try? FileManager.default.attributesOfItem(atPath: resolved),
-              let size = attributes[.size] as? Int, size <= configuration.maxMessageBytes,
-              let data = FileManager.default.contents(atPath: resolved)
-        else {
-            throw ProtocolError(.pathNotAllowed, "\(param): \(path) is not a readable file of at most \(configuration.maxMessageBytes) bytes",
+        guard let resolved = realPath(path),
+              allowed.contains(where: { resolved == $0 || resolved.hasPrefix($0.hasSuffix("/") ? $0 : $0 + "/") })
+        else { throw refused }
+        do {
+            return try RegularFile.read(resolved, limit: configuration.maxMessageBytes)
+        } catch {
+            throw ProtocolError(.pathNotAllowed,
+                                "\(param): \(path) is not a readable regular file of at most \(configuration.maxMessageBytes) bytes",
                                 details: ["param": .string(param), "path": .string(path)])
         }
-        return data
     }
 
     static func realPath(_ path: String) -> String? {

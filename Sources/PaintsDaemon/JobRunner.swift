@@ -63,12 +63,14 @@ final class JobRunner: Sendable {
     }
 
     /// Starts the workers; their replies go to `sink`.
-    func start(sink: ReplySink) {
+    /// - Parameter jobEnded: called on the worker after each job, before its reply is sent (so a client that reads
+    ///   `engines.list` after a result sees what the job made resident).
+    func start(sink: ReplySink, jobEnded: @escaping @Sendable () -> Void = {}) {
         for index in 0..<max(1, configuration.workers) {
             finished.enter()
             let thread = Thread { [self] in
                 while let job = table.next() {
-                    run(job, sink: sink)
+                    run(job, sink: sink, jobEnded: jobEnded)
                     table.release()
                 }
                 finished.leave()
@@ -82,7 +84,7 @@ final class JobRunner: Sendable {
     /// Blocks until every worker has left (after `table.stop()`).
     func waitUntilStopped() { finished.wait() }
 
-    private func run(_ job: JobRecord, sink: ReplySink) {
+    private func run(_ job: JobRecord, sink: ReplySink, jobEnded: @Sendable () -> Void) {
         let started = Date()
         let context = RunningJobContext(job: job, table: table, sink: sink, started: started,
                                         previewMaxSide: configuration.previewMaxSide)
@@ -94,6 +96,7 @@ final class JobRunner: Sendable {
             let (result, payloads) = try ComputeCancellation.run(whileNot: { cancel.isSet }) { () throws(ProtocolError) in
                 try execute(work, job: job, context: context, started: started)
             }
+            jobEnded()
             let record = table.finish(job.id, result: StoredResult(result: result, payloads: payloads), error: nil)
             logger.info("job finished", metadata: ["job": "\(job.id)", "ms": "\(Int(Date().timeIntervalSince(started) * 1000))"])
             if record?.ownerGone == false {
@@ -104,6 +107,7 @@ final class JobRunner: Sendable {
             // its cancel is cancelled.
             let error = job.cancel.isSet && error.code != .cancelled
                 ? ProtocolError(.cancelled, "job \(job.id) was cancelled") : error
+            jobEnded()
             table.finish(job.id, result: nil, error: error)
             logger.info("job ended", metadata: ["job": "\(job.id)", "code": "\(error.code.rawValue)"])
             sink.send(.error(id: job.requestId, job: job.id, error), to: job.owner)

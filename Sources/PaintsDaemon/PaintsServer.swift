@@ -14,6 +14,7 @@ public final class PaintsServer: Sendable, ReplySink {
     let logger: Logger
     let table: JobTable
     let runner: JobRunner
+    let catalog: EngineCatalog
     let context = ZMQContext()
     let wakeup = WakeupSignal()
     private let outbox = Mutex<[(PeerAddress, [Data])]>([])
@@ -33,6 +34,7 @@ public final class PaintsServer: Sendable, ReplySink {
         self.logger = logger
         table = JobTable(capacity: configuration.queueCapacity, workers: configuration.workers)
         runner = JobRunner(table: table, registry: engines, configuration: configuration, logger: logger)
+        catalog = EngineCatalog(registry: engines, interval: configuration.engineCheckInterval)
     }
 
     /// Binds every endpoint (taking a lock beside each ipc socket) and starts the socket thread and the workers.
@@ -41,7 +43,7 @@ public final class PaintsServer: Sendable, ReplySink {
     public func start() throws(DaemonError) -> [String] {
         var locks: [EndpointLock] = []
         for endpoint in configuration.endpoints {
-            guard let path = try EndpointPolicy.validate(endpoint) else { continue }
+            guard let path = try EndpointPolicy.validate(endpoint).socketPath else { continue }
             try RuntimeDirectory.prepare((path as NSString).deletingLastPathComponent)
             locks.append(try EndpointLock(socketPath: path))
         }
@@ -70,7 +72,8 @@ public final class PaintsServer: Sendable, ReplySink {
         switch bindResult.withLock({ $0 }) {
         case .success(let endpoints)?:
             lifecycle.withLock { $0.boundEndpoints = endpoints }
-            runner.start(sink: self)
+            catalog.start()
+            runner.start(sink: self, jobEnded: { [catalog] in catalog.refreshNow() })
             logger.info("listening", metadata: ["endpoints": "\(endpoints)"])
             return endpoints
         case .failure(let error)?: throw error

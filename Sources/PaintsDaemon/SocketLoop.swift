@@ -27,8 +27,10 @@ final class SocketLoop {
         self.locks = locks
         var bound: [String] = []
         for (index, endpoint) in server.configuration.endpoints.enumerated() {
+            let listen = try EndpointPolicy.validate(endpoint)
             do {
                 let router = try ZMQSocket(context: server.context, type: .router)
+                if listen.ipv6 { try router.setOption(ZMQOption.ipv6, 1) }
                 try router.setOption(ZMQOption.routerMandatory, 1)
                 try router.setOption(ZMQOption.maxMessageSize, int64: Int64(server.configuration.maxMessageBytes) * 4)
                 try router.setOption(ZMQOption.sendHighWaterMark, 100_000)
@@ -36,13 +38,16 @@ final class SocketLoop {
                 try router.enableHeartbeats(intervalMilliseconds: server.configuration.heartbeatIntervalMilliseconds,
                                             timeoutMilliseconds: server.configuration.heartbeatTimeoutMilliseconds)
                 let monitor = try router.openMonitor(context: server.context, endpoint: "inproc://paintsd-monitor-\(index)")
-                try router.bind(endpoint)
+                try router.bind(listen.bindAddress)
                 routers.append(router)
                 monitors.append(monitor)
-                bound.append(router.lastEndpoint ?? endpoint)
             } catch {
                 throw .bind(endpoint: endpoint, message: error.description)
             }
+            let actual = routers[index].lastEndpoint ?? listen.bindAddress
+            try EndpointPolicy.checkBound(actual, requested: endpoint)
+            if let path = listen.socketPath { try RuntimeDirectory.restrictSocket(path) }
+            bound.append(actual)
         }
         endpoints = bound
         peersByDescriptor = Array(repeating: [:], count: routers.count)
@@ -93,6 +98,7 @@ final class SocketLoop {
         guard table.isIdle, server.outboxIsEmpty else { return false }
         table.stop()
         server.runner.waitUntilStopped()
+        server.catalog.stop()
         return true
     }
 
@@ -169,8 +175,8 @@ final class SocketLoop {
             reply(.result(id: id, helloJSON()), to: peer)
         case .enginesList:
             try requireNoParams(request.params)
-            reply(.result(id: id, ["engines": .array(server.registry.engines.map(\.descriptionJSON)),
-                                   "defaults": server.registry.defaultsJSON]), to: peer)
+            let catalog = server.catalog.snapshot
+            reply(.result(id: id, ["engines": catalog.engines, "defaults": catalog.defaults]), to: peer)
         case .colorize, .undoPreview, .undoSequence, .tag:
             try submitJob(request, from: peer, singleReply: singleReply)
         case .jobsList:
@@ -203,15 +209,18 @@ final class SocketLoop {
     }
 
     private func helloJSON() -> JSONValue {
-        [
+        let catalog = server.catalog.snapshot
+        return [
             "protocol": JSONValue(protocolVersion),
             "daemon": ["name": "paintsd", "version": .string(configuration.version), "pid": JSONValue(Int(getpid())),
                        "uptime_s": JSONValue(Date().timeIntervalSince(server.startedAt)),
                        "zmq_version": .string(ZMQContext.libraryVersion)],
             "endpoints": .array(endpoints.map { .string($0) }),
             "methods": .array(Method.allCases.map { .string($0.rawValue) }),
-            "engines": .array(server.registry.engines.map(\.descriptionJSON)),
-            "defaults": server.registry.defaultsJSON,
+            "engines": catalog.engines,
+            "defaults": catalog.defaults,
+            "engine_check": ["age_s": JSONValue(Date().timeIntervalSince(catalog.takenAt)), "took_s": JSONValue(catalog.tookSeconds),
+                             "interval_s": JSONValue(configuration.engineCheckInterval)],
             "limits": configuration.limitsJSON,
             "queue": table.statistics.json,
             "compute": .object(configuration.compute),
@@ -259,7 +268,7 @@ final class SocketLoop {
         default:
             throw ProtocolError(.internalError, "\(request.method.rawValue) is not a job method")
         }
-        let engine = try server.registry.engine(named: engineName, for: request.method)
+        let engine = try server.registry.engine(named: engineName, for: request.method, census: server.catalog.snapshot.census)
         let record = JobRecord(id: table.makeJobId(), method: request.method, engine: engine.name, request: request,
                                owner: peer, singleReply: singleReply, seed: seed ?? Int.random(in: 0...0xFFFF_FFFF), work: work)
         let position = try table.submit(record)

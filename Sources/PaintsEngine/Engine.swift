@@ -110,7 +110,10 @@ extension Engine {
     public func supports(_ method: Method) -> Bool { capabilities.contains { $0.method == method } }
 
     /// The description `hello` and `engines.list` send.
-    public var descriptionJSON: JSONValue {
+    public var descriptionJSON: JSONValue { description(status: status, residentBytes: residentBytes) }
+
+    /// The description with a status and resident size read earlier.
+    public func description(status: EngineStatus, residentBytes: Int) -> JSONValue {
         var o: [String: JSONValue] = [
             "name": .string(name), "description": .string(summary), "status": .string(status.name),
             "methods": .array(capabilities.map { .string($0.method.rawValue) }),

@@ -194,5 +194,7 @@ public enum ZMQOption {
     public static let sendHighWaterMark = ZMQ_SNDHWM
     public static let receiveHighWaterMark = ZMQ_RCVHWM
     public static let receiveTimeout = ZMQ_RCVTIMEO
+    /// Lets a tcp socket bind IPv6 addresses (`[::1]`); libzmq binds IPv4 only without it.
+    public static let ipv6 = ZMQ_IPV6
     // Not offered: ZMQ_IMMEDIATE (on a client it drops unread replies when the daemon closes the connection).
 }

@@ -67,10 +67,13 @@ func paintsctl(_ arguments: [String], endpoint: String) throws -> (status: Int32
     @Test func listensRefusesASecondDaemonAndStopsCleanlyOnSIGTERM() throws {
         let dir = try TemporaryDirectory.make(prefix: "paintsd-exe")
         defer { try? FileManager.default.removeItem(atPath: dir) }
+        #expect(chmod(dir, 0o755) == 0)
         let daemon = try DaemonProcess(runtimeDirectory: dir)
         #expect(daemon.waitUntilListening())
+        // The directory existed: its mode stays; the socket is for this user only.
         var info = stat()
-        #expect(stat(dir, &info) == 0 && info.st_mode & 0o777 == 0o700)
+        #expect(stat(dir, &info) == 0 && info.st_mode & 0o777 == 0o755)
+        #expect(stat(dir + "/paintsd.sock", &info) == 0 && info.st_mode & 0o777 == 0o600)
         // A second daemon on the same socket fails loudly instead of stealing it.
         let second = try DaemonProcess(runtimeDirectory: dir)
         #expect(second.waitForExit() == 3)
