@@ -43,12 +43,12 @@ public struct DaemonConfiguration: Sendable {
 
     /// The limits `hello` reports.
     public var limitsJSON: JSONValue {
-        [
+        .object([
             "max_message_bytes": JSONValue(maxMessageBytes), "max_pixels": JSONValue(maxPixels),
             "queue_capacity": JSONValue(queueCapacity), "workers": JSONValue(workers),
             "max_undo_frames": JSONValue(UndoPreviewParams.maxFrames), "result_retention_s": JSONValue(resultRetention),
             "allowed_paths": .array(allowedPaths.map { .string($0) }),
-        ]
+        ].merging(RequestLimits.json) { own, _ in own })
     }
 }
 

@@ -268,6 +268,7 @@ final class SocketLoop {
         default:
             throw ProtocolError(.internalError, "\(request.method.rawValue) is not a job method")
         }
+        try request.checkFramesReferenced()
         let engine = try server.registry.engine(named: engineName, for: request.method, census: server.catalog.snapshot.census)
         let record = JobRecord(id: table.makeJobId(), method: request.method, engine: engine.name, request: request,
                                owner: peer, singleReply: singleReply, seed: seed ?? Int.random(in: 0...0xFFFF_FFFF), work: work)

@@ -65,6 +65,11 @@ public enum ImageReference: Sendable, Equatable {
             return .base64(data, encoding: encoding)
         }
         guard let p = members["path"]?.stringValue, p.hasPrefix("/") else { throw bad("\"path\" must be an absolute path") }
+        guard p.utf8.count <= RequestLimits.pathBytes else {
+            throw ProtocolError(.invalidParams, "\(param): \"path\" has \(p.utf8.count) bytes, over the limit of \(RequestLimits.pathBytes)",
+                                details: ["param": .string(param), "max_bytes": JSONValue(RequestLimits.pathBytes),
+                                          "bytes": JSONValue(p.utf8.count)])
+        }
         guard encoding == .png else { throw bad("a \"path\" reference must be a PNG file") }
         return .path(p)
     }

@@ -10,20 +10,22 @@ public enum JSONValue: Sendable, Equatable, Hashable {
     case array([JSONValue])
     case object([String: JSONValue])
 
-    /// Parses UTF-8 JSON text; throws `ProtocolError(.parseError)` on anything that is not JSON.
-    public static func parse(_ data: Data) throws(ProtocolError) -> JSONValue {
-        do {
-            return try JSONDecoder().decode(JSONValue.self, from: data)
-        } catch {
-            throw ProtocolError(.parseError, "frame 0 is not valid JSON: \(Self.describe(error))")
-        }
-    }
+    /// Deepest nesting of arrays and objects that `parse` accepts.
+    public static let maxNestingDepth = JSONParser.maxDepth
 
-    private static func describe(_ error: Error) -> String {
-        if case DecodingError.dataCorrupted(let context) = error {
-            return context.underlyingError.map { "\($0.localizedDescription)" } ?? context.debugDescription
+    /// Parses UTF-8 JSON text strictly (RFC 8259, see `JSONParser`: no trailing commas, no duplicate keys, valid UTF-8
+    /// only, numbers within `Double`'s range, at most `maxNestingDepth` levels); throws `ProtocolError(.parseError)`
+    /// saying what is wrong and at which byte (also in `details.offset`).
+    public static func parse(_ data: Data) throws(ProtocolError) -> JSONValue {
+        let outcome = data.withUnsafeBytes { raw in
+            Result { () throws(JSONParseFailure) -> JSONValue in try JSONParser.parse(raw.assumingMemoryBound(to: UInt8.self)) }
         }
-        return "\(error)"
+        switch outcome {
+        case .success(let value): return value
+        case .failure(let failure):
+            throw ProtocolError(.parseError, "frame 0 is not valid JSON: \(failure.what) at byte \(failure.offset)",
+                                details: ["offset": .number(Double(failure.offset))])
+        }
     }
 
     /// Compact serialization (object keys sorted, so output is stable and testable).
@@ -111,37 +113,6 @@ public enum JSONValue: Sendable, Equatable, Hashable {
         case .string: "string"
         case .array: "array"
         case .object: "object"
-        }
-    }
-}
-
-extension JSONValue: Codable {
-    public init(from decoder: Decoder) throws {
-        let container = try decoder.singleValueContainer()
-        if container.decodeNil() {
-            self = .null
-        } else if let b = try? container.decode(Bool.self) {
-            self = .bool(b)
-        } else if let x = try? container.decode(Double.self) {
-            self = .number(x)
-        } else if let s = try? container.decode(String.self) {
-            self = .string(s)
-        } else if let a = try? container.decode([JSONValue].self) {
-            self = .array(a)
-        } else {
-            self = .object(try container.decode([String: JSONValue].self))
-        }
-    }
-
-    public func encode(to encoder: Encoder) throws {
-        var container = encoder.singleValueContainer()
-        switch self {
-        case .null: try container.encodeNil()
-        case .bool(let b): try container.encode(b)
-        case .number(let x): try container.encode(x)
-        case .string(let s): try container.encode(s)
-        case .array(let a): try container.encode(a)
-        case .object(let o): try container.encode(o)
         }
     }
 }

@@ -25,10 +25,23 @@ public struct ParamReader {
         return nil
     }
 
+    /// A string param, at most `RequestLimits.maxStringBytes(param: key)` UTF-8 bytes long.
     public mutating func string(_ key: String) throws(ProtocolError) -> String? {
         guard let v = take(key) else { return nil }
         guard let s = v.stringValue else { throw fail(key, "a string", got: v) }
+        try checkLength(s, key)
         return s
+    }
+
+    /// The one place string params are held to their length limit.
+    private func checkLength(_ s: String, _ key: String) throws(ProtocolError) {
+        let limit = RequestLimits.maxStringBytes(param: key)
+        let bytes = s.utf8.count
+        guard bytes <= limit else {
+            throw ProtocolError(.invalidParams, "\(path + key): expected a string of at most \(limit) bytes, got \(bytes) bytes",
+                                details: ["param": .string(path + key), "expected": .string("a string of at most \(limit) bytes"),
+                                          "max_bytes": JSONValue(limit), "bytes": JSONValue(bytes)])
+        }
     }
 
     public mutating func requiredString(_ key: String) throws(ProtocolError) -> String {
@@ -77,6 +90,7 @@ public struct ParamReader {
         var out: [String] = []
         for item in items {
             guard let s = item.stringValue else { throw fail(key, expected, got: item) }
+            try checkLength(s, key)
             out.append(s)
         }
         return out

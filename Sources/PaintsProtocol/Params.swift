@@ -11,6 +11,8 @@ public let maxSeed = (1 << 53) - 1
 
 /// `colorize`: line art plus optional colour scribbles and reference.
 public struct ColorizeParams: Sendable {
+    /// The params that hold image references.
+    public static let imageParams = ["sketch", "hints", "reference"]
     public var sketch: ImageReference
     public var hints: ImageReference?
     public var reference: ImageReference?
@@ -63,6 +65,8 @@ public struct ColorizeParams: Sendable {
 
 /// `undo.preview` and `undo.sequence`: a finished picture and the operation steps to show.
 public struct UndoPreviewParams: Sendable {
+    /// The params that hold image references.
+    public static let imageParams = ["image"]
     public static let stepRange = 0...999
     public static let maxFrames = 64
     /// The keyframes the Paints-UNDO reference app shows, used when neither `steps` nor `count` is given.
@@ -132,6 +136,8 @@ public enum UndoSequence {
 
 /// `tag`: Danbooru tags of a picture, as a prompt.
 public struct TagParams: Sendable {
+    /// The params that hold image references.
+    public static let imageParams = ["image"]
     public var image: ImageReference
     public var threshold: Double
     public var characterThreshold: Double

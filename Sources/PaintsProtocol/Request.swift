@@ -21,6 +21,47 @@ public enum Method: String, Sendable, CaseIterable {
 
     /// Methods that create a job (answered with `accepted`, optional `progress`, then `result` or `error`).
     public var createsJob: Bool { [.colorize, .undoPreview, .undoSequence, .tag].contains(self) }
+
+    /// The params members that hold image references; empty for methods that take no images.
+    public var imageParams: [String] {
+        switch self {
+        case .colorize: ColorizeParams.imageParams
+        case .undoPreview, .undoSequence: UndoPreviewParams.imageParams
+        case .tag: TagParams.imageParams
+        default: []
+        }
+    }
+}
+
+/// Size limits on requests, enforced by `Request.parse`, `ParamReader` and `ImageReference.parse`; `hello` reports them.
+public enum RequestLimits {
+    /// Largest frame 0 (the JSON header), checked before it is parsed. Inline `base64` images count against it: send
+    /// bigger images as binary frames.
+    public static let headerBytes = 1 << 20
+    /// Deepest nesting of arrays and objects in frame 0.
+    public static let jsonDepth = JSONValue.maxNestingDepth
+    /// Longest `prompt` and `negative_prompt` (also as engine options), in UTF-8 bytes.
+    public static let promptBytes = 64 << 10
+    /// Longest image `path`, in UTF-8 bytes.
+    public static let pathBytes = 4 << 10
+    /// Longest other string param (job ids, engine and model names, sampler names, tags...), in UTF-8 bytes.
+    public static let stringBytes = 1 << 10
+
+    /// The longest string accepted for the param named `key` (the last component of its name), in UTF-8 bytes.
+    public static func maxStringBytes(param key: String) -> Int {
+        switch key {
+        case "prompt", "negative_prompt": promptBytes
+        case "path": pathBytes
+        default: stringBytes
+        }
+    }
+
+    /// The limits as `hello` reports them.
+    public static var json: [String: JSONValue] {
+        ["max_header_bytes": JSONValue(headerBytes), "max_json_depth": JSONValue(jsonDepth),
+         "max_prompt_bytes": JSONValue(promptBytes), "max_path_bytes": JSONValue(pathBytes),
+         "max_string_bytes": JSONValue(stringBytes)]
+    }
 }
 
 /// What the daemon does with a client's unfinished jobs when the client disconnects.
@@ -59,6 +100,13 @@ public struct Request: Sendable {
         guard let first = frames.first else {
             throw RequestParseError(id: nil, error: ProtocolError(.invalidRequest, "empty message"))
         }
+        guard first.count <= RequestLimits.headerBytes else {
+            let message = "frame 0 (the JSON header) has \(first.count) bytes, over the limit of \(RequestLimits.headerBytes)"
+                + "; send images as binary frames"
+            throw RequestParseError(id: nil, error: ProtocolError(
+                .messageTooLarge, message,
+                details: ["frame": 0, "bytes": JSONValue(first.count), "max_bytes": JSONValue(RequestLimits.headerBytes)]))
+        }
         let header: JSONValue
         do { header = try JSONValue.parse(first) } catch { throw RequestParseError(id: nil, error: error) }
         guard case .object(let members) = header else {
@@ -69,8 +117,9 @@ public struct Request: Sendable {
         func fail(_ code: ErrorCode, _ message: String, _ details: [String: JSONValue] = [:]) -> RequestParseError {
             RequestParseError(id: id, error: ProtocolError(code, message, details: details))
         }
-        guard let id, !id.isEmpty, id.count <= maxIdLength else {
-            throw fail(.invalidRequest, "\"id\" must be a non-empty string of at most \(maxIdLength) characters")
+        guard let id, !id.isEmpty, id.count <= maxIdLength, id.utf8.count <= RequestLimits.stringBytes else {
+            throw fail(.invalidRequest,
+                       "\"id\" must be a non-empty string of at most \(maxIdLength) characters (\(RequestLimits.stringBytes) bytes)")
         }
         if let version = members["protocol"] {
             guard version.intValue == protocolVersion else {
@@ -106,7 +155,27 @@ public struct Request: Sendable {
         if let extra = members.keys.sorted().first(where: { !known.contains($0) }) {
             throw fail(.invalidRequest, "unknown header member \"\(extra)\"", ["member": .string(extra)])
         }
-        return Request(id: id, method: method, params: params, stream: stream, onDisconnect: policy, frames: frames)
+        let request = Request(id: id, method: method, params: params, stream: stream, onDisconnect: policy, frames: frames)
+        if method.imageParams.isEmpty {
+            do { try request.checkFramesReferenced() } catch { throw RequestParseError(id: id, error: error) }
+        }
+        return request
+    }
+
+    /// Refuses payload frames (frames after frame 0) that no image reference in the params names: a frame sent for
+    /// nothing is a client bug (a forgotten `hints`, an off-by-one index). Methods without images may have no payload
+    /// frames at all (`parse` checks those); for job methods the daemon calls this once their params are validated, so
+    /// that each image param is a well-formed reference naming an existing frame.
+    public func checkFramesReferenced() throws(ProtocolError) {
+        guard frames.count > 1 else { return }
+        let names = method.imageParams
+        let named = Set(names.compactMap { params[$0]?["frame"]?.intValue })
+        guard let unused = (1..<frames.count).first(where: { !named.contains($0) }) else { return }
+        let why = names.isEmpty
+            ? "\(method.rawValue) takes no images"
+            : "no image reference (\(names.map { "\"\($0)\"" }.joined(separator: ", "))) names it with {\"frame\": \(unused)}"
+        throw ProtocolError(.invalidParams, "frame \(unused) is not used: \(why)",
+                            details: ["frame": JSONValue(unused), "frames": JSONValue(frames.count)])
     }
 
     /// The header frame for this request (clients).

@@ -7,18 +7,21 @@ import PaintsTestSupport
 import Testing
 
 @Suite(.serialized) struct BadInputTests {
-    /// Sends raw frames, expects one error reply with `code`, then a working ping.
-    func expectError(_ code: ErrorCode, frames: [Data], daemon: TestDaemon, sourceLocation: SourceLocation = #_sourceLocation) throws {
+    /// Sends raw frames, expects one error reply with `code`, then a working ping. Returns the error.
+    @discardableResult
+    func expectError(_ code: ErrorCode, frames: [Data], daemon: TestDaemon, sourceLocation: SourceLocation = #_sourceLocation) throws
+        -> ProtocolError? {
         let client = try daemon.client()
         try client.sendRaw(frames)
-        var reply = try #require(try client.receiveAny(timeout: 10), sourceLocation: sourceLocation)
+        var reply = try #require(try client.receiveAny(timeout: 60), sourceLocation: sourceLocation)
         while reply.type == .accepted || reply.type == .progress {
-            reply = try #require(try client.receiveAny(timeout: 10), sourceLocation: sourceLocation)
+            reply = try #require(try client.receiveAny(timeout: 60), sourceLocation: sourceLocation)
         }
         #expect(reply.type == .error, sourceLocation: sourceLocation)
         #expect(reply.protocolError?.code == code, "\(reply.header.serializedString())", sourceLocation: sourceLocation)
         ReplySchema.check(reply, sourceLocation: sourceLocation)
-        #expect(try client.call(.ping, timeout: 5).result["pong"] == true, sourceLocation: sourceLocation)
+        #expect(try client.call(.ping, timeout: 60).result["pong"] == true, sourceLocation: sourceLocation)
+        return reply.protocolError
     }
 
     func header(_ method: String, _ params: JSONValue, id: String = "bad") -> Data {
@@ -35,6 +38,69 @@ import Testing
         try expectError(.invalidRequest, frames: [Data(#"{"id":"x"}"#.utf8)], daemon: daemon)
         try expectError(.unknownMethod, frames: [Data(#"{"id":"x","method":"paint.everything"}"#.utf8)], daemon: daemon)
         try expectError(.invalidParams, frames: [header("ping", ["extra": true])], daemon: daemon)
+    }
+
+    @Test func strictJSONHeaders() throws {
+        let daemon = try TestDaemon()
+        defer { daemon.stop() }
+        // Each of these was answered (or misreported) by the Foundation decoder.
+        let comma = try expectError(.parseError, frames: [Data(#"{"id":"a","method":"ping",}"#.utf8)], daemon: daemon)
+        #expect(comma?.message == "frame 0 is not valid JSON: trailing comma before '}' at byte 25")
+        let duplicate = try expectError(.parseError, frames: [Data(#"{"id":"a","method":"ping","method":"shutdown"}"#.utf8)],
+                                        daemon: daemon)
+        #expect(duplicate?.message.contains(#"duplicate key "method""#) == true)
+        let range = try expectError(.parseError, frames: [Data(#"{"id":"a","method":"ping","params":{"x":1e400}}"#.utf8)], daemon: daemon)
+        #expect(range?.message.contains("number out of range") == true)
+        try expectError(.parseError, frames: [Data([0xEF, 0xBB, 0xBF] + Array(#"{"id":"a","method":"ping"}"#.utf8))], daemon: daemon)
+        let utf16 = #"{"id":"a","method":"ping"}"#.utf16.flatMap { [UInt8($0 & 0xFF), UInt8($0 >> 8)] }
+        try expectError(.parseError, frames: [Data([0xFF, 0xFE] + utf16)], daemon: daemon)
+        // A 10,000-deep header is refused where level 65 opens, and the daemon goes on answering (expectError pings).
+        let deep = String(repeating: "[", count: 10_000) + String(repeating: "]", count: 10_000)
+        let nested = try expectError(.parseError, frames: [Data((#"{"id":"a","method":"ping","params":{"x":"# + deep + "}}").utf8)],
+                                     daemon: daemon)
+        #expect(nested?.message.contains("nested deeper than 64") == true)
+        // [0e1] is valid JSON (the decoder refused it): this header gets past parsing to params checking.
+        try expectError(.invalidParams, frames: [Data(#"{"id":"a","method":"ping","params":{"x":[0e1]}}"#.utf8)], daemon: daemon)
+    }
+
+    @Test func sizeLimitsAndUnusedFrames() throws {
+        let daemon = try TestDaemon()
+        defer { daemon.stop() }
+        let sketch = try Repository.data("Examples/art/blocks-lineart.png")
+        let ref: JSONValue = ["frame": 1, "encoding": "png"]
+        func colorize(_ extra: [String: JSONValue]) -> Data {
+            header("colorize", .object(extra.merging(["sketch": ref]) { own, _ in own }))
+        }
+        // A 1 MB prompt (under the 1 MiB header limit) is over the 64 KiB prompt limit.
+        let prompt = try expectError(.invalidParams, frames: [colorize(["prompt": .string(String(repeating: "p", count: 1_000_000))]), sketch],
+                                     daemon: daemon)
+        #expect(prompt?.details["param"] == "prompt")
+        #expect(prompt?.details["max_bytes"] == 65536)
+        let engine = try expectError(.invalidParams, frames: [colorize(["engine": .string(String(repeating: "e", count: 2000))]), sketch],
+                                     daemon: daemon)
+        #expect(engine?.details["param"] == "engine")
+        // A header over 1 MiB is refused for its size.
+        let big = try expectError(.messageTooLarge, frames: [colorize(["prompt": .string(String(repeating: "p", count: 1_100_000))]), sketch],
+                                  daemon: daemon)
+        #expect(big?.details["max_bytes"] == 1_048_576)
+        // Frames that no image reference names.
+        let unused = try expectError(.invalidParams, frames: [colorize([:]), sketch, sketch], daemon: daemon)
+        #expect(unused?.details["frame"] == 2)
+        let first = try expectError(.invalidParams, frames: [header("colorize", ["sketch": ["frame": 2, "encoding": "png"]]), sketch, sketch],
+                                    daemon: daemon)
+        #expect(first?.details["frame"] == 1)
+        let ping = try expectError(.invalidParams, frames: [header("ping", .object([:])), sketch], daemon: daemon)
+        #expect(ping?.details["frame"] == 1)
+        try expectError(.invalidParams, frames: [header("jobs.status", ["job": "j-1"]), Data("x".utf8)], daemon: daemon)
+        // A reference past the last frame is still frame_out_of_range, not an unused-frame error.
+        try expectError(.frameOutOfRange, frames: [header("colorize", ["sketch": ["frame": 2, "encoding": "png"]]), sketch], daemon: daemon)
+        // hello reports the limits.
+        let limits = try daemon.client().call(.hello, timeout: 60).result["limits"]
+        #expect(limits?["max_header_bytes"] == 1_048_576)
+        #expect(limits?["max_json_depth"] == 64)
+        #expect(limits?["max_prompt_bytes"] == 65536)
+        #expect(limits?["max_string_bytes"] == 1024)
+        #expect(limits?["max_path_bytes"] == 4096)
     }
 
     @Test func wrongParams() throws {
@@ -100,7 +166,7 @@ import Testing
                               frames: [Data(), try Repository.data("Examples/art/umbrella-lineart.png")]))
         let bad = try daemon.client()
         for _ in 0..<20 { try bad.sendRaw([Data("garbage".utf8)]) }
-        for _ in 0..<20 { #expect(try bad.receiveAny(timeout: 5)?.protocolError?.code == .parseError) }
+        for _ in 0..<20 { #expect(try bad.receiveAny(timeout: 60)?.protocolError?.code == .parseError) }
         var reply = try #require(try good.receive(for: "good", timeout: 30))
         while reply.type != .result && reply.type != .error { reply = try #require(try good.receive(for: "good", timeout: 30)) }
         #expect(reply.type == .result)
