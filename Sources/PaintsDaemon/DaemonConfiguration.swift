@@ -14,6 +14,10 @@ public struct DaemonConfiguration: Sendable {
     public var maxMessageBytes: Int = 256 << 20
     /// Largest accepted image, in pixels (checked from headers before decoding).
     public var maxPixels: Int = 64 << 20
+    /// Memory a job may use at its peak, beside the models already resident: a job whose estimate (the engine's
+    /// `estimatedPeakBytes`) does not fit is refused with `resource_exhausted` before it runs. Default: three quarters
+    /// of the machine's or the cgroup's memory. With several workers each job is checked alone.
+    public var memoryBudgetBytes: Int = ProcessMemory.defaultBudget()
     /// Directories under which `{"path": ...}` image references may be read (resolved, symlinks followed).
     public var allowedPaths: [String] = []
     /// How long a finished job's result (and a failed job's error) stays available to `jobs.result`, in seconds.
@@ -45,6 +49,7 @@ public struct DaemonConfiguration: Sendable {
     public var limitsJSON: JSONValue {
         .object([
             "max_message_bytes": JSONValue(maxMessageBytes), "max_pixels": JSONValue(maxPixels),
+            "memory_budget_bytes": JSONValue(memoryBudgetBytes),
             "queue_capacity": JSONValue(queueCapacity), "workers": JSONValue(workers),
             "max_undo_frames": JSONValue(UndoPreviewParams.maxFrames), "result_retention_s": JSONValue(resultRetention),
             "allowed_paths": .array(allowedPaths.map { .string($0) }),

@@ -164,40 +164,50 @@ final class JobRunner: Sendable {
             guard let engine = try registry.engine(named: job.engine, for: sequence ? .undoSequence : .undoPreview) as? UndoPreviewEngine else {
                 throw ProtocolError(.unsupportedEngine, "engine \(job.engine) does not make undo previews")
             }
-            var (image, t) = try decodeAndLoad(imagePayload, engine)
+            let (image, t) = try decodeAndLoad(imagePayload, engine)
             // A sequence runs its keyframes from the blank canvas towards the finished picture (which is the input).
             let steps = sequence ? Array(Set(params.steps.filter { $0 > 0 })).sorted(by: >) : params.steps
-            var output = UndoPreviewOutput(frames: [])
-            if !steps.isEmpty {
-                output = try engine.undoPreview(
-                    UndoPreviewInput(image: image, steps: steps, seed: job.seed, prompt: params.prompt, options: params.options),
-                    context: context)
-            }
-            guard output.frames.count == steps.count else {
-                throw ProtocolError(.internalError, "engine returned \(output.frames.count) frames for \(steps.count) steps")
-            }
-            lap("run_ms", t)
-            t = Date()
-            var frames = output.frames.map { (frame: $0, kind: "keyframe") }
-            if sequence {
-                frames.insert((UndoFrame(step: UndoSequence.blankStep, image: RGBAImage(width: image.width, height: image.height, fill: .white)), "blank"), at: 0)
-                frames.append((UndoFrame(step: 0, image: image), "finished"))
-            }
+            // Each frame is encoded as soon as it is made and its pixels dropped: the job holds one decoded frame.
             var payloads: [Data] = []
             var entries: [JSONValue] = []
-            for (i, (frame, kind)) in frames.enumerated() {
+            var encoding = 0.0
+            func keep(_ frame: UndoFrame, kind: String) throws(ProtocolError) {
                 try context.checkCancellation()
-                let (data, reference) = try ImageIntake.encode(frame.image, as: params.output, frame: i + 1)
+                let started = Date()
+                let (data, reference) = try ImageIntake.encode(frame.image, as: params.output, frame: payloads.count + 1)
+                encoding += Date().timeIntervalSince(started)
                 payloads.append(data)
                 var entry: [String: JSONValue] = ["step": JSONValue(frame.step), "image": reference]
                 if sequence { entry["kind"] = .string(kind) }
                 entries.append(.object(entry))
             }
-            lap("encode_ms", t)
+            if sequence {
+                try keep(UndoFrame(step: UndoSequence.blankStep, image: RGBAImage(width: image.width, height: image.height, fill: .white)),
+                         kind: "blank")
+            }
+            var info: [String: JSONValue] = [:]
+            var made = 0
+            if !steps.isEmpty {
+                info = try engine.undoPreview(
+                    UndoPreviewInput(image: image, steps: steps, seed: job.seed, prompt: params.prompt, options: params.options),
+                    context: context) { frame throws(ProtocolError) in
+                    guard made < steps.count, frame.step == steps[made] else {
+                        throw ProtocolError(.internalError, "engine gave a frame of step \(frame.step) where step \(made < steps.count ? "\(steps[made])" : "none") was due")
+                    }
+                    made += 1
+                    try keep(frame, kind: "keyframe")
+                }
+            }
+            guard made == steps.count else {
+                throw ProtocolError(.internalError, "engine returned \(made) frames for \(steps.count) steps")
+            }
+            if sequence { try keep(UndoFrame(step: 0, image: image), kind: "finished") }
+            timings["run_ms"] = JSONValue((Date().timeIntervalSince(t) - encoding) * 1000)
+            timings["encode_ms"] = JSONValue(encoding * 1000)
             lap("total_ms", job.createdAt)
             let result: JSONValue = [
                 "frames": .array(entries), "engine": .string(engine.name), "seed": JSONValue(job.seed),
-                "timings": .object(timings), "info": .object(output.info),
+                "timings": .object(timings), "info": .object(info),
             ]
             return (result, payloads)
         case .tag(let params, let imagePayload):

@@ -224,7 +224,10 @@ final class SocketLoop {
             "limits": configuration.limitsJSON,
             "queue": table.statistics.json,
             "compute": .object(configuration.compute),
-            "memory": ProcessMemory.current().map { ["rss_bytes": JSONValue($0.resident), "peak_rss_bytes": JSONValue($0.peak)] } ?? .null,
+            "memory": ProcessMemory.current().map {
+                ["rss_bytes": JSONValue($0.resident), "peak_rss_bytes": JSONValue($0.peak),
+                 "budget_bytes": JSONValue(configuration.memoryBudgetBytes)]
+            } ?? .null,
             "error_codes": .array(ErrorCode.allCases.map { .string($0.rawValue) }),
         ]
     }
@@ -269,15 +272,50 @@ final class SocketLoop {
             throw ProtocolError(.internalError, "\(request.method.rawValue) is not a job method")
         }
         try request.checkFramesReferenced()
-        let engine = try server.registry.engine(named: engineName, for: request.method, census: server.catalog.snapshot.census)
+        let census = server.catalog.snapshot.census
+        let engine = try server.registry.engine(named: engineName, for: request.method, census: census)
+        let estimate = try checkMemory(work, method: request.method, engine: engine, census: census)
         let record = JobRecord(id: table.makeJobId(), method: request.method, engine: engine.name, request: request,
                                owner: peer, singleReply: singleReply, seed: seed ?? Int.random(in: 0...0xFFFF_FFFF), work: work)
         let position = try table.submit(record)
         if !singleReply {
             reply(Reply(id: request.id, type: .accepted, job: record.id,
                         body: ["queue_position": JSONValue(position), "engine": .string(engine.name),
-                               "seed": JSONValue(record.seed)]), to: peer)
+                               "seed": JSONValue(record.seed), "estimated_peak_bytes": JSONValue(estimate)]), to: peer)
         }
+    }
+
+    /// The job's memory estimate, from the engine and the pictures' headers; `resource_exhausted` when it does not fit
+    /// the budget beside the models resident now.
+    private func checkMemory(_ work: JobWork, method: Method, engine: any Engine,
+                             census: EngineRegistry.Census) throws(ProtocolError) -> Int {
+        let shape: JobShape
+        switch work {
+        case .colorize(let params, let sketch, let hints, let reference):
+            let others = [hints, reference].compactMap { $0 }.reduce(0) { $0 + $1.width * $1.height }
+            shape = JobShape(method: method, width: sketch.width, height: sketch.height, otherPixels: others,
+                             options: params.options)
+        case .undoPreview(let params, let image):
+            shape = JobShape(method: method, width: image.width, height: image.height, frames: params.steps.count,
+                             options: params.options)
+        case .undoSequence(let params, let image):
+            shape = JobShape(method: method, width: image.width, height: image.height, frames: params.steps.count + 2,
+                             options: params.options)
+        case .tag(let params, let image):
+            shape = JobShape(method: method, width: image.width, height: image.height, frames: 0, options: params.options)
+        }
+        let estimate = engine.estimatedPeakBytes(shape)
+        let resident = census.residentBytes.values.reduce(0, +)
+        let budget = configuration.memoryBudgetBytes
+        guard estimate <= budget - resident else {
+            func gib(_ bytes: Int) -> String { String(format: "%.1f GiB", Double(bytes) / Double(1 << 30)) }
+            throw ProtocolError(.resourceExhausted,
+                                "the job would need about \(gib(estimate)) at its peak; the daemon's memory budget is \(gib(budget)) "
+                                    + "with \(gib(resident)) held by resident models (fewer frames or a smaller picture fit)",
+                                details: ["estimated_peak_bytes": JSONValue(estimate), "memory_budget_bytes": JSONValue(budget),
+                                          "resident_bytes": JSONValue(resident)])
+        }
+        return estimate
     }
 
     private func cancel(_ jobId: String, requestId: String, from peer: PeerAddress) throws(ProtocolError) {

@@ -32,6 +32,11 @@ public struct BuiltinColorizer: Sendable {
 
     public init() {}
 
+    /// Memory of a colorize per sketch pixel: line strength, regions, labels, distances and costs (about 20 bytes),
+    /// the fill's bucket queues (up to 8 per pixel), masks, the cost planes and the output. `make bench` prints this
+    /// estimate beside the peak measured.
+    public static let bytesPerPixel = 48
+
     struct Settings {
         var gapClosing = 2
         var lineThreshold: Float = 0.35

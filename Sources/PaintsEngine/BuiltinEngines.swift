@@ -25,8 +25,13 @@ public final class BuiltinEngine: ColorizeEngine, UndoPreviewEngine {
         try colorizer.colorize(input, context: context)
     }
 
-    public func undoPreview(_ input: UndoPreviewInput, context: JobContext) throws(ProtocolError) -> UndoPreviewOutput {
-        UndoPreviewOutput(frames: try simulator.undoPreview(input, context: context),
-                          info: ["simulated": true, "summary": "a drawing-process simulation, not a learned model"])
+    public func undoPreview(_ input: UndoPreviewInput, context: JobContext,
+                            emit: UndoFrameSink) throws(ProtocolError) -> [String: JSONValue] {
+        try simulator.undoPreview(input, context: context, emit: emit)
+        return ["simulated": true, "summary": "a drawing-process simulation, not a learned model"]
+    }
+
+    public func estimatedPeakBytes(_ job: JobShape) -> Int {
+        job.imageBytes + (job.method == .colorize ? BuiltinColorizer.bytesPerPixel : BuiltinUndoSimulator.bytesPerPixel) * job.pixels
     }
 }

@@ -27,27 +27,38 @@ public struct BuiltinUndoSimulator: Sendable {
     /// Stage boundaries in completion (0 = blank, 1 = finished).
     static let roughEnd: Float = 0.15, linesEnd: Float = 0.30, flatsEnd: Float = 0.60, shadingEnd: Float = 0.85
 
-    public func undoPreview(_ input: UndoPreviewInput, context: JobContext) throws(ProtocolError) -> [UndoFrame] {
+    /// Memory of the analysis (`DrawingPlan` and its temporaries) and of the frame being drawn, per pixel: eight
+    /// 4-byte planes kept, about as many made and dropped while analysing, and the 4-byte frame. `make bench` prints
+    /// this estimate beside the peak measured.
+    public static let bytesPerPixel = 88
+
+    /// Emits one frame per step, in the order asked.
+    public func undoPreview(_ input: UndoPreviewInput, context: JobContext, emit: UndoFrameSink) throws(ProtocolError) {
         try ParamReader(input.options, path: "options.").finish()
         let total = input.steps.count + 1
         context.report(stage: "analyse", step: 0, steps: total, fraction: 0, preview: nil)
         let plan = try DrawingPlan(input.image, seed: input.seed, context: context)
-        var frames: [UndoFrame] = []
-        // Identical steps are rendered once.
-        var rendered: [Int: RGBAImage] = [:]
+        // A step asked twice in a row is drawn once; only the last frame is kept.
+        var last: UndoFrame?
         for (i, step) in input.steps.enumerated() {
-            let image: RGBAImage
-            if let done = rendered[step] {
-                image = done
+            let frame: UndoFrame
+            if let last, last.step == step {
+                frame = last
             } else {
-                image = try plan.render(completion: 1 - Float(step) / 999, context: context)
-                rendered[step] = image
+                frame = UndoFrame(step: step, image: try plan.render(completion: 1 - Float(step) / 999, context: context))
             }
-            frames.append(UndoFrame(step: step, image: image))
+            last = frame
             try context.checkCancellation()
             context.report(stage: "frame", step: i + 1, steps: input.steps.count,
-                           fraction: Double(i + 2) / Double(total), preview: image)
+                           fraction: Double(i + 2) / Double(total), preview: frame.image)
+            try emit(frame)
         }
+    }
+
+    /// Every frame at once (tests, benchmarks).
+    public func undoPreview(_ input: UndoPreviewInput, context: JobContext) throws(ProtocolError) -> [UndoFrame] {
+        var frames: [UndoFrame] = []
+        try undoPreview(input, context: context) { frame throws(ProtocolError) in frames.append(frame) }
         return frames
     }
 }

@@ -102,6 +102,52 @@ public protocol Engine: AnyObject, Sendable {
     func load() throws(ProtocolError)
     /// Frees what `load` made resident.
     func unload()
+    /// The most memory a job of this shape makes this engine hold at once, beyond what is resident before it starts:
+    /// decoded inputs, working buffers, frames, and a model the job would load. The daemon refuses a job whose
+    /// estimate does not fit its memory budget, before running it.
+    func estimatedPeakBytes(_ job: JobShape) -> Int
+}
+
+/// What the daemon knows of a job before running it: enough to estimate its memory.
+public struct JobShape: Sendable {
+    public var method: Method
+    /// The main picture (sketch or image), from its header.
+    public var width: Int
+    public var height: Int
+    /// Other pictures of the job (hints, reference), in pixels.
+    public var otherPixels: Int
+    /// Frames the job returns (undo methods), 1 otherwise.
+    public var frames: Int
+    public var options: [String: JSONValue]
+
+    public init(method: Method, width: Int, height: Int, otherPixels: Int = 0, frames: Int = 1, options: [String: JSONValue] = [:]) {
+        self.method = method
+        self.width = width
+        self.height = height
+        self.otherPixels = otherPixels
+        self.frames = frames
+        self.options = options
+    }
+
+    public var pixels: Int { width * height }
+
+    /// Bytes of the pictures as decoded 8-bit RGBA, plus each returned frame kept encoded until the reply: counted at
+    /// its raw size, which is what PNG takes for a picture it cannot compress.
+    public var imageBytes: Int { 4 * (pixels + otherPixels) + 4 * pixels * frames }
+}
+
+/// The working memory of a diffusion model's pass at a working size, beyond its weights: the VAE decoder's last blocks
+/// hold about four 128-channel float maps of the full working size (2 KiB per pixel), and the attention score blocks,
+/// convolution columns and text encoder take a bounded 256 MiB more.
+public enum ModelWorkingSet {
+    public static func bytes(workingPixels: Int, batch: Int = 1) -> Int { 2048 * workingPixels * batch + (256 << 20) }
+
+    /// The working pixels of a picture scaled so its longer side is `side` (when it is larger).
+    public static func pixels(width: Int, height: Int, side: Int) -> Int {
+        let longer = max(width, height, 1)
+        let scale = min(1, Double(side) / Double(longer))
+        return Int((Double(width) * scale).rounded(.up) * (Double(height) * scale).rounded(.up))
+    }
 }
 
 extension Engine {
@@ -202,10 +248,24 @@ public struct UndoPreviewOutput: Sendable {
     }
 }
 
+/// Takes each finished frame as soon as it is made; the engine keeps no reference to a frame it has handed over, so a
+/// job never holds more decoded frames than the one being made.
+public typealias UndoFrameSink = (UndoFrame) throws(ProtocolError) -> Void
+
 /// An engine that shows what a picture looked like earlier in its making.
 public protocol UndoPreviewEngine: Engine {
-    /// One frame per requested step, in the order asked.
-    func undoPreview(_ input: UndoPreviewInput, context: JobContext) throws(ProtocolError) -> UndoPreviewOutput
+    /// Emits one frame per requested step, in the order asked; returns what the client should know (`info`).
+    func undoPreview(_ input: UndoPreviewInput, context: JobContext,
+                     emit: UndoFrameSink) throws(ProtocolError) -> [String: JSONValue]
+}
+
+extension UndoPreviewEngine {
+    /// Every frame at once (tests, benchmarks, small pictures).
+    public func undoPreview(_ input: UndoPreviewInput, context: JobContext) throws(ProtocolError) -> UndoPreviewOutput {
+        var frames: [UndoFrame] = []
+        let info = try undoPreview(input, context: context) { frame throws(ProtocolError) in frames.append(frame) }
+        return UndoPreviewOutput(frames: frames, info: info)
+    }
 }
 
 /// Inputs of a tag job, decoded.

@@ -72,6 +72,16 @@ public final class PaintsUndoEngine: UndoPreviewEngine {
 
     public func load() throws(ProtocolError) { _ = try pipeline(named: nil) }
 
+    /// The pictures, the flattened and scaled copies at full size, and one model pass at the working size for
+    /// `options.batch` frames at once. A model not yet resident adds its weights, not counted here.
+    public func estimatedPeakBytes(_ job: JobShape) -> Int {
+        let side = job.options["size"]?.intValue ?? Self.defaultWorkingSide
+        let batch = job.options["batch"]?.intValue ?? 1
+        return job.imageBytes + 12 * job.pixels
+            + ModelWorkingSet.bytes(workingPixels: ModelWorkingSet.pixels(width: job.width, height: job.height, side: side),
+                                    batch: max(1, batch))
+    }
+
     public func unload() { resident.unload() }
 
     func pipeline(named name: String?) throws(ProtocolError) -> PaintsUndoPipeline {
@@ -116,7 +126,8 @@ public final class PaintsUndoEngine: UndoPreviewEngine {
         }
     }
 
-    public func undoPreview(_ input: UndoPreviewInput, context: JobContext) throws(ProtocolError) -> UndoPreviewOutput {
+    public func undoPreview(_ input: UndoPreviewInput, context: JobContext,
+                            emit: UndoFrameSink) throws(ProtocolError) -> [String: JSONValue] {
         let settings = try Settings(input.options)
         context.report(stage: "load", step: 0, steps: 1, fraction: 0, preview: nil)
         let pipeline = try pipeline(named: settings.model)
@@ -154,31 +165,31 @@ public final class PaintsUndoEngine: UndoPreviewEngine {
         // (8.7 s against 5.9 s at 512x640 on the 2-core benchmark machine), so the ETA counts it.
         let decodeUnits = 1.5
         let total = Double(input.steps.count) * (Double(settings.steps) + decodeUnits)
-        var done = 0.0
-        var frames: [UndoFrame?] = Array(repeating: nil, count: input.steps.count)
+        var done = 0.0, finished = 0
         do {
-            _ = try pipeline.frames(request, noise: noise, onStep: { chunk, step, steps in
+            _ = try pipeline.frames(request, noise: noise, keepFrames: false, onStep: { chunk, step, steps in
                 try context.checkCancellation()
                 done += Double(chunk.count)
                 context.report(stage: "sample", step: step, steps: steps, fraction: 0.02 + 0.97 * done / total, preview: nil)
             }, onFrame: { index, image in
                 let full = RasterTensor.image(image).cropped(x: place.x, y: place.y, width: place.width, height: place.height)
                     .resized(width: input.image.width, height: input.image.height)
-                frames[index] = UndoFrame(step: input.steps[index], image: full)
                 done += decodeUnits
-                let finished = frames.count { $0 != nil }
-                context.report(stage: "frame", step: finished, steps: frames.count, fraction: 0.02 + 0.97 * done / total, preview: full)
+                finished += 1
+                context.report(stage: "frame", step: finished, steps: input.steps.count, fraction: 0.02 + 0.97 * done / total,
+                               preview: full)
+                try emit(UndoFrame(step: input.steps[index], image: full))
             })
         } catch let error as ProtocolError {
             throw error
         } catch {
             throw ProtocolError(.internalError, "sampling failed: \(error)")
         }
-        return UndoPreviewOutput(frames: frames.compactMap { $0 }, info: [
+        return [
             "model": .string(settings.model ?? models.first ?? ""), "prompt": .string(prompt), "prompt_source": .string(promptSource),
             "working_size": [JSONValue(place.canvasWidth), JSONValue(place.canvasHeight)],
             "picture_area": [JSONValue(place.x), JSONValue(place.y), JSONValue(place.width), JSONValue(place.height)],
             "steps": JSONValue(settings.steps), "cfg": JSONValue(Double(settings.cfg)), "batch": JSONValue(settings.batch),
-        ])
+        ]
     }
 }

@@ -105,11 +105,17 @@ public final class StableDiffusionEngine: ColorizeEngine {
         ])]
     }
 
-    public func load() throws(ProtocolError) {
-        guard let first = models.first else {
-            throw ProtocolError(.modelNotFound, "no Stable Diffusion models in \(modelsDirectory)")
-        }
-        _ = try cache.pipeline(first, path: path(of: first))
+    /// Nothing ahead of a job: `colorize` loads the model its options name (or the default, the first, when they name
+    /// none), and only that one. Loading the first model here, before the job's options are read, made every job load
+    /// the alphabetically first model whatever it named, and fail when that one would not load.
+    public func load() throws(ProtocolError) {}
+
+    /// The pictures, the built-in fill under the lines at full size, float copies at full size, and one model pass at
+    /// the working size (`options.size`, 512 by default). A model not yet resident adds its weights, not counted here.
+    public func estimatedPeakBytes(_ job: JobShape) -> Int {
+        let side = job.options["size"]?.intValue ?? 512
+        return job.imageBytes + (BuiltinColorizer.bytesPerPixel + 16) * job.pixels
+            + ModelWorkingSet.bytes(workingPixels: ModelWorkingSet.pixels(width: job.width, height: job.height, side: side))
     }
 
     public func unload() { cache.removeAll() }

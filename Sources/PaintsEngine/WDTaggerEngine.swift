@@ -42,6 +42,11 @@ public final class WDTaggerEngine: TagEngine {
 
     public func load() throws(ProtocolError) { _ = try tagger(named: nil) }
 
+    /// The picture, its flattened copy, and the network at its 448x448 input.
+    public func estimatedPeakBytes(_ job: JobShape) -> Int {
+        job.imageBytes + 8 * job.pixels + ModelWorkingSet.bytes(workingPixels: 448 * 448)
+    }
+
     public func unload() { resident.unload() }
 
     /// The tagger `name` (the first one when nil), loaded once and kept.

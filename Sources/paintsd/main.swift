@@ -23,7 +23,7 @@ struct Serve: ParsableCommand {
     @Option(name: .long, help: "Directory of the default ipc socket (default: $XDG_RUNTIME_DIR/paintsd, else /tmp/paintsd-UID).")
     var runtimeDir: String?
 
-    @Option(name: .long, help: "Another endpoint to listen on: ipc:///abs/path or tcp://127.0.0.1:PORT (repeatable).")
+    @Option(name: .long, help: "Another endpoint to listen on: ipc:///abs/path, or tcp://HOST:PORT with HOST 127.x.x.x, localhost or [::1] and PORT a number or * (repeatable).")
     var listen: [String] = []
 
     @Flag(name: .long, help: "Do not listen on the default ipc endpoint (only on --listen endpoints).")
@@ -59,11 +59,15 @@ struct Serve: ParsableCommand {
     @Option(name: .long, help: "Memory the sd engine may keep models resident in, GiB; past it the least recently used model is unloaded.")
     var memoryBudgetGib: Double = 8
 
+    @Option(name: .long, help: "The daemon's memory budget, GiB: resident models plus a job's estimated peak must fit in it, or the job is refused with resource_exhausted (default: 3/4 of the machine's or cgroup's memory).")
+    var daemonMemoryGib: Double?
+
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
     func validate() throws {
         guard workers >= 1, workers <= 64 else { throw ValidationError("--workers must be in 1...64") }
+        guard (daemonMemoryGib ?? 1) > 0 else { throw ValidationError("--daemon-memory-gib must be positive") }
         guard queueCapacity >= 1 else { throw ValidationError("--queue-capacity must be at least 1") }
         guard ShutdownParams.Mode(rawValue: shutdownMode) != nil else { throw ValidationError("--shutdown-mode is finish or cancel") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
@@ -88,6 +92,7 @@ struct Serve: ParsableCommand {
         configuration.maxMessageBytes = maxMessageMib << 20
         configuration.maxPixels = maxMegapixels * 1_000_000
         configuration.allowedPaths = allowPath
+        if let daemonMemoryGib { configuration.memoryBudgetBytes = Int(daemonMemoryGib * Double(1 << 30)) }
         configuration.resultRetention = resultRetention
         configuration.shutdownMode = ShutdownParams.Mode(rawValue: shutdownMode) ?? .finish
         configuration.shutdownGrace = shutdownGrace

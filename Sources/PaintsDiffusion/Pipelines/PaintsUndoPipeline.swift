@@ -84,7 +84,8 @@ public struct PaintsUndoPipeline: Sendable {
 
     /// The frames of `r`, in its order. `noise` is one latent's worth [latentChannels * H/8 * W/8] of unit normal noise,
     /// shared by every frame (the reference's same_noise_in_batch); the start latent is noise * sigma_max.
-    public func frames(_ r: Request, noise: [Float], onStep: StepCallback = { _, _, _ in },
+    /// With `keepFrames` false, frames only go to `onFrame` and the result is empty (a long job holds one at a time).
+    public func frames(_ r: Request, noise: [Float], keepFrames: Bool = true, onStep: StepCallback = { _, _, _ in },
                        onFrame: FrameCallback = { _, _ in }) throws -> [Tensor] {
         let f = sizeMultiple
         guard r.image.rank == 4, r.image.shape[0] == 1, r.image.shape[1] == 3, r.image.shape[2] % f == 0, r.image.shape[3] % f == 0 else {
@@ -126,7 +127,7 @@ public struct PaintsUndoPipeline: Sendable {
             for (j, index) in chunk.enumerated() {
                 let z = Tensor(shape: [1] + shape, data: x[(j * count)..<((j + 1) * count)].map { [s = vae.configuration.scalingFactor] in $0 / s })
                 let frame = try vae.decode(z)
-                results.append(frame)
+                if keepFrames { results.append(frame) }
                 try onFrame(index, frame)
             }
             start = chunk.upperBound
