@@ -1,43 +1,58 @@
-// PaintsRaster/PNGCodec: PNG bytes <-> RGBAImage through libpng's simplified API (no setjmp/longjmp crosses Swift).
+// PaintsRaster/PNGCodec: PNG bytes <-> RGBAImage through libpng. Decoding uses libpng's full read API inside one C
+// function of the CPNG shim (cpng_decode_rgba8: its setjmp/longjmp stays in C); encoding uses the simplified API.
 import CPNG
 import Foundation
 
 public enum PNGCodec {
     /// Width and height from the PNG header, without decoding pixels.
     public static func dimensions(of data: Data) throws(RasterError) -> (width: Int, height: Int) {
-        var image = png_image()
-        image.version = CPNG_IMAGE_VERSION
-        defer { png_image_free(&image) }
-        let ok = data.withUnsafeBytes { png_image_begin_read_from_memory(&image, $0.baseAddress, $0.count) }
-        guard ok != 0 else { throw RasterError.decodeFailed(message(of: image)) }
-        return (Int(image.width), Int(image.height))
+        let (status, width, height, message) = run(data, maxPixels: .max, into: nil)
+        guard status == CPNG_DECODE_OK || status == CPNG_DECODE_TOO_LARGE else { throw RasterError.decodeFailed(message) }
+        return (width, height)
     }
 
-    /// Decodes a PNG of any colour type and bit depth to 8-bit straight RGBA.
+    /// Decodes a PNG of any colour type and bit depth to 8-bit straight RGBA: the stored samples, with no colour
+    /// management (gAMA, cHRM, sRGB and iCCP are ignored); 16-bit samples are rounded to 8 bits.
     /// - Parameter maxPixels: checked against the header before any pixel memory is allocated.
     public static func decode(_ data: Data, maxPixels: Int = Int.max) throws(RasterError) -> RGBAImage {
-        // libpng keeps the pointer given to begin_read until finish_read: both happen inside one pointer scope.
-        let decoded: Result<RGBAImage, RasterError> = data.withUnsafeBytes { bytes in
-            var image = png_image()
-            image.version = CPNG_IMAGE_VERSION
-            defer { png_image_free(&image) }
-            guard png_image_begin_read_from_memory(&image, bytes.baseAddress, bytes.count) != 0 else {
-                return .failure(.decodeFailed(message(of: image)))
-            }
-            let width = Int(image.width), height = Int(image.height)
-            guard width > 0, height > 0 else { return .failure(.invalidDimensions(width: width, height: height)) }
-            guard width.multipliedReportingOverflow(by: height).partialValue <= maxPixels,
-                  width <= Int(Int32.max) / height
-            else { return .failure(.tooLarge(width: width, height: height, maxPixels: maxPixels)) }
-            image.format = CPNG_FORMAT_RGBA
-            var pixels = [UInt8](repeating: 0, count: width * height * 4)
-            let finished = pixels.withUnsafeMutableBytes { buffer in
-                png_image_finish_read(&image, nil, buffer.baseAddress, Int32(width * 4), nil)
-            }
-            guard finished != 0 else { return .failure(.decodeFailed(message(of: image))) }
-            return Result { () throws(RasterError) in try RGBAImage(width: width, height: height, pixels: pixels) }
+        let limit = UInt64(max(maxPixels, 0))
+        let header = run(data, maxPixels: limit, into: nil)
+        let width = header.width, height = header.height
+        if header.status == CPNG_DECODE_TOO_LARGE {
+            throw RasterError.tooLarge(width: width, height: height, maxPixels: maxPixels)
         }
-        return try decoded.get()
+        guard header.status == CPNG_DECODE_OK else { throw RasterError.decodeFailed(header.message) }
+        guard width > 0, height > 0 else { throw RasterError.invalidDimensions(width: width, height: height) }
+        guard width <= Int(Int32.max) / height else {
+            throw RasterError.tooLarge(width: width, height: height, maxPixels: maxPixels)
+        }
+        var result = (status: CPNG_DECODE_FAILED, width: 0, height: 0, message: "")
+        let pixels = [UInt8](unsafeUninitializedCapacity: width * height * 4) { buffer, initialized in
+            result = run(data, maxPixels: limit, into: UnsafeMutableRawBufferPointer(buffer))
+            // On failure libpng may have written some rows: the array is discarded either way.
+            initialized = buffer.count
+        }
+        guard result.status == CPNG_DECODE_OK, result.width == width, result.height == height else {
+            throw RasterError.decodeFailed(result.message.isEmpty ? "PNG changed between reads" : result.message)
+        }
+        return try RGBAImage(width: width, height: height, pixels: pixels)
+    }
+
+    /// One call of cpng_decode_rgba8: the header only when `buffer` is nil, else the pixels into `buffer`.
+    private static func run(_ data: Data, maxPixels: UInt64, into buffer: UnsafeMutableRawBufferPointer?)
+        -> (status: Int32, width: Int, height: Int, message: String)
+    {
+        var width: png_uint_32 = 0, height: png_uint_32 = 0
+        var message = [CChar](repeating: 0, count: 256)
+        let status = data.withUnsafeBytes { bytes in
+            message.withUnsafeMutableBufferPointer { text in
+                cpng_decode_rgba8(bytes.baseAddress, bytes.count, maxPixels,
+                                  buffer?.baseAddress?.assumingMemoryBound(to: UInt8.self), buffer?.count ?? 0,
+                                  &width, &height, text.baseAddress, text.count)
+            }
+        }
+        let text = String(decoding: message.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return (status, Int(width), Int(height), text.isEmpty ? "not a PNG" : text)
     }
 
     /// Encodes to an 8-bit RGBA PNG. `fast` trades size for speed (libpng's PNG_IMAGE_FLAG_FAST).
