@@ -4,12 +4,14 @@
  *   plug-in-paintsd-colorize     (run-mode, image, drawable = line art, hints layer ID or -1, reference layer ID or -1,
  *                                 prompt, engine, seed or -1, strength or -1)  -> the colorized layer
  *   plug-in-paintsd-undo-preview (run-mode, image, drawable, steps "400,600,..." or "", count or 0, engine, seed or -1)
- *                                -> a layer group with one layer per step, and the number of frames
+ *                                -> a layer group with one layer per step (the lowest step on top and shown, the
+ *                                   others hidden below it), and the number of frames
  *
  * Pixels travel as raw 8-bit RGBA frames through the C client library (Bridges/c); results come back as new layers at
  * the selection's bounds, the whole operation one undo group. The colorized layer goes under the line art, or above it
- * in Multiply mode when the line art is opaque (drawn or scanned on white), so the lines always show. Progress events drive GIMP's progress bar. When the user
- * cancels that progress, GIMP kills the plug-in: the daemon sees the client vanish and cancels its job.
+ * in Multiply mode when the line art is opaque (drawn or scanned on white), so the lines always show; the line art
+ * stays the active layer. Progress events drive GIMP's progress bar. When the user cancels that progress, GIMP kills
+ * the plug-in: the daemon sees the client vanish and cancels its job.
  */
 #include <libgimp/gimp.h>
 #include <libgimp/gimpui.h>
@@ -71,7 +73,7 @@ static void query(void) {
         {GIMP_PDB_INT32, "seed", "Seed, or -1 for a random one"},
     };
     static const GimpParamDef undo_return[] = {
-        {GIMP_PDB_LAYER, "group", "A layer group holding one layer per step"},
+        {GIMP_PDB_LAYER, "group", "A layer group holding one layer per step: the lowest step on top and shown, the others hidden below it"},
         {GIMP_PDB_INT32, "frames", "The number of frames"},
     };
     gimp_install_procedure(COLORIZE_PROC, "Colorize line art with paintsd",
@@ -324,6 +326,8 @@ static gint32 colorize(gint32 image, gint32 drawable, const ColorizeValues *v, g
             gint position = gimp_image_get_item_position(image, drawable);
             layer = add_layer(image, gimp_item_get_parent(drawable), sketch_opaque ? position : position + 1, name, &region, data);
             if (sketch_opaque) gimp_layer_set_mode(layer, GIMP_LAYER_MODE_MULTIPLY);
+            /* Inserting made the new layer the active one: the artist goes on with the line art (as in Krita). */
+            if (gimp_item_is_layer(drawable)) gimp_image_set_active_layer(image, drawable);
             gimp_image_undo_group_end(image);
             g_free(name);
         }
@@ -336,6 +340,12 @@ static gint32 colorize(gint32 image, gint32 drawable, const ColorizeValues *v, g
 }
 
 /* ---- undo preview ------------------------------------------------------------------------------------------------ */
+
+/* The step of frame i of a result's "frames" (entries without one sort last). */
+static gint frame_step(json_object *frames, size_t i) {
+    json_object *step;
+    return json_object_object_get_ex(json_object_array_get_idx(frames, i), "step", &step) ? json_object_get_int(step) : G_MAXINT;
+}
 
 static gboolean undo_dialog(UndoValues *v) {
     gimp_ui_init(PLUG_IN_BINARY, FALSE);
@@ -421,18 +431,27 @@ static gint32 undo_preview(gint32 image, gint32 drawable, const UndoValues *v, g
         group = gimp_layer_group_new(image);
         gimp_item_set_name(group, name);
         gimp_image_insert_layer(image, group, gimp_item_get_parent(drawable), gimp_image_get_item_position(image, drawable));
-        size_t n = json_object_array_length(frames);
+        /* One order in GIMP and Krita: the frame nearest the finished picture (the lowest step) on top and the only
+         * one shown, the others hidden below it, down to the highest step (the start of the drawing). */
+        size_t n = json_object_array_length(frames), *order = g_new(size_t, n);
         for (size_t i = 0; i < n; i++) {
-            json_object *entry = json_object_array_get_idx(frames, i), *step, *reference;
+            size_t j = i;
+            for (; j > 0 && frame_step(frames, order[j - 1]) > frame_step(frames, i); j--) order[j] = order[j - 1];
+            order[j] = i;
+        }
+        for (size_t k = 0; k < n; k++) {
+            json_object *entry = json_object_array_get_idx(frames, order[k]), *step, *reference;
             size_t size = 0;
             const unsigned char *data = json_object_object_get_ex(entry, "image", &reference)
                 ? paintsd_reply_image(result, reference, &size) : NULL;
             if (!data || size != (size_t)region.width * region.height * 4 || !json_object_object_get_ex(entry, "step", &step)) continue;
             gchar *layer_name = g_strdup_printf("step %d", json_object_get_int(step));
-            add_layer(image, group, (gint)i, layer_name, &region, data);
+            gint32 layer = add_layer(image, group, *frame_count, layer_name, &region, data);
+            gimp_item_set_visible(layer, *frame_count == 0);
             g_free(layer_name);
             (*frame_count)++;
         }
+        g_free(order);
         gimp_image_undo_group_end(image);
         g_free(name);
     }

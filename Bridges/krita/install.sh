@@ -8,9 +8,12 @@ config=${XDG_CONFIG_HOME:-$HOME/.config}
 target="$data/krita/pykrita"
 mkdir -p "$target/paintsd_krita" "$data/krita/actions"
 cp "$here/paintsd_krita.desktop" "$target/"
-cp "$here"/paintsd_krita/*.py "$here/paintsd_krita/paintsd_krita.action" "$target/paintsd_krita/"
+cp "$here"/paintsd_krita/*.py "$target/paintsd_krita/"
 cp "$here/../python/paintsd_client.py" "$target/paintsd_krita/"
+# The shortcuts' .action file goes to one place only: Krita reads actions/ and also the plug-in's own folder, and a
+# copy in both logs "Duplicated action name". Earlier versions of this script put one in the plug-in folder: removed.
 cp "$here/paintsd_krita/paintsd_krita.action" "$data/krita/actions/"
+rm -f "$target/paintsd_krita/paintsd_krita.action"
 # Enable it: Krita reads [python] enable_<name>=true from kritarc.
 rc="$config/kritarc"
 mkdir -p "$config"

@@ -1,12 +1,19 @@
-"""Runs inside Krita (kritarunner): the plug-in's own colorize and undo-preview code paths (paintsd_krita.operations)
-against a real paintsd, on a document opened from the sample art; exports and checks the pixels. kritarunner exits 0
-even when a script fails, so every check goes into a JSON report file that Tests/bridges/krita.sh reads.
+"""Runs inside Krita (kritarunner, under Xvfb): the plug-in's own colorize and undo-preview code paths
+(paintsd_krita.operations) against a real paintsd, on a document opened from the sample art; exports and checks the
+pixels. Then the docker itself (paintsd_krita.docker) in a Krita window: started with no daemon at its endpoint, it
+says so, survives a press of Colorize, and connects by itself once a daemon (PAINTSD_BIN) starts there; its layer
+lists follow the document; Colorize adds nothing when there is nothing to colour from, replaces its previous result
+on a re-run and keeps the line art active; an Undo Preview group is one undo step with the frame nearest the finished
+picture on top. kritarunner exits 0 even when a script fails, so every check goes into a JSON report file that
+Tests/bridges/krita.sh reads.
 
-    kritarunner -s krita_test REPORT.json ART_DIR OUT_DIR
+    kritarunner -s krita_test REPORT.json ART_DIR OUT_DIR [PAINTSD_BIN LATE_RUNTIME_DIR]
 """
 import json
 import os
+import subprocess
 import sys
+import time
 import traceback
 
 
@@ -78,6 +85,34 @@ def main(report_path, art, out):
     from_file = ops.ColorizeOperation(client, doc, lines, reference_file=os.path.join(art, "umbrella-colored.png"),
                                       seed=5).wait(120)
     checks["reference_file_used"] = from_file.error is None and len(from_file.layers) == 1
+    # A re-run replaces the previous result beside the same line art instead of stacking a second one.
+    order = [n.name() for n in doc.rootNode().childNodes()]
+    checks["colorize_rerun_replaces"] = (order[-2:] == ["paintsd colorize (builtin, seed 5)", "lines"]
+                                         and sum(name.startswith("paintsd colorize") for name in order) == 2)
+    checks["layers_after_rerun"] = order
+    # Nothing to colour from (no hints, no reference): said, and nothing sent or added.
+    try:
+        ops.ColorizeOperation(client, doc, lines, seed=6)
+        checks["nothing_to_colour_refused"] = False
+    except ops.OperationError as error:
+        checks["nothing_to_colour_refused"] = "nothing to colour from" in str(error)
+    empty = doc.createNode("empty hints", "paintlayer")
+    try:
+        ops.ColorizeOperation(client, doc, lines, hints=empty, seed=6)
+        checks["empty_hints_refused"] = False
+    except ops.OperationError as error:
+        checks["empty_hints_refused"] = "no scribbles" in str(error)
+    checks["nothing_added_when_refused"] = [n.name() for n in doc.rootNode().childNodes()] == order
+    # A scribble that colours nothing (one pixel on the ink, which the fill ignores): said, and no empty layer added.
+    ink_at = next(i for i in range(3, len(ink), 4) if ink[i] == 255) // 4
+    dot = bytearray(w * h * 4)
+    dot[ink_at * 4:ink_at * 4 + 4] = b"\x00\x00\xff\xff"
+    empty.setPixelData(bytes(dot), 0, 0, w, h)
+    nothing = ops.ColorizeOperation(client, doc, lines, hints=empty, seed=6).wait(120)
+    checks["nothing_coloured_adds_nothing"] = (isinstance(nothing.error, ops.OperationError)
+                                               and "coloured nothing" in str(nothing.error) and not nothing.layers
+                                               and [n.name() for n in doc.rootNode().childNodes()] == order)
+    checks["nothing_coloured_says"] = str(nothing.error)
     try:
         ops.ColorizeOperation(client, doc, lines, reference_file=os.path.join(out, "missing.png"))
         checks["missing_reference_file_refused"] = False
@@ -97,12 +132,17 @@ def main(report_path, art, out):
     frames = group.childNodes() if group is not None else []
     checks["undo_group"] = group is not None and group.type() == "grouplayer" and len(frames) == 2
     checks["undo_frames_named_by_step"] = sorted(n.name() for n in frames) == ["step 500", "step 999"]
+    # One order in Krita and GIMP: the frame nearest the finished picture on top and shown, the others hidden below.
+    checks["undo_nearest_finished_on_top"] = [(n.name(), n.visible()) for n in frames] == [
+        ("step 999", False), ("step 500", True)]
     bounds = [(n.bounds().x(), n.bounds().y(), n.bounds().width(), n.bounds().height()) for n in frames]
     checks["undo_frames_at_selection"] = all(b[0] >= 32 and b[1] >= 16 and b[0] + b[2] <= 288 and b[1] + b[3] <= 208
                                              for b in bounds) and bool(bounds)
     checks["undo_bounds"] = bounds
     counted = ops.UndoPreviewOperation(client, picture_doc, picture, count=3, seed=4).wait(120)
     checks["undo_count"] = counted.error is None and len(counted.layers[0].childNodes()) == 3
+    previews = [n.name() for n in picture_doc.topLevelNodes() if n.name().startswith("paintsd undo preview")]
+    checks["undo_rerun_replaces_group"] = len(previews) == 1
     blank = next((n for n in frames if n.name() == "step 999"), None)
     if blank is not None:
         data = bytes(blank.pixelData(32, 16, 256, 192))
@@ -118,10 +158,212 @@ def main(report_path, art, out):
         checks["refuses_16_bit"] = "8-bit RGBA" in str(error)
 
     # An error reply from the daemon ends the operation with a readable error.
-    bad = ops.ColorizeOperation(client, doc, sketch, engine="no-such-engine").wait(60)
+    bad = ops.ColorizeOperation(client, doc, sketch, hints=hints, engine="no-such-engine").wait(60)
     checks["error_reply_readable"] = isinstance(bad.error, pc.PaintsdError) and bad.error.code == "unsupported_engine"
     client.close()
     return checks
+
+
+def spin(seconds, until=None):
+    """Runs Krita's event loop (the docker's timers and socket notifier) until `until()` or `seconds` pass; returns
+    when `until()` became true (seconds, never 0), or False."""
+    from PyQt5.QtWidgets import QApplication
+    start = time.monotonic()
+    while time.monotonic() - start < seconds:
+        QApplication.processEvents()
+        if until is not None and until():
+            return max(0.01, round(time.monotonic() - start, 2))
+        time.sleep(0.02)
+    QApplication.processEvents()
+    return (until() and max(0.01, round(time.monotonic() - start, 2))) if until is not None else True
+
+
+def copy_layer(app, doc, path, name, active):
+    """A new paint layer holding the picture of `path`, added as an artist would (one undo step); then `active` is
+    made the active layer again (Krita activates an added layer from its event loop, so after a spin)."""
+    w, h = doc.width(), doc.height()
+    source = app.openDocument(path)
+    node = doc.createNode(name, "paintlayer")
+    node.setPixelData(source.topLevelNodes()[0].pixelData(0, 0, w, h), 0, 0, w, h)
+    source.close()
+    doc.rootNode().addChildNode(node, None)
+    spin(0.2)
+    doc.setActiveNode(active)
+    return node
+
+
+def docker_checks(checks, art, out, paintsd, late_runtime):
+    """The docker in a Krita window, driven as an artist would, its daemon started only after Krita."""
+    from krita import Krita
+    from PyQt5.QtCore import QPoint, QRect, Qt
+    from paintsd_krita import docker as docker_module
+
+    uncaught = []
+    sys.excepthook = lambda kind, value, tb: uncaught.append("".join(traceback.format_exception(kind, value, tb)))
+    app = Krita.instance()
+    late = f"ipc://{late_runtime}/paintsd.sock"
+    app.writeSetting("paintsd", "endpoint", late)
+    window = app.openWindow()
+    window.qwindow().resize(1600, 1000)
+    window.qwindow().show()
+    doc = app.openDocument(os.path.join(art, "umbrella-lineart.png"))
+    doc.setBatchmode(True)
+    window.addView(doc)
+    lineart = doc.topLevelNodes()[0]
+    doc.setActiveNode(lineart)
+    # The docker Krita made for this window from the plug-in's factory (importing paintsd_krita registered it).
+    docker = next((d for d in app.dockers() if isinstance(d, docker_module.PaintsdDocker)), None)
+    checks["docker_made_by_krita"] = docker is not None
+    if docker is None:
+        docker = docker_module.PaintsdDocker()
+        window.qwindow().addDockWidget(Qt.RightDockWidgetArea, docker)
+    docker.show()
+    docker.raise_()
+    statuses = []
+    show_status = docker.show_status
+    docker.show_status = lambda text: (statuses.append(text), show_status(text))
+    undo = app.action("edit_undo")
+    daemon = None
+    try:
+        # Krita before the daemon: the docker says so, and a press of Colorize says so again (no traceback).
+        spin(1.0)
+        checks["docker_says_no_daemon"] = not docker.connected and "no paintsd answers" in docker.status_text
+        # That long line (a socket path) stays inside the docker, clear of Krita's status bar (zoom indicator).
+        main = window.qwindow()
+        spin(0.5)
+        dock = QRect(docker.mapTo(main, QPoint(0, 0)), docker.size())
+        label = QRect(docker.status.mapTo(main, QPoint(0, 0)), docker.status.size())
+        bar = main.statusBar().geometry()
+        checks["docker_status_clear_of_status_bar"] = (not dock.intersects(bar) and dock.right() < main.width()
+                                                       and label.right() <= dock.right())
+        checks["docker_geometry"] = {"window": [main.width(), main.height()], "docker": dock.getRect(),
+                                     "status": label.getRect(), "status_bar": bar.getRect()}
+        main.grab().save(os.path.join(out, "docker-no-daemon.png"))
+        docker.colorize()
+        spin(0.3)
+        checks["docker_colorize_without_daemon_says_so"] = ("no paintsd answers" in docker.status_text
+                                                             and len(doc.topLevelNodes()) == 1)
+        # The daemon starts: the docker finds it by itself, without a click.
+        daemon = subprocess.Popen([paintsd, "--runtime-dir", late_runtime, "--log-level", "warning"],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        spin(20, lambda: os.path.exists(os.path.join(late_runtime, "paintsd.sock")))
+        after = spin(10, lambda: docker.connected)
+        checks["docker_reconnects_by_itself"] = bool(after) and docker.status_text.startswith("paintsd ")
+        checks["docker_reconnect_s"] = after
+        checks["docker_engines_listed"] = docker.engine.count() > 1
+
+        # Nothing to colour from yet (no hints layer): said, nothing added.
+        docker.colorize()
+        spin(0.5)
+        checks["docker_nothing_to_colour"] = ("nothing to colour from" in docker.status_text
+                                              and [n.name() for n in doc.topLevelNodes()] == [lineart.name()])
+        # The artist adds a layer named "hints" with scribbles: the list follows (timer), and picks it.
+        copy_layer(app, doc, os.path.join(art, "umbrella-hints.png"), "hints", lineart)
+        followed = spin(3, lambda: docker.hints.currentText() == "hints")
+        checks["docker_hints_list_follows_layers"] = bool(followed)
+        checks["docker_hints_list_s"] = followed
+        # A layer added while the docker is hidden shows up when the list is opened.
+        docker.hide()
+        copy_layer(app, doc, os.path.join(art, "umbrella-colored.png"), "reference picture", lineart)
+        spin(1.5)
+        stale = [docker.reference.itemText(i) for i in range(docker.reference.count())]
+        docker.reference.showPopup()
+        spin(0.2)
+        docker.reference.hidePopup()
+        opened = [docker.reference.itemText(i) for i in range(docker.reference.count())]
+        checks["docker_list_refreshes_when_opened"] = "reference picture" not in stale and "reference picture" in opened
+        docker.show()
+
+        # Colorize: one Multiply layer above the (opaque) line art, and the line art stays active.
+        def run(press):
+            press()
+            done = spin(120, lambda: docker.operation is None)
+            spin(0.3)     # Krita activates added layers from its event loop; the docker restores the artist's
+            return done
+        run(docker.colorize)
+        first = docker.last_operation
+        layers = [n.name() for n in doc.topLevelNodes()]
+        checks["docker_colorize_added"] = (first is not None and first.error is None and len(first.layers) == 1
+                                           and layers[1].startswith("paintsd colorize"))
+        checks["docker_colorize_status"] = docker.status_text
+        active = doc.activeNode()
+        checks["docker_lineart_stays_active"] = active is not None and active.uniqueId() == lineart.uniqueId()
+        # Again: the new result replaces the first instead of stacking a second Multiply layer.
+        first_id = first.layers[0].uniqueId() if first is not None and first.layers else None
+        run(docker.colorize)
+        second = docker.last_operation
+        results = [n for n in doc.topLevelNodes() if n.name().startswith("paintsd colorize")]
+        checks["docker_rerun_replaces"] = (second is not first and second.error is None and len(results) == 1
+                                           and results[0].uniqueId() != first_id)
+        checks["docker_lineart_active_after_rerun"] = doc.activeNode().uniqueId() == lineart.uniqueId()
+        checks["docker_layers"] = [n.name() for n in doc.topLevelNodes()]
+        # Undo of the replacement: how many Ctrl+Z bring the first result back (Krita's Python API has no undo
+        # macro: the removal and the addition are one step each).
+        steps = 0
+        while steps < 4:
+            undo.trigger()
+            doc.waitForDone()
+            steps += 1
+            now = [n.uniqueId() for n in doc.topLevelNodes() if n.name().startswith("paintsd colorize")]
+            if now == [first_id]:
+                break
+        checks["docker_replace_undo_steps"] = steps
+        checks["docker_replace_undone_in_two"] = steps <= 2
+
+        # Undo Preview of a picture: one group, the frame nearest the finished picture on top and shown, and one
+        # Ctrl+Z removes the whole group.
+        picture_doc = app.openDocument(os.path.join(art, "blocks-colored.png"))
+        picture_doc.setBatchmode(True)
+        window.addView(picture_doc)
+        picture = picture_doc.topLevelNodes()[0]
+        spin(0.3)
+        picture_doc.setActiveNode(picture)
+        listed = lambda: [docker.hints.itemText(i) for i in range(docker.hints.count())]  # noqa: E731
+        checks["docker_follows_active_document"] = bool(spin(3, lambda: listed() == ["(none)", picture.name()]))
+        checks["docker_hints_list_of_picture"] = listed()
+        docker.steps.setText("400, 600, 800, 900, 950, 999")
+        run(docker.undo_preview)
+        preview = docker.last_operation
+        group = preview.layers[0] if preview is not None and preview.layers else None
+        frames = [(n.name(), n.visible()) for n in group.childNodes()] if group is not None else []
+        checks["docker_undo_frames"] = frames
+        checks["docker_undo_order_nearest_on_top"] = frames == [
+            ("step 999", False), ("step 950", False), ("step 900", False), ("step 800", False), ("step 600", False),
+            ("step 400", True)]
+        before = [n.name() for n in picture_doc.topLevelNodes()]
+        undo.trigger()
+        picture_doc.waitForDone()
+        after_undo = [n.name() for n in picture_doc.topLevelNodes()]
+        checks["docker_undo_group_one_step"] = (len(before) == 2 and after_undo == [picture.name()])
+        checks["docker_undo_layers_before_after"] = [before, after_undo]
+        # 16 frames: still one step.
+        docker.steps.setText("")
+        docker.count.setValue(16)
+        run(docker.undo_preview)
+        big = docker.last_operation
+        checks["docker_undo_16_frames"] = (big is not None and big.error is None
+                                           and len(big.layers[0].childNodes()) == 16)
+        undo.trigger()
+        picture_doc.waitForDone()
+        checks["docker_undo_16_one_step"] = [n.name() for n in picture_doc.topLevelNodes()] == [picture.name()]
+        spin(0.3)
+        checks["docker_picture_stays_active"] = picture_doc.activeNode().uniqueId() == picture.uniqueId()
+
+        checks["docker_no_traceback"] = not uncaught and not any("plug-in error" in t for t in statuses)
+        if uncaught:
+            checks["docker_uncaught"] = uncaught
+        checks["docker_statuses"] = statuses[-12:]
+        for d in (doc, picture_doc):
+            d.setModified(False)
+    finally:
+        if daemon is not None:
+            daemon.terminate()
+            daemon.wait(10)
+        sys.excepthook = sys.__excepthook__
+        try:
+            window.qwindow().close()
+        except Exception:  # noqa: BLE001
+            pass
 
 
 def __main__(args):
@@ -131,5 +373,14 @@ def __main__(args):
         report = {"checks": checks}
     except Exception:
         report = {"exception": traceback.format_exc()}
+    if len(args) >= 5 and "checks" in report:
+        report["checks"]["docker_finished"] = False
+        with open(report_path, "w") as f:      # the checks so far, should Krita crash in the docker's
+            json.dump(report, f, indent=1)
+        try:
+            docker_checks(report["checks"], art, out, args[3], args[4])
+            report["checks"]["docker_finished"] = True
+        except Exception:
+            report["checks"]["docker_exception"] = traceback.format_exc()
     with open(report_path, "w") as f:
         json.dump(report, f, indent=1)

@@ -1,4 +1,7 @@
 """paintsd_krita: the Krita plug-in of paintsd: a docker with Colorize Layer and Undo Preview, and two shortcuts."""
+import sys
+import traceback
+
 from krita import DockWidgetFactory, DockWidgetFactoryBase, Extension, Krita
 
 from .docker import PaintsdDocker
@@ -17,10 +20,14 @@ class PaintsdExtension(Extension):
             action.triggered.connect(lambda checked=False, slot=slot: self.trigger(slot))
 
     def trigger(self, slot):
-        for docker in Krita.instance().dockers():
-            if docker.objectName() == DOCKER_ID and isinstance(docker, PaintsdDocker):
-                getattr(docker, slot)()
-                return
+        """A shortcut presses the docker's button (its slots show their own errors); never a traceback dialog."""
+        try:
+            for docker in Krita.instance().dockers():
+                if docker.objectName() == DOCKER_ID and isinstance(docker, PaintsdDocker):
+                    getattr(docker, slot)()
+                    return
+        except Exception:  # noqa: BLE001
+            traceback.print_exc(file=sys.stderr)
 
 
 Krita.instance().addExtension(PaintsdExtension(Krita.instance()))

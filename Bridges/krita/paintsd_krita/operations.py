@@ -46,8 +46,14 @@ rgba_to_bgra = bgra_to_rgba
 
 
 def read_rgba(node, bounds):
+    """The layer's pixels over `bounds` as R,G,B,A; a group (or any layer without pixels of its own) as it shows."""
     x, y, w, h = bounds
-    return bgra_to_rgba(bytes(node.pixelData(x, y, w, h)))
+    data = bytes(node.pixelData(x, y, w, h))
+    if len(data) != w * h * 4:
+        data = bytes(node.projectionPixelData(x, y, w, h))
+    if len(data) != w * h * 4:
+        raise OperationError(f"the layer \"{node.name()}\" has no pixels to read: select a paint layer")
+    return bgra_to_rgba(data)
 
 
 def looks_like_hints(node):
@@ -92,6 +98,55 @@ def insert_above(document, anchor, node):
     parent.addChildNode(node, anchor)
 
 
+def same_node(a, b):
+    return a is not None and b is not None and a.uniqueId() == b.uniqueId()
+
+
+def siblings_of(document, node):
+    parent = node.parentNode() or document.rootNode()
+    return parent, list(parent.childNodes())
+
+
+def previous_result(document, anchor, prefix, above):
+    """Our earlier result of this kind for `anchor`: a layer named with `prefix` ("paintsd colorize", "paintsd undo
+    preview") right above it (`above`) or right below it, where the plug-in puts its results for that layer; not the
+    result of a neighbouring layer, which sits on that one's side. An artist who renamed it keeps it."""
+    _, siblings = siblings_of(document, anchor)
+    index = next((i for i, n in enumerate(siblings) if same_node(n, anchor)), None)
+    i = None if index is None else index + 1 if above else index - 1
+    if i is not None and 0 <= i < len(siblings) and siblings[i].name().startswith(prefix):
+        return siblings[i]
+    return None
+
+
+def is_empty(data):
+    """Whether 8-bit RGBA or BGRA pixels are all fully transparent."""
+    return bytes(data[3::4]).count(0) == len(data) // 4
+
+
+def keep_active(document, node, added):
+    """Krita makes a layer it adds the active one, a moment later (from its event loop, so setting it back at once
+    does not stick): the artist's layer (the line art) is made active again now and from the event loop, unless the
+    artist picked another one in between. Needs a view of the document (does nothing in a script without one)."""
+    def restore():
+        try:
+            active = document.activeNode()
+            if active is None or any(same_node(active, n) for n in added):
+                document.setActiveNode(node)
+        except Exception:  # noqa: BLE001 - a convenience: never an error over it (the document may be closed)
+            pass
+    try:
+        document.setActiveNode(node)
+    except Exception:  # noqa: BLE001
+        pass
+    try:
+        from PyQt5.QtCore import QTimer
+    except ImportError:
+        return
+    for delay in (0, 100):
+        QTimer.singleShot(delay, restore)
+
+
 def add_choices(params, prompt, engine, seed):
     """The artist's choices that the daemon defaults when they are absent: prompt, engine (default engine), seed
     (random when negative)."""
@@ -105,7 +160,7 @@ def add_choices(params, prompt, engine, seed):
 
 class Operation:
     """A submitted job and what to do with its result. `poll()` returns the progress events that arrived (so the
-    docker can show them) and applies the result once; `done`, `error` and `layers` say how it ended."""
+    docker can show them) and applies the result once; `done`, `error`, `warning` and `layers` say how it ended."""
 
     method = None
 
@@ -114,6 +169,7 @@ class Operation:
         self.document = document
         self.error = None
         self.layers = []
+        self.warning = None        # the daemon's result.info.warning, to show beside the result
         self.applied = False
         self.job = client.submit(self.method, params, frames)
 
@@ -128,7 +184,11 @@ class Operation:
             self.error = self.job.failure
         if self.job.result is not None and not self.applied:
             self.applied = True
-            self.layers = self.apply(self.job.result)
+            self.warning = (self.job.result.result.get("info") or {}).get("warning")
+            try:
+                self.layers = self.apply(self.job.result)
+            except OperationError as error:      # e.g. nothing coloured: said instead of adding an empty layer
+                self.error = error
             self.document.refreshProjection()
         return events
 
@@ -151,27 +211,48 @@ class Operation:
         raise NotImplementedError
 
 
+COLORIZE_PREFIX = "paintsd colorize"
+UNDO_PREFIX = "paintsd undo preview"
+NOTHING_TO_COLOUR = ("nothing to colour from: paint colour scribbles on a layer and pick it as the Hints layer, "
+                     "or choose a Reference")
+
+
 class ColorizeOperation(Operation):
     """Colorize Layer: the sketch (the active layer), scribbles from a hints layer, a reference layer; the colorized
     layer goes under the sketch, named with the engine and seed (above it in Multiply mode when the sketch is opaque,
-    as line art scanned or drawn on a white background is)."""
+    as line art scanned or drawn on a white background is). With `replace`, the previous colorize result of this
+    sketch (right above or below it) gives way to the new one. The sketch stays the active layer.
+
+    `engine_inputs` (from the daemon's hello: what the chosen engine reads) says whether a prompt alone is something
+    to colour from; without hints (with a scribble in the work area), reference or such a prompt, nothing is sent."""
 
     method = "colorize"
 
     def __init__(self, client, document, sketch, hints=None, reference=None, prompt="", engine="", seed=None,
-                 options=None, reference_file=None):
+                 options=None, reference_file=None, replace=True, engine_inputs=None):
         check_document(document)
         if sketch is None or sketch.type() not in ("paintlayer", "grouplayer", "filelayer", "vectorlayer"):
             raise OperationError("select the line-art layer first")
+        if same_node(hints, sketch):
+            raise OperationError("the Hints layer is the line art itself: pick the layer with the colour scribbles")
         self.sketch = sketch
+        self.replace = replace
         self.bounds = work_bounds(document, sketch)
         x, y, w, h = self.bounds
         frames = [read_rgba(sketch, self.bounds)]
         # Line art on an opaque background would hide a layer under it: then the colours go above it, multiplied.
         self.sketch_opaque = frames[0][3::4] == b"\xff" * (w * h)
         params = {"sketch": pc.rgba_frame(1, w, h), "output": "rgba8", "options": dict(options or {})}
-        if hints is not None:
-            frames.append(read_rgba(hints, self.bounds))
+        hint_pixels = read_rgba(hints, self.bounds) if hints is not None else None
+        if hint_pixels is not None and is_empty(hint_pixels):
+            hint_pixels = None            # an empty hints layer (or none of its scribbles in the selection)
+            if reference is None and not reference_file:
+                raise OperationError(f"the Hints layer \"{hints.name()}\" has no scribbles here: " + NOTHING_TO_COLOUR)
+        takes_prompt = engine_inputs is None or "prompt" in engine_inputs
+        if hint_pixels is None and reference is None and not reference_file and not (prompt and takes_prompt):
+            raise OperationError(NOTHING_TO_COLOUR)
+        if hint_pixels is not None:
+            frames.append(hint_pixels)
             params["hints"] = pc.rgba_frame(len(frames), w, h)
         if reference is not None:
             whole = (0, 0, document.width(), document.height())
@@ -192,28 +273,56 @@ class ColorizeOperation(Operation):
         data = reply.image("image")
         if len(data) != w * h * 4:
             raise OperationError(f"paintsd returned {len(data)} bytes for a {w}x{h} layer")
+        if is_empty(data):
+            raise OperationError("paintsd coloured nothing, so no layer was added: "
+                                 + (self.warning or NOTHING_TO_COLOUR))
         result = reply.result
-        node = self.document.createNode(f"paintsd colorize ({result['engine']}, seed {result['seed']})", "paintlayer")
+        node = self.document.createNode(f"{COLORIZE_PREFIX} ({result['engine']}, seed {result['seed']})", "paintlayer")
         node.setPixelData(rgba_to_bgra(data), x, y, w, h)
         if self.sketch_opaque:
             node.setBlendingMode("multiply")
+        old = (previous_result(self.document, self.sketch, COLORIZE_PREFIX, above=self.sketch_opaque)
+               if self.replace else None)
+        placed = False
+        if old is not None:
+            node.setOpacity(old.opacity())
+            parent, siblings = siblings_of(self.document, old)
+            if not self.sketch_opaque and same_node(siblings[0], old):
+                # The old result is the lowest layer: the new one takes its place, so the sketch need not move.
+                parent.addChildNode(node, old)
+                placed = True
+            old.remove()     # before adding when possible: an undo then never shows doubled (darker) colours
+        if placed:
+            pass
+        elif self.sketch_opaque:
             insert_above(self.document, self.sketch, node)
         else:
             insert_below(self.document, self.sketch, node)
+        keep_active(self.document, self.sketch, [node])
         return [node]
+
+
+def frame_name(frame):
+    kind = frame.get("kind", "step")
+    return f"step {frame['step']}" if kind in ("step", "keyframe") else kind
 
 
 class UndoPreviewOperation(Operation):
     """Undo Preview: what the picture (the active layer) looked like N steps earlier, as a group of layers named by
-    step, above the picture. `sequence` asks for the timelapse (blank canvas, keyframes, finished picture)."""
+    step, above the picture. The frame nearest the finished picture (the lowest step) is on top and the only one
+    shown; the others, hidden, go down to the highest step (the start of the drawing) at the bottom, as in GIMP.
+    The group is built before it enters the document and is added in one call: the whole result is one undo step.
+    With `replace`, a previous preview group right above the picture gives way to it. The picture stays the active
+    layer. `sequence` asks for the timelapse (blank canvas, keyframes, finished picture)."""
 
     def __init__(self, client, document, picture, steps=None, count=None, prompt="", engine="", seed=None,
-                 options=None, sequence=False):
+                 options=None, sequence=False, replace=True):
         check_document(document)
         if picture is None:
             raise OperationError("select the picture's layer first")
         self.method = "undo.sequence" if sequence else "undo.preview"
         self.picture = picture
+        self.replace = replace
         self.bounds = work_bounds(document, picture)
         x, y, w, h = self.bounds
         params = {"image": pc.rgba_frame(1, w, h), "output": "rgba8", "options": dict(options or {})}
@@ -227,19 +336,26 @@ class UndoPreviewOperation(Operation):
     def apply(self, reply):
         x, y, w, h = self.bounds
         result = reply.result
-        group = self.document.createGroupLayer(f"paintsd undo preview ({result['engine']}, seed {result['seed']})")
+        group = self.document.createGroupLayer(f"{UNDO_PREFIX} ({result['engine']}, seed {result['seed']})")
+        frames = [f for f in result["frames"] if len(reply.image(f["image"])) == w * h * 4]
+        if not frames:
+            raise OperationError("paintsd returned no frames of the layer's size")
+        # Bottom to top: the highest step first, the one nearest the finished picture last.
+        frames.sort(key=lambda f: -f["step"])
+        nodes = []
+        for i, frame in enumerate(frames):
+            node = self.document.createNode(frame_name(frame), "paintlayer")
+            node.setPixelData(rgba_to_bgra(reply.image(frame["image"])), x, y, w, h)
+            node.setVisible(i == len(frames) - 1)
+            nodes.append(node)
+        # setChildNodes on a group outside the document records no undo step; addChildNode below records one, for
+        # the group with all its frames (Krita's Python API has no undo macro).
+        group.setChildNodes(nodes)
+        old = previous_result(self.document, self.picture, UNDO_PREFIX, above=True) if self.replace else None
+        if old is not None:
+            old.remove()
         insert_above(self.document, self.picture, group)
-        previous = None
-        for frame in result["frames"]:
-            data = reply.image(frame["image"])
-            if len(data) != w * h * 4:
-                continue
-            label = frame.get("kind", "step")
-            node = self.document.createNode(f"step {frame['step']}" if label in ("step", "keyframe") else label,
-                                            "paintlayer")
-            node.setPixelData(rgba_to_bgra(data), x, y, w, h)
-            group.addChildNode(node, previous)   # each frame above the one before: the last listed ends on top
-            previous = node
+        keep_active(self.document, self.picture, [group] + nodes)
         return [group]
 
 
