@@ -16,7 +16,10 @@ let package = Package(
     ],
     targets: [
         // Thin system-library targets: one per C library, reached only from its Swift wrapper module.
-        .systemLibrary(name: "CZeroMQ", pkgConfig: "libzmq", providers: [.apt(["libzmq3-dev"])]),
+        // libzmq without pkgConfig: its header and library sit in the default paths, and Debian's libzmq.pc pulls in
+        // krb5-gssapi's `-isystem /usr/include/mit-krb5`, which SwiftPM drops with a "prohibited flag(s)" warning on
+        // every build (apt: libzmq3-dev).
+        .systemLibrary(name: "CZeroMQ"),
         .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
 

@@ -21,6 +21,14 @@ done
 # timelapse from a blank canvas to the finished picture.
 "$ctl" undo --image "$art/umbrella-colored.png" --out-dir "$out/umbrella-undo"
 "$ctl" undo --image "$art/umbrella-colored.png" --sequence --out-dir "$out/umbrella-timelapse"
-# Prompt tags of a picture (needs a WD v3 tagger in the models directory; says model_not_found without one).
-"$ctl" tag --image "$art/umbrella-colored.png" || true
+# Prompt tags of a picture, with the optional wd-tagger engine; without its model, one line on what it would add.
+tagger=$("$ctl" hello | grep "^  engine wd-tagger " || true)
+case "$tagger" in
+    *"[unavailable]"*)
+        models=$(sed -n 's/.* in \(\/[^)]*\))$/\1/p' <<<"$tagger")
+        echo "tag: skipped: a WD v3 tagger (optional) would print the picture's Danbooru tags and prompt paints-undo;" \
+            "put wd-vit-tagger-v3/ (config.json, model.safetensors, selected_tags.csv) in ${models:-the models directory}" ;;
+    "") ;;
+    *) "$ctl" tag --image "$art/umbrella-colored.png" ;;
+esac
 "$ctl" jobs

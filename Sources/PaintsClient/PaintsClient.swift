@@ -35,11 +35,23 @@ public final class PaintsClient {
     private let socket: ZMQSocket
     private var pending: [Reply] = []
     private var counter = 0
+    /// When the first request went out, while no reply has come back yet; whether the endpoint was probed since.
+    private var silentSince: Date?
+    private var heardFromDaemon = false
+    private var probed = false
+    /// How long a first reply may take before the endpoint is probed with a plain connect(2) (`EndpointProbe`): a
+    /// daemon answers `accepted`, `hello` or `ping` in microseconds, so a silence this long is a dead socket or a busy
+    /// daemon, and the probe tells them apart. Only slow first replies are probed: each probe is a connection the
+    /// daemon accepts and sees closed.
+    public static let probeAfter: TimeInterval = 0.5
     private let idPrefix = String(UInt32.random(in: 0...UInt32.max), radix: 36)
 
-    /// Connects (libzmq connects lazily; an ipc endpoint whose socket file is missing fails at once with `noDaemon`).
+    /// Connects. libzmq connects lazily and retries for ever: an ipc endpoint whose socket file is missing fails here at
+    /// once with `noDaemon`; one whose file a stopped daemon left behind, or a refused tcp port, fails with `noDaemon`
+    /// when the first reply is `probeAfter` late (see `receiveFromSocket`).
     public init(endpoint: String, context: ZMQContext = ZMQContext()) throws(ClientError) {
-        if endpoint.hasPrefix("ipc://"), !FileManager.default.fileExists(atPath: String(endpoint.dropFirst(6))) {
+        if endpoint.hasPrefix("ipc://"), !endpoint.hasPrefix("ipc://@"),
+           !FileManager.default.fileExists(atPath: String(endpoint.dropFirst(6))) {
             throw .noDaemon(endpoint: endpoint)
         }
         self.endpoint = endpoint
@@ -66,11 +78,13 @@ public final class PaintsClient {
 
     /// Sends a request without waiting.
     public func send(_ request: Request) throws(ClientError) {
+        if silentSince == nil { silentSince = Date() }
         do { try socket.send(request.encodedFrames()) } catch { throw .transport(error) }
     }
 
     /// Sends raw frames (tests of malformed input).
     public func sendRaw(_ frames: [Data]) throws(ClientError) {
+        if silentSince == nil { silentSince = Date() }
         do { try socket.send(frames) } catch { throw .transport(error) }
     }
 
@@ -85,9 +99,20 @@ public final class PaintsClient {
         while true {
             let left = deadline.timeIntervalSinceNow
             if left <= 0 { return nil }
+            var wait = left
+            if !heardFromDaemon, !probed, let silentSince {
+                let probeIn = silentSince.addingTimeInterval(Self.probeAfter).timeIntervalSinceNow
+                if probeIn <= 0 {
+                    probed = true
+                    if case .nothingListens = EndpointProbe.check(endpoint) { throw .noDaemon(endpoint: endpoint) }
+                    continue
+                }
+                wait = min(wait, probeIn)
+            }
             do {
-                let ready = try ZMQPoller.waitReadable([.socket(socket)], timeoutMilliseconds: Int(left * 1000) + 1)
+                let ready = try ZMQPoller.waitReadable([.socket(socket)], timeoutMilliseconds: Int(wait * 1000) + 1)
                 guard ready[0], let message = try socket.receive(dontWait: true) else { continue }
+                heardFromDaemon = true
                 var frames = message.frames
                 if frames.first?.isEmpty == true && frames.count > 1 { frames.removeFirst() }
                 do { return try Reply.decode(frames: frames) } catch { throw ClientError.badReply(error.description) }

@@ -149,7 +149,7 @@ public final class JobTable: Sendable {
             return s.queue.count - 1
         }
         guard let position else {
-            throw ProtocolError(.queueFull, "the queue holds \(capacity) jobs already; try again later",
+            throw ProtocolError(.queueFull, "the queue holds \(capacity) \(capacity == 1 ? "job" : "jobs") already; try again later",
                                 details: ["capacity": JSONValue(capacity)])
         }
         available.signal()

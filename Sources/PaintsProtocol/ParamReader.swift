@@ -15,8 +15,20 @@ public struct ParamReader {
     private func fail(_ key: String, _ expected: String, got: JSONValue?) -> ProtocolError {
         var details: [String: JSONValue] = ["param": .string(path + key), "expected": .string(expected)]
         if let got { details["got"] = .string(got.typeName) }
-        let what = got.map { "got \($0.typeName)" } ?? "missing"
+        let what = got.map { "got \(Self.describe($0))" } ?? "missing"
         return ProtocolError(.invalidParams, "\(path + key): expected \(expected), \(what)", details: details)
+    }
+
+    /// A wrong value as the message shows it: the value itself when it is a short scalar (`got 99`, `got "fast"`,
+    /// `got true`), else its type (`got array`).
+    static func describe(_ value: JSONValue) -> String {
+        switch value {
+        case .number, .bool, .string:
+            let text = value.serializedString()
+            return text.count <= 40 ? text : value.typeName
+        default:
+            return value.typeName
+        }
     }
 
     private mutating func take(_ key: String) -> JSONValue? {

@@ -44,12 +44,13 @@ struct Connection: ParsableArguments {
 
     var resolvedEndpoint: String { endpoint ?? DefaultEndpoint.endpoint() }
 
-    /// Runs `body` with a connected client, mapping failures to messages and exit codes.
-    func with(_ body: (PaintsClient) throws(ClientError) -> Void) throws {
+    /// Runs `body` with a connected client, mapping failures to messages and exit codes; returns what `body` returns.
+    @discardableResult
+    func with<T>(_ body: (PaintsClient) throws(ClientError) -> T) throws -> T {
         do {
             let client = try PaintsClient(endpoint: resolvedEndpoint)
             defer { client.close() }
-            try body(client)
+            return try body(client)
         } catch {
             let message: String
             if case .daemon(let e) = error, json {
@@ -64,6 +65,13 @@ struct Connection: ParsableArguments {
 
     func printResult(_ reply: Reply, text: () -> String) {
         print(json ? reply.header.serializedString() : text())
+    }
+
+    /// An engine's warning about its result (`info.warning`, e.g. nothing to colour from), on stderr.
+    func printWarning(_ reply: Reply) {
+        if let warning = reply.result["info"]?["warning"]?.stringValue {
+            FileHandle.standardError.write(Data("paintsctl: warning: \(warning)\n".utf8))
+        }
     }
 
     /// Sends a job request, showing its progress unless `quiet`, and waits for the result.
@@ -122,13 +130,108 @@ func readFile(_ path: String) throws -> Data {
     return data
 }
 
+/// Says what is wrong on stderr and exits with `code`.
+func fail(_ message: String, code: Int32 = Exit.badInput) -> ExitCode {
+    FileHandle.standardError.write(Data("paintsctl: \(message)\n".utf8))
+    return ExitCode(code)
+}
+
+/// `path` joined to a directory given on the command line (which may end with a slash).
+func join(_ directory: String, _ name: String) -> String {
+    directory.hasSuffix("/") ? directory + name : directory + "/" + name
+}
+
+/// Why a system call on `path` failed, in words.
+func reason(_ error: Int32, _ path: String) -> String {
+    switch error {
+    case EACCES, EPERM: "permission denied"
+    case EROFS: "the file system is read-only"
+    case EISDIR: "\(path) is a directory"
+    case ENOSPC: "no space left on the device"
+    case ENAMETOOLONG: "the name is too long"
+    case ENOENT: "files cannot be created there"
+    default: String(cString: strerror(error)).lowercased()
+    }
+}
+
+/// Checks, before a job is sent, that `path` can be written as a file (`flag` names the option in the message). The
+/// file is opened for writing without truncation, or created and removed again; nothing is left changed.
+func checkWritableFile(_ path: String, flag: String) throws {
+    let directory = (path as NSString).deletingLastPathComponent
+    let parent = directory.isEmpty ? "." : directory
+    var info = stat()
+    if stat(parent, &info) != 0 {
+        throw fail("cannot write \(flag) \(path): the directory \(parent) does not exist")
+    }
+    guard info.st_mode & S_IFMT == S_IFDIR else { throw fail("cannot write \(flag) \(path): \(parent) is not a directory") }
+    if stat(path, &info) == 0 {
+        guard info.st_mode & S_IFMT != S_IFDIR else { throw fail("cannot write \(flag) \(path): it is a directory") }
+        let fd = open(path, O_WRONLY | O_CLOEXEC | O_NONBLOCK)
+        guard fd >= 0 else { throw fail("cannot write \(flag) \(path): \(reason(errno, path))") }
+        close(fd)
+    } else {
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw fail("cannot write \(flag) \(path): \(reason(errno, path))") }
+        close(fd)
+        unlink(path)
+    }
+}
+
+/// Creates `path` (and its parents) if needed and checks that files can be written in it, before a job is sent.
+func prepareDirectory(_ path: String, flag: String) throws {
+    var info = stat()
+    if stat(path, &info) == 0 {
+        guard info.st_mode & S_IFMT == S_IFDIR else { throw fail("cannot use \(flag) \(path): it is a file, not a directory") }
+    } else {
+        // Component by component, so the message names the part that is wrong.
+        var prefix = path.hasPrefix("/") ? "/" : ""
+        for component in path.split(separator: "/") {
+            prefix += component
+            if stat(prefix, &info) == 0 {
+                guard info.st_mode & S_IFMT == S_IFDIR else {
+                    throw fail("cannot create \(flag) \(path): \(prefix) is a file, not a directory")
+                }
+            } else if mkdir(prefix, 0o755) != 0 && errno != EEXIST {
+                throw fail("cannot create \(flag) \(path): cannot create \(prefix): \(reason(errno, prefix))")
+            }
+            prefix += "/"
+        }
+    }
+    let probe = join(path, ".paintsctl-\(getpid())")
+    let fd = open(probe, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+    guard fd >= 0 else { throw fail("cannot write files in \(flag) \(path): \(reason(errno, path))") }
+    close(fd)
+    unlink(probe)
+}
+
 /// Writes result images; returns the "wrote PATH" lines to print.
-func save(_ files: [(data: Data, path: String)]) throws(ClientError) -> String {
-    for file in files where !FileManager.default.createFile(atPath: file.path, contents: file.data) {
-        throw .badReply("cannot write \(file.path)")
+func save(_ files: [(data: Data, path: String)]) throws -> String {
+    for file in files {
+        let fd = open(file.path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw fail("cannot write \(file.path): \(reason(errno, file.path))") }
+        defer { close(fd) }
+        var written = 0
+        while written < file.data.count {
+            let n = file.data.withUnsafeBytes { write(fd, $0.baseAddress! + written, $0.count - written) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { throw fail("cannot write \(file.path): \(reason(errno, file.path))") }
+            written += n
+        }
     }
     return files.map { "wrote \($0.path)" }.joined(separator: "\n")
 }
+
+/// `--seed`: -1 (or absent) lets the daemon choose one, as the plug-ins do.
+func checkSeed(_ seed: Int?) throws {
+    if let seed, seed != -1, !(0...maxSeed).contains(seed) {
+        throw ValidationError("--seed takes -1 (random) or an integer in 0...\(maxSeed), got \(seed)")
+    }
+}
+
+func requestSeed(_ seed: Int?) -> Int? { seed == -1 ? nil : seed }
+
+/// "1 worker", "2 workers".
+func counted(_ n: Int, _ noun: String) -> String { n == 1 ? "1 \(noun)" : "\(n) \(noun)s" }
 
 /// Parses `key=value` options; values are JSON when they parse as JSON, else strings.
 func parseOptions(_ items: [String]) throws -> [String: JSONValue] {
@@ -136,6 +239,7 @@ func parseOptions(_ items: [String]) throws -> [String: JSONValue] {
     for item in items {
         guard let eq = item.firstIndex(of: "=") else { throw ValidationError("--option takes key=value, got \(item)") }
         let key = String(item[..<eq]), raw = String(item[item.index(after: eq)...])
+        guard !key.isEmpty else { throw ValidationError("--option takes key=value, got \(item)") }
         out[key] = (try? JSONValue.parse(Data(raw.utf8))) ?? .string(raw)
     }
     return out
@@ -165,7 +269,9 @@ struct Hello: ParsableCommand {
                 var lines = ["paintsd \(r["daemon"]?["version"]?.stringValue ?? "?") (protocol \(r["protocol"]?.intValue ?? 0)) at \(client.endpoint)"]
                 for engine in r["engines"]?.arrayValue ?? [] {
                     let methods = engine["methods"]?.arrayValue?.compactMap(\.stringValue).joined(separator: ", ") ?? ""
-                    lines.append("  engine \(engine["name"]?.stringValue ?? "?") [\(engine["status"]?.stringValue ?? "?")]: \(methods)")
+                    // An engine that cannot run says why (e.g. its model files are missing, with the path looked in).
+                    let reason = engine["reason"]?.stringValue.map { " (\($0))" } ?? ""
+                    lines.append("  engine \(engine["name"]?.stringValue ?? "?") [\(engine["status"]?.stringValue ?? "?")]: \(methods)\(reason)")
                 }
                 if let q = r["queue"] {
                     lines.append("  queue: \(q["queued"]?.intValue ?? 0) waiting, \(q["running"]?.intValue ?? 0) running, capacity \(q["capacity"]?.intValue ?? 0)")
@@ -197,14 +303,20 @@ struct Colorize: ParsableCommand {
     @Option(help: "Reference picture PNG.") var reference: String?
     @Option(help: "Where to write the colorized layer (PNG).") var out: String
     @Option(help: "Engine name (default: the daemon's default for colorize).") var engine: String?
-    @Option(help: "Seed.") var seed: Int?
+    @Option(parsing: .unconditional, help: "Seed; -1 (the default): the daemon picks one.") var seed: Int?
     @Option(help: "Prompt (engines that read one).") var prompt: String?
     @Option(help: "Negative prompt.") var negativePrompt: String?
     @Option(name: .customLong("option"), help: "Engine option key=value (repeatable), e.g. composite_lines=true.")
     var options: [String] = []
     @Flag(help: "Do not show progress.") var quiet = false
 
+    func validate() throws {
+        try checkSeed(seed)
+        _ = try parseOptions(options)
+    }
+
     func run() throws {
+        try checkWritableFile(out, flag: "--out")
         var frames: [Data] = [Data()]
         func attach(_ path: String?) throws -> ImageReference? {
             guard let path else { return nil }
@@ -213,15 +325,17 @@ struct Colorize: ParsableCommand {
         }
         let params = ColorizeParams(
             sketch: try attach(sketch)!, hints: try attach(hints), reference: try attach(reference), prompt: prompt ?? "",
-            negativePrompt: negativePrompt ?? "", engine: engine, seed: seed, options: try parseOptions(options))
-        try connection.with { client throws(ClientError) in
+            negativePrompt: negativePrompt ?? "", engine: engine, seed: requestSeed(seed), options: try parseOptions(options))
+        let (reply, data) = try connection.with { client throws(ClientError) in
             let reply = try connection.runJob(client, .colorize, params.json, frames: frames, quiet: quiet)
             guard let data = reply.imageData(reply.result["image"]) else { throw .badReply("result has no image frame") }
-            _ = try save([(data, out)])
-            connection.printResult(reply) {
-                let t = reply.result["timings"]?["total_ms"]?.doubleValue ?? 0
-                return "wrote \(out) (engine \(reply.result["engine"]?.stringValue ?? "?"), seed \(reply.result["seed"]?.intValue ?? 0), \(Int(t)) ms)"
-            }
+            return (reply, data)
+        }
+        _ = try save([(data, out)])
+        connection.printWarning(reply)
+        connection.printResult(reply) {
+            let t = reply.result["timings"]?["total_ms"]?.doubleValue ?? 0
+            return "wrote \(out) (engine \(reply.result["engine"]?.stringValue ?? "?"), seed \(reply.result["seed"]?.intValue ?? 0), \(Int(t)) ms)"
         }
     }
 }
@@ -237,41 +351,48 @@ struct Undo: ParsableCommand {
     @Flag(help: "undo.sequence: blank canvas, keyframes from 999 down, finished picture.") var sequence = false
     @Option(help: "Engine name (default: the daemon's default).") var engine: String?
     @Option(help: "Prompt (paints-undo: default the tagger's tags of the picture).") var prompt: String?
-    @Option(help: "Seed.") var seed: Int?
+    @Option(parsing: .unconditional, help: "Seed; -1 (the default): the daemon picks one.") var seed: Int?
     @Option(name: .customLong("option"), help: "Engine option key=value (repeatable), e.g. quality=standard.")
     var options: [String] = []
     @Flag(help: "Do not show progress.") var quiet = false
 
     func validate() throws {
         guard steps == nil || count == nil else { throw ValidationError("give --steps or --count, not both") }
+        _ = try stepList()
+        try checkSeed(seed)
+        _ = try parseOptions(options)
     }
 
-    func run() throws {
-        var stepList = UndoPreviewParams.defaultKeyframes
+    func stepList() throws -> [Int] {
         if let steps {
-            stepList = try steps.split(separator: ",").map {
-                guard let v = Int($0.trimmingCharacters(in: .whitespaces)) else { throw ValidationError("bad step \($0)") }
+            return try steps.split(separator: ",").map {
+                guard let v = Int($0.trimmingCharacters(in: .whitespaces)) else { throw ValidationError("bad step \($0) in --steps") }
                 return v
             }
         } else if let count {
-            stepList = UndoPreviewParams.evenlySpacedSteps(count: max(1, count))
+            return UndoPreviewParams.evenlySpacedSteps(count: max(1, count))
         }
+        return UndoPreviewParams.defaultKeyframes
+    }
+
+    func run() throws {
         let frames = [Data(), try readFile(image)]
-        let params = UndoPreviewParams(image: .frame(index: 1, encoding: .png), steps: stepList, engine: engine, seed: seed,
-                                       prompt: prompt ?? "", options: try parseOptions(options))
-        try FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true)
-        try connection.with { client throws(ClientError) in
-            let reply = try connection.runJob(client, sequence ? .undoSequence : .undoPreview, params.json, frames: frames, quiet: quiet)
-            let entries = reply.result["frames"]?.arrayValue ?? []
-            let files = entries.enumerated().compactMap { i, entry -> (Data, String)? in
-                guard let step = entry["step"]?.intValue, let data = reply.imageData(entry["image"]) else { return nil }
-                let name = sequence ? String(format: "%02d-%@-%03d.png", i, entry["kind"]?.stringValue ?? "frame", step)
-                    : String(format: "step-%03d.png", step)
-                return (data, outDir + "/" + name)
-            }
-            let written = try save(files)
-            connection.printResult(reply) { written }
+        let params = UndoPreviewParams(image: .frame(index: 1, encoding: .png), steps: try stepList(), engine: engine,
+                                       seed: requestSeed(seed), prompt: prompt ?? "", options: try parseOptions(options))
+        try prepareDirectory(outDir, flag: "--out-dir")
+        let reply = try connection.with { client throws(ClientError) in
+            try connection.runJob(client, sequence ? .undoSequence : .undoPreview, params.json, frames: frames, quiet: quiet)
         }
+        let entries = reply.result["frames"]?.arrayValue ?? []
+        let files = entries.enumerated().compactMap { i, entry -> (Data, String)? in
+            guard let step = entry["step"]?.intValue, let data = reply.imageData(entry["image"]) else { return nil }
+            let name = sequence ? String(format: "%02d-%@-%03d.png", i, entry["kind"]?.stringValue ?? "frame", step)
+                : String(format: "step-%03d.png", step)
+            return (data, join(outDir, name))
+        }
+        let written = try save(files)
+        connection.printWarning(reply)
+        connection.printResult(reply) { written }
     }
 }
 
@@ -315,7 +436,7 @@ struct Jobs: ParsableCommand {
             connection.printResult(reply) {
                 let q = reply.result["queue"]
                 var lines = ["queue: \(q?["queued"]?.intValue ?? 0) waiting, \(q?["running"]?.intValue ?? 0) running "
-                    + "(capacity \(q?["capacity"]?.intValue ?? 0), \(q?["workers"]?.intValue ?? 0) workers); "
+                    + "(capacity \(q?["capacity"]?.intValue ?? 0), \(counted(q?["workers"]?.intValue ?? 0, "worker"))); "
                     + "\(q?["completed"]?.intValue ?? 0) done, \(q?["failed"]?.intValue ?? 0) failed, \(q?["cancelled"]?.intValue ?? 0) cancelled"]
                 lines += (reply.result["jobs"]?.arrayValue ?? []).map(Self.line)
                 return lines.joined(separator: "\n")
@@ -338,14 +459,15 @@ struct Result: ParsableCommand {
     @Option(help: "Directory to write the result images into.") var outDir: String
 
     func run() throws {
-        try FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true)
-        try connection.with { client throws(ClientError) in
-            let reply = try client.call(.jobsResult, ["job": .string(job)], timeout: connection.timeout)
-            // Results requested as raw rgba8 by their client are saved as .rgba files.
-            let raw = reply.result.serializedString().contains("\"rgba8\"")
-            let written = try save(reply.payloads.enumerated().map { ($1, outDir + "/\(job)-\($0 + 1).\(raw ? "rgba" : "png")") })
-            connection.printResult(reply) { written }
+        try prepareDirectory(outDir, flag: "--out-dir")
+        let reply = try connection.with { client throws(ClientError) in
+            try client.call(.jobsResult, ["job": .string(job)], timeout: connection.timeout)
         }
+        // Results requested as raw rgba8 by their client are saved as .rgba files.
+        let raw = reply.result.serializedString().contains("\"rgba8\"")
+        let written = try save(reply.payloads.enumerated().map { ($1, join(outDir, "\(job)-\($0 + 1).\(raw ? "rgba" : "png")")) })
+        connection.printWarning(reply)
+        connection.printResult(reply) { written }
     }
 }
 

@@ -15,10 +15,29 @@ struct Paintsd: ParsableCommand {
         version: DaemonVersion.current,
         subcommands: [Serve.self, Tool.self],
         defaultSubcommand: Serve.self)
+
+    /// `paintsd --help` (and `paintsd help`) shows what running the daemon takes: serve's settings, since `serve` is
+    /// the default command and `paintsd --workers 2` runs it. ArgumentParser's own root help would list only the
+    /// subcommands and hide every setting behind `paintsd help serve`.
+    static func printSettingsIfHelpAsked(_ arguments: [String] = Array(CommandLine.arguments.dropFirst())) {
+        guard [["--help"], ["-h"], ["help"], ["-help"]].contains(arguments) else { return }
+        print(helpMessage(for: Serve.self))
+        Foundation.exit(0)
+    }
 }
 
 struct Serve: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Run the daemon (the default command).")
+    static let configuration = CommandConfiguration(
+        abstract: "The paintsd daemon: keeps engines resident and answers painting apps over ZeroMQ.",
+        usage: """
+            paintsd [serve] [<options>]    run the daemon (serve is the default command)
+            paintsd tool <subcommand>      model tools (see 'paintsd help tool')
+            paintsd --version
+            """,
+        discussion: """
+            Listens on the per-user ipc socket ($XDG_RUNTIME_DIR/paintsd/paintsd.sock, else /tmp/paintsd-UID/) and on \
+            each --listen endpoint. SIGTERM or SIGINT stops it cleanly (a second signal cancels what is left).
+            """)
 
     @Option(name: .long, help: "Directory of the default ipc socket (default: $XDG_RUNTIME_DIR/paintsd, else /tmp/paintsd-UID).")
     var runtimeDir: String?
@@ -108,12 +127,8 @@ struct Serve: ParsableCommand {
         engines.register(tagger)
         engines.register(PaintsUndoEngine(modelsDirectory: modelsDirectory, tagger: tagger), preferred: true)
         let server = PaintsServer(configuration: configuration, engines: engines, logger: logger)
-        let bound: [String]
-        do { bound = try server.start() } catch {
-            FileHandle.standardError.write(Data("paintsd: \(error)\n".utf8))
-            throw ExitCode(3)
-        }
-        // Signals: the first asks for the configured shutdown, a second one cancels whatever is left.
+        // Signals: the first asks for the configured shutdown, a second one cancels whatever is left. Set up before
+        // binding, so a signal sent as soon as the socket file appears is not lost.
         var sources: [DispatchSourceSignal] = []
         for sig in [SIGTERM, SIGINT] {
             signal(sig, SIG_IGN)
@@ -126,6 +141,11 @@ struct Serve: ParsableCommand {
             source.resume()
             sources.append(source)
         }
+        let bound: [String]
+        do { bound = try server.start() } catch {
+            FileHandle.standardError.write(Data("paintsd: \(error)\n".utf8))
+            throw ExitCode(3)
+        }
         for endpoint in bound {
             FileHandle.standardOutput.write(Data("paintsd \(DaemonVersion.current) listening on \(endpoint)\n".utf8))
         }
@@ -136,4 +156,5 @@ struct Serve: ParsableCommand {
 }
 
 OpenBLASKernel.selectBestKernelOrReexecute()
+Paintsd.printSettingsIfHelpAsked()
 Paintsd.main()

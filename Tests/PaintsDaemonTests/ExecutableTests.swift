@@ -63,7 +63,165 @@ func paintsctl(_ arguments: [String], endpoint: String) throws -> (status: Int32
     return (process.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData, as: UTF8.self))
 }
 
+/// A unix stream socket bound at `path`. Closed without listening, it is what a crashed daemon leaves: a socket file
+/// nobody listens on. Listening, it accepts connections but never answers: a daemon too busy to reply.
+func bindUnixSocket(_ path: String, listening: Bool) -> Int32 {
+    var address = sockaddr_un()
+    address.sun_family = sa_family_t(AF_UNIX)
+    let bytes = Array(path.utf8)
+    withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: bytes) }
+    let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+    let bound = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+    }
+    precondition(fd >= 0 && bound == 0, "cannot bind \(path)")
+    if listening { precondition(listen(fd, 16) == 0) } else { close(fd) }
+    return fd
+}
+
+/// A loopback tcp port that nothing holds (bound to find a free one, then closed).
+func closedLoopbackPort() -> Int {
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let ok = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+    }
+    precondition(ok)
+    return Int(UInt16(bigEndian: address.sin_port))
+}
+
 @Suite(.serialized) struct ExecutableTests {
+    @Test func paintsctlTellsASocketLeftByADeadDaemonFromABusyOne() throws {
+        let dir = try TemporaryDirectory.make(prefix: "paintsd-exe")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        // After a crash the socket file stays, with nothing listening: exit 3 and the command that starts a daemon,
+        // at once rather than after the 120 s reply timeout (the bound only separates the two).
+        let dead = dir + "/dead.sock"
+        _ = bindUnixSocket(dead, listening: false)
+        #expect(FileManager.default.fileExists(atPath: dead))
+        let start = Date()
+        let hello = try paintsctl(["hello"], endpoint: "ipc://" + dead)
+        #expect(hello.status == 3, "\(hello.err)")
+        #expect(hello.err.contains("start one with"))
+        #expect(Date().timeIntervalSince(start) < 30)
+        #expect(EndpointProbe.check("ipc://" + dead) != .listening)
+        // Every Swift client gets the check, on its first reply that is late.
+        let client = try PaintsClient(endpoint: "ipc://" + dead)
+        defer { client.close() }
+        do {
+            _ = try client.call(.ping, timeout: 60)
+            Issue.record("a ping to a dead socket was answered")
+        } catch {
+            guard case .noDaemon = error else { Issue.record("expected noDaemon, got \(error)"); return }
+        }
+        // A refused tcp port likewise.
+        let port = closedLoopbackPort()
+        let refused = try paintsctl(["ping"], endpoint: "tcp://127.0.0.1:\(port)")
+        #expect(refused.status == 3, "\(refused.err)")
+        #expect(refused.err.contains("start one with"))
+        // A listener that accepts but never answers is a busy daemon: paintsctl waits for its timeout (exit 4).
+        let busy = dir + "/busy.sock"
+        let fd = bindUnixSocket(busy, listening: true)
+        defer { close(fd) }
+        #expect(EndpointProbe.check("ipc://" + busy) == .listening)
+        let waited = try paintsctl(["hello", "--timeout", "1"], endpoint: "ipc://" + busy)
+        #expect(waited.status == 4, "\(waited.err)")
+        #expect(waited.err.contains("no reply"))
+    }
+
+    @Test func paintsdHelpShowsTheDaemonSettings() throws {
+        for arguments in [["--help"], ["help"], ["serve", "--help"]] {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: Repository.executable("paintsd"))
+            process.arguments = arguments
+            let out = Pipe()
+            process.standardOutput = out
+            try process.run()
+            let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            #expect(process.terminationStatus == 0)
+            for setting in ["--listen", "--workers", "--queue-capacity", "--daemon-memory-gib", "paintsd tool"] {
+                #expect(text.contains(setting), "paintsd \(arguments.joined(separator: " ")): no \(setting) in\n\(text)")
+            }
+        }
+    }
+
+    @Test func paintsctlChecksSeedsOptionsAndOutputsBeforeSendingAndPassesOnWarnings() throws {
+        let dir = try TemporaryDirectory.make(prefix: "paintsd-exe")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let daemon = try DaemonProcess(runtimeDirectory: dir)
+        #expect(daemon.waitUntilListening())
+        let endpoint = daemon.endpoint
+        let sketch = Repository.path("Examples/art/umbrella-lineart.png"), hints = Repository.path("Examples/art/umbrella-hints.png")
+        func colorize(_ extra: [String], out: String? = nil) throws -> (status: Int32, out: String, err: String) {
+            try paintsctl(["colorize", "--sketch", sketch, "--hints", hints, "--out", out ?? dir + "/out.png", "--quiet"] + extra,
+                          endpoint: endpoint)
+        }
+        func jobCount() throws -> Int? {
+            try JSONValue.parse(Data(paintsctl(["jobs", "--json"], endpoint: endpoint).out.utf8))["result"]?["jobs"]?.arrayValue?.count
+        }
+
+        // -1 means random, as in the plug-ins: the daemon picks the seed.
+        let random = try colorize(["--seed", "-1", "--json"])
+        #expect(random.status == 0, "\(random.err)")
+        #expect((try JSONValue.parse(Data(random.out.utf8))["result"]?["seed"]?.intValue ?? -1) >= 0)
+        #expect(try jobCount() == 1)
+        // Other negative seeds are usage errors that say the value (not "Missing value"), and nothing is sent.
+        let negative = try colorize(["--seed", "-5"])
+        #expect(negative.status == 64)
+        #expect(negative.err.contains("got -5") && !negative.err.contains("Missing value"), "\(negative.err)")
+        let undoNegative = try paintsctl(["undo", "--image", sketch, "--out-dir", dir + "/u", "--seed", "-5"], endpoint: endpoint)
+        #expect(undoNegative.status == 64 && undoNegative.err.contains("got -5"), "\(undoNegative.err)")
+        // A malformed --option: the subcommand's usage, not the top-level one.
+        let foo = try colorize(["--option", "foo"])
+        #expect(foo.status == 64)
+        #expect(foo.err.contains("key=value, got foo") && foo.err.contains("paintsctl colorize"), "\(foo.err)")
+        // An option out of range: the daemon's message says the value.
+        let gap = try colorize(["--option", "gap_closing=99"])
+        #expect(gap.status == 2)
+        #expect(gap.err.contains("gap_closing") && gap.err.contains("got 99"), "\(gap.err)")
+        #expect(try jobCount() == 2)
+
+        // Outputs that cannot be written are refused before the job is sent, in words.
+        let missingDirectory = try colorize([], out: dir + "/no/such/dir/out.png")
+        #expect(missingDirectory.status == 2)
+        #expect(missingDirectory.err.contains("does not exist") && !missingDirectory.err.contains("unreadable reply"),
+                "\(missingDirectory.err)")
+        let intoADirectory = try colorize([], out: dir)
+        #expect(intoADirectory.status == 2 && intoADirectory.err.contains("is a directory"), "\(intoADirectory.err)")
+        FileManager.default.createFile(atPath: dir + "/file", contents: Data())
+        let underAFile = try paintsctl(["undo", "--image", Repository.path("Examples/art/blocks-colored.png"),
+                                        "--out-dir", dir + "/file/undo"], endpoint: endpoint)
+        #expect(underAFile.status == 2)
+        #expect(underAFile.err.contains("is a file, not a directory") && !underAFile.err.contains("NSCocoaErrorDomain"),
+                "\(underAFile.err)")
+        #expect(try jobCount() == 2)
+
+        // A directory given with a trailing slash: no double slash in the names printed.
+        let undo = try paintsctl(["undo", "--image", Repository.path("Examples/art/blocks-colored.png"), "--steps", "999",
+                                  "--out-dir", dir + "/undo/", "--quiet"], endpoint: endpoint)
+        #expect(undo.status == 0, "\(undo.err)")
+        #expect(undo.out.contains("undo/step-999.png") && !undo.out.contains("//"), "\(undo.out)")
+
+        // Neither scribbles nor a reference: the result says there was nothing to colour from, on stderr too.
+        let nothing = try paintsctl(["colorize", "--sketch", sketch, "--out", dir + "/empty.png", "--quiet", "--json"],
+                                    endpoint: endpoint)
+        #expect(nothing.status == 0)
+        #expect(nothing.err.contains("warning: nothing to colour from"), "\(nothing.err)")
+        #expect(try JSONValue.parse(Data(nothing.out.utf8))["result"]?["info"]?["warning"]?.stringValue?.contains("nothing") == true)
+        let withHints = try colorize(["--json"])
+        #expect(withHints.status == 0 && !withHints.err.contains("warning"), "\(withHints.err)")
+        #expect(try JSONValue.parse(Data(withHints.out.utf8))["result"]?["info"]?["warning"] == nil)
+
+        #expect(try paintsctl(["jobs"], endpoint: endpoint).out.contains("1 worker)"))
+        #expect(try paintsctl(["shutdown", "--timeout", "30"], endpoint: endpoint).status == 0)
+        #expect(daemon.waitForExit() == 0)
+    }
+
     @Test func listensRefusesASecondDaemonAndStopsCleanlyOnSIGTERM() throws {
         let dir = try TemporaryDirectory.make(prefix: "paintsd-exe")
         defer { try? FileManager.default.removeItem(atPath: dir) }
