@@ -60,6 +60,12 @@ let package = Package(
             ],
             path: "Benchmarks/paints-bench"),
 
+        // `make fuzz` (outside CI): a seeded random mutator over the safetensors reader, the model loaders, the PNG
+        // decoder and the request header parser; its seed corpus is Tests/Fixtures/fuzz/.
+        .executableTarget(
+            name: "paints-fuzz",
+            dependencies: ["PaintsTensor", "PaintsDiffusion", "PaintsTagger", "PaintsRaster", "PaintsProtocol"]),
+
         .executableTarget(
             name: "paints-bench-diffusion",
             dependencies: ["PaintsDiffusion", "PaintsTensor"],

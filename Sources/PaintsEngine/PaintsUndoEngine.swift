@@ -70,7 +70,8 @@ public final class PaintsUndoEngine: UndoPreviewEngine {
                 MethodCapabilities(method: .undoSequence, inputs: ["image", "steps", "count", "prompt"], options: options)]
     }
 
-    public func load() throws(ProtocolError) { _ = try pipeline(named: nil) }
+    /// Nothing ahead of a job: `undoPreview` loads the model its options name (or the default), and only that one.
+    public func load() throws(ProtocolError) {}
 
     /// The pictures, the flattened and scaled copies at full size, and one model pass at the working size for
     /// `options.batch` frames at once. A model not yet resident adds its weights, not counted here.

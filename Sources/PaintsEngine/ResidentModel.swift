@@ -47,6 +47,9 @@ final class ResidentModel<Model: Sendable>: Sendable {
         if let hit = cached(wanted) { return hit }
         let result: Result<Model, ProtocolError> = loading.withLock { _ in
             if let hit = cached(wanted) { return .success(hit) }
+            // Only the model asked for stays: the one resident before goes first (jobs still running keep theirs),
+            // so two models are never held for one engine's sake.
+            current.withLock { $0 = nil }
             do {
                 let model = try load(path(of: wanted))
                 current.withLock { $0 = (wanted, model) }

@@ -40,7 +40,8 @@ public final class WDTaggerEngine: TagEngine {
         ])]
     }
 
-    public func load() throws(ProtocolError) { _ = try tagger(named: nil) }
+    /// Nothing ahead of a job: `tag` loads the model its options name (or the default), and only that one.
+    public func load() throws(ProtocolError) {}
 
     /// The picture, its flattened copy, and the network at its 448x448 input.
     public func estimatedPeakBytes(_ job: JobShape) -> Int {

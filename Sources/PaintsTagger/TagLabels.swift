@@ -2,6 +2,7 @@
 // Matches: Paints-UNDO wd14tagger.py `default_interrogator` (thresholds, order, escaping, underscores).
 import Foundation
 import PaintsDiffusion
+import PaintsTensor
 
 /// Labels of a WD tagger, in the CSV's order (tag_id, name, category, count; ratings 9, general 0, characters 4).
 public struct TagLabels: Sendable {
@@ -20,7 +21,8 @@ public struct TagLabels: Sendable {
     }
 
     public init(path: String) throws(ModelError) {
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw .configuration("cannot read \(path)") }
+        // Read only as a regular file of at most 16 MiB (a named pipe would block, a device never end).
+        guard let text = RegularFile.text(path) else { throw .configuration("cannot read \(path) (a regular UTF-8 file of at most 16 MiB)") }
         try self.init(csv: text, path: path)
     }
 

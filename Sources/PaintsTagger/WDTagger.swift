@@ -34,10 +34,9 @@ public struct WDTagger: Sendable {
 
     public init(folder: String) throws(ModelError) {
         let path = folder + "/config.json"
-        guard let data = FileManager.default.contents(atPath: path),
-              let json = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any],
-              let architecture = json["architecture"] as? String
-        else { throw .configuration("\(path): a timm config.json with \"architecture\" is required") }
+        // Read only as a regular file of at most 16 MiB (a named pipe would block, a device never end).
+        guard let json = RegularFile.jsonObject(path), let architecture = json["architecture"] as? String
+        else { throw .configuration("\(path): a timm config.json (a regular file) with \"architecture\" is required") }
         self.architecture = architecture
         let arguments = json["model_args"] as? [String: Any] ?? [:]
         let pretrained = json["pretrained_cfg"] as? [String: Any] ?? [:]
@@ -51,8 +50,22 @@ public struct WDTagger: Sendable {
             throw .configuration("\(path): architecture \(architecture) is not supported (vit_* and convnext* are)")
         }
         func floats(_ key: String) -> [Float]? { (pretrained[key] as? [NSNumber])?.map { $0.floatValue } }
-        let size = (pretrained["input_size"] as? [NSNumber])?.last?.intValue ?? (arguments["img_size"] as? NSNumber)?.intValue ?? 448
-        input = TaggerInput(size: size, mean: floats("mean") ?? [0.5, 0.5, 0.5], std: floats("std") ?? [0.5, 0.5, 0.5])
+        // The input side and the per-channel normalisation are checked: the input tensor is built from them.
+        let sideValue = (pretrained["input_size"] as? [NSNumber])?.last ?? (arguments["img_size"] as? NSNumber)
+        let size: Int
+        if let sideValue {
+            guard let side = Int(exactly: sideValue.doubleValue), (1...1024).contains(side) else {
+                throw .configuration("\(path): the input size \(sideValue) is not a side of 1 to 1024 pixels (WD taggers take 448)")
+            }
+            size = side
+        } else {
+            size = 448
+        }
+        let mean = floats("mean") ?? [0.5, 0.5, 0.5], std = floats("std") ?? [0.5, 0.5, 0.5]
+        guard mean.count == 3, std.count == 3, std.allSatisfy({ $0 != 0 && $0.isFinite }), mean.allSatisfy(\.isFinite) else {
+            throw .configuration("\(path): pretrained_cfg mean and std need three finite values (std not zero)")
+        }
+        input = TaggerInput(size: size, mean: mean, std: std)
         labels = try TagLabels(path: folder + "/selected_tags.csv")
         let classes = try network.logits(Tensor(zeros: [1, 3, size, size])).shape[1]
         guard classes == labels.names.count else {
@@ -114,8 +127,31 @@ struct VisionTransformerTagger: TaggerNetwork {
         norm = try LayerNorm(w.scoped("norm"), epsilon: 1e-6)
         head = try Linear(w.scoped("head"))
         // Shapes cannot tell the head count; timm's ViT sizes (tiny .. huge) all use 64-wide heads.
-        heads = (arguments["num_heads"] as? NSNumber)?.intValue ?? max(1, patchShape[0] / 64)
+        let d = patch.outChannels
+        if let n = arguments["num_heads"] as? NSNumber {
+            guard let h = Int(exactly: n.doubleValue), h >= 1, d % h == 0 else {
+                throw .configuration("model_args.num_heads \(n) does not split the width \(d)")
+            }
+            heads = h
+        } else {
+            heads = max(1, d / 64)
+        }
         tanhGELU = (arguments["act_layer"] as? String).map { $0 == "gelu_tanh" } ?? false
+        // What the forward pass indexes by: the fused q/k/v rows, the residual sums, the pooled width.
+        try Self.check(positions.rank == 3 && positions.shape[0] == 1 && positions.shape[2] == d,
+                       "pos_embed: \(positions.shape) does not fit the width \(d)")
+        try Self.check(d % heads == 0, "the width \(d) does not split into \(heads) heads")
+        for (i, b) in blocks.enumerated() {
+            try Self.check(b.norm1.weight.shape == [d] && b.norm2.weight.shape == [d] && b.qkv.inFeatures == d && b.qkv.outFeatures == 3 * d
+                           && b.proj.inFeatures == d && b.proj.outFeatures == d && b.fc1.inFeatures == d
+                           && b.fc2.inFeatures == b.fc1.outFeatures && b.fc2.outFeatures == d,
+                           "blocks.\(i): the shapes do not fit the width \(d)")
+        }
+        try Self.check(norm.weight.shape == [d] && head.inFeatures == d, "norm/head: the shapes do not fit the width \(d)")
+    }
+
+    static func check(_ condition: Bool, _ message: @autoclosure () -> String) throws(ModelError) {
+        guard condition else { throw .configuration(message()) }
     }
 
     func logits(_ image: Tensor) throws(ModelError) -> Tensor {
@@ -192,6 +228,27 @@ struct ConvNeXtTagger: TaggerNetwork {
         self.stages = stages
         headNorm = try LayerNorm(w.scoped("head.norm"), epsilon: 1e-6)
         head = try Linear(w.scoped("head.fc"))
+        // The channel flow, as the forward pass runs it: every residual sum adds equal shapes, the depthwise kernels
+        // keep the size, layer scale has one value per channel.
+        func check(_ condition: Bool, _ message: @autoclosure () -> String) throws(ModelError) {
+            guard condition else { throw .configuration(message()) }
+        }
+        var c = stem.outChannels
+        try check(stemNorm.weight.shape == [c], "stem.1: \(stemNorm.weight.shape) does not fit \(c) channels")
+        for (i, stage) in stages.enumerated() {
+            if let (norm, conv) = stage.downsample {
+                try check(norm.weight.shape == [c] && conv.inChannels == c, "stages.\(i).downsample: does not take \(c) channels")
+                c = conv.outChannels
+            }
+            for (j, b) in stage.blocks.enumerated() {
+                let k = b.dwWeight.shape
+                try check(k.count == 4 && k[0] == c && k[1] == 1 && k[2] == k[3] && k[2] % 2 == 1 && b.dwBias.shape == [c]
+                          && b.norm.weight.shape == [c] && b.fc1.inFeatures == c && b.fc2.inFeatures == b.fc1.outFeatures
+                          && b.fc2.outFeatures == c && (b.gamma.map { $0.shape == [c] } ?? true),
+                          "stages.\(i).blocks.\(j): the shapes do not fit \(c) channels")
+            }
+        }
+        try check(headNorm.weight.shape == [c] && head.inFeatures == c, "head: the shapes do not fit \(c) channels")
     }
 
     /// LayerNorm over the channels of NCHW (timm LayerNorm2d).

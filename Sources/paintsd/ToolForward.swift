@@ -52,7 +52,10 @@ struct Forward: ParsableCommand {
             add("decoded", try AutoencoderKL(folder: folder("vae")).decode(file.tensor("latents")))
         case .textEncoder:
             let ids = try file.integers("input_ids"), shape = try file.entry("input_ids").shape
-            let width = shape.last ?? ids.count
+            // [N, L] or [L], with N and L at least 1 (a zero width would make a zero stride).
+            guard (1...2).contains(shape.count), shape.allSatisfy({ $0 >= 1 }), let width = shape.last else {
+                throw ModelError.configuration("input_ids must have shape [N, L] or [L] with N, L >= 1, not \(shape)")
+            }
             let rows = stride(from: 0, to: ids.count, by: width).map { Array(ids[$0..<($0 + width)]) }
             add("last_hidden_state", try CLIPTextModel(folder: folder("text_encoder")).encode(rows, clipSkip: clipSkip))
         }

@@ -13,14 +13,20 @@ public struct CLIPTextConfiguration: Sendable {
     public var activation: String
 
     public init(json: [String: Any], path: String = "config.json") throws(ModelError) {
-        func int(_ k: String) -> Int? { (json[k] as? NSNumber)?.intValue }
-        guard let hidden = int("hidden_size"), let layers = int("num_hidden_layers"), let heads = int("num_attention_heads") else {
+        // Range-checked: zero heads would divide by zero, a negative layer count would make an invalid range.
+        func int(_ k: String, in range: ClosedRange<Int> = 1...(1 << 16)) throws(ModelError) -> Int? {
+            try configurationInt(json[k], k, in: range, path: path)
+        }
+        guard let hidden = try int("hidden_size"), let layers = try int("num_hidden_layers", in: 1...256),
+              let heads = try int("num_attention_heads")
+        else {
             throw .configuration("\(path): hidden_size, num_hidden_layers and num_attention_heads are required")
         }
+        guard hidden % heads == 0 else { throw .configuration("\(path): hidden_size \(hidden) does not split into \(heads) heads") }
         hiddenSize = hidden
         self.layers = layers
         self.heads = heads
-        maxPositions = int("max_position_embeddings") ?? 77
+        maxPositions = try int("max_position_embeddings") ?? 77
         epsilon = Float((json["layer_norm_eps"] as? NSNumber)?.doubleValue ?? 1e-5)
         activation = json["hidden_act"] as? String ?? "quick_gelu"
         guard ["quick_gelu", "gelu"].contains(activation) else { throw .configuration("\(path): hidden_act \(activation) is not supported") }
@@ -57,11 +63,20 @@ public struct CLIPTextModel: Sendable {
         var layers: [Layer] = []
         for i in 0..<c.layers {
             let l = w.scoped("encoder.layers.\(i)")
-            layers.append(Layer(norm1: try LayerNorm(l.scoped("layer_norm1"), epsilon: c.epsilon),
-                                norm2: try LayerNorm(l.scoped("layer_norm2"), epsilon: c.epsilon),
-                                q: try Linear(l.scoped("self_attn.q_proj")), k: try Linear(l.scoped("self_attn.k_proj")),
-                                v: try Linear(l.scoped("self_attn.v_proj")), out: try Linear(l.scoped("self_attn.out_proj")),
-                                fc1: try Linear(l.scoped("mlp.fc1")), fc2: try Linear(l.scoped("mlp.fc2"))))
+            let layer = Layer(norm1: try LayerNorm(l.scoped("layer_norm1"), epsilon: c.epsilon),
+                              norm2: try LayerNorm(l.scoped("layer_norm2"), epsilon: c.epsilon),
+                              q: try Linear(l.scoped("self_attn.q_proj")), k: try Linear(l.scoped("self_attn.k_proj")),
+                              v: try Linear(l.scoped("self_attn.v_proj")), out: try Linear(l.scoped("self_attn.out_proj")),
+                              fc1: try Linear(l.scoped("mlp.fc1")), fc2: try Linear(l.scoped("mlp.fc2")))
+            // Both residual sums add the hidden width; the heads split the projections' width.
+            let d = c.hiddenSize, width = layer.q.outFeatures
+            guard layer.norm1.channels == d, layer.norm2.channels == d,
+                  [layer.q.inFeatures, layer.k.inFeatures, layer.v.inFeatures, layer.out.outFeatures, layer.fc1.inFeatures,
+                   layer.fc2.outFeatures].allSatisfy({ $0 == d }),
+                  layer.k.outFeatures == width, layer.v.outFeatures == width, layer.out.inFeatures == width, width % c.heads == 0,
+                  layer.fc2.inFeatures == layer.fc1.outFeatures
+            else { throw .configuration("\(l.prefix): the layer's shapes do not fit hidden size \(d) and \(c.heads) heads") }
+            layers.append(layer)
         }
         self.layers = layers
         finalNorm = try LayerNorm(w.scoped("final_layer_norm"), epsilon: c.epsilon)
@@ -80,8 +95,8 @@ public struct CLIPTextModel: Sendable {
     /// layer k before it (A1111's "CLIP skip k+1"); both pass through the final layer norm, as diffusers does.
     public func encode(_ ids: [[Int]], clipSkip: Int = 0) throws(ModelError) -> Tensor {
         let batch = ids.count, length = ids.first?.count ?? 0, d = configuration.hiddenSize
-        guard batch > 0, length <= configuration.maxPositions, ids.allSatisfy({ $0.count == length }), clipSkip < layers.count else {
-            throw .configuration("token ids must be \(batch) rows of equal length <= \(configuration.maxPositions), clip skip < \(layers.count)")
+        guard batch > 0, length >= 1, length <= configuration.maxPositions, ids.allSatisfy({ $0.count == length }), clipSkip >= 0, clipSkip < layers.count else {
+            throw .configuration("token ids must be \(batch) rows of equal length <= \(configuration.maxPositions), clip skip in 0..<\(layers.count)")
         }
         let vocabulary = tokenEmbedding.shape[0]
         var h = Tensor(zeros: [batch, length, d])

@@ -2,6 +2,7 @@
 // Matches: transformers CLIPTokenizer (tokenizers backend): NFC, whitespace runs to one space, lowercase, CLIP's split
 // pattern, byte-to-unicode mapping, BPE with "</w>" word ends, <|startoftext|> ... <|endoftext|>, padding to 77.
 import Foundation
+import PaintsTensor
 
 public struct CLIPTokenizer: Sendable {
     public let vocabulary: [String: Int]
@@ -29,7 +30,8 @@ public struct CLIPTokenizer: Sendable {
         guard let start = vocabulary["<|startoftext|>"], let end = vocabulary["<|endoftext|>"] else {
             throw .configuration("the vocabulary has no <|startoftext|> / <|endoftext|>")
         }
-        guard let pad = vocabulary[padToken] else { throw .configuration("pad token \(padToken) is not in the vocabulary") }
+        // An empty special token would match everywhere and never consume the text.
+        guard !padToken.isEmpty, let pad = vocabulary[padToken] else { throw .configuration("pad token \(padToken) is not in the vocabulary") }
         startToken = start
         endToken = end
         self.padToken = pad
@@ -39,11 +41,11 @@ public struct CLIPTokenizer: Sendable {
     /// Reads a transformers `tokenizer` folder: vocab.json, merges.txt and, when present, the pad token of
     /// special_tokens_map.json or tokenizer_config.json (`padToken` overrides it: SD2 single files pad with "!").
     public init(folder: String, padToken: String? = nil) throws(ModelError) {
-        guard let vocabData = FileManager.default.contents(atPath: folder + "/vocab.json"),
-              let vocab = (try? JSONSerialization.jsonObject(with: vocabData)) as? [String: Int]
-        else { throw .configuration("\(folder)/vocab.json: missing or not a JSON object of ids") }
-        guard let mergesText = try? String(contentsOfFile: folder + "/merges.txt", encoding: .utf8) else {
-            throw .configuration("\(folder)/merges.txt is missing")
+        // Read only as regular files of at most 16 MiB (a named pipe would block, a device never end).
+        guard let vocab = RegularFile.jsonObject(folder + "/vocab.json") as? [String: Int]
+        else { throw .configuration("\(folder)/vocab.json: missing, not a regular file of at most 16 MiB, or not a JSON object of ids") }
+        guard let mergesText = RegularFile.text(folder + "/merges.txt") else {
+            throw .configuration("\(folder)/merges.txt is missing, not a regular UTF-8 file or over 16 MiB")
         }
         let merges = mergesText.split(separator: "\n").filter { !$0.hasPrefix("#version") }.compactMap { line -> (String, String)? in
             let parts = line.split(separator: " ")
@@ -51,8 +53,7 @@ public struct CLIPTokenizer: Sendable {
         }
         var pad = "<|endoftext|>"
         for name in ["special_tokens_map.json", "tokenizer_config.json"] {
-            if let data = FileManager.default.contents(atPath: folder + "/" + name),
-               let json = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] {
+            if let json = RegularFile.jsonObject(folder + "/" + name) {
                 if let p = json["pad_token"] as? String { pad = p; break }
                 if let p = (json["pad_token"] as? [String: Any])?["content"] as? String { pad = p; break }
             }

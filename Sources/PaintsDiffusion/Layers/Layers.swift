@@ -21,9 +21,8 @@ public enum ModelError: Error, Sendable, CustomStringConvertible {
 /// Reads a component folder's `config.json` as a JSON object.
 func readConfiguration(folder: String) throws(ModelError) -> (json: [String: Any], path: String) {
     let path = folder + "/config.json"
-    guard let data = FileManager.default.contents(atPath: path),
-          let json = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any]
-    else { throw .configuration("\(path): missing or not a JSON object") }
+    guard let json = RegularFile.jsonObject(path)
+    else { throw .configuration("\(path): missing, not a regular file of at most 16 MiB, or not a JSON object") }
     return (json, path)
 }
 
@@ -59,7 +58,10 @@ public struct Conv2d: Sendable {
     /// Reads `weight` [O, I, K, K] (and `bias` [O] when present); padding defaults to K/2.
     public init(_ w: WeightStore, stride: Int = 1, padding: Int? = nil) throws(ModelError) {
         weight = try w.loadWeight("weight")
-        guard weight.rank == 4 else { throw .configuration("\(w.prefix)weight: expected a 4-d convolution kernel, got \(weight.shape)") }
+        guard weight.rank == 4, weight.shape.allSatisfy({ $0 >= 1 }) else {
+            throw .configuration("\(w.prefix)weight: expected a 4-d convolution kernel, got \(weight.shape)")
+        }
+        guard stride >= 1, (padding ?? 0) >= 0 else { throw .configuration("\(w.prefix)weight: stride \(stride), padding \(padding ?? 0)") }
         let outputs = weight.shape[0]
         bias = w.contains("bias") ? try w.load("bias", shape: [outputs]) : nil
         self.stride = stride
@@ -80,7 +82,9 @@ public struct Linear: Sendable {
 
     public init(_ w: WeightStore) throws(ModelError) {
         weight = try w.loadWeight("weight")
-        guard weight.rank == 2 else { throw .configuration("\(w.prefix)weight: expected a matrix, got \(weight.shape)") }
+        guard weight.rank == 2, weight.shape.allSatisfy({ $0 >= 1 }) else {
+            throw .configuration("\(w.prefix)weight: expected a matrix, got \(weight.shape)")
+        }
         let outputs = weight.shape[0]
         bias = w.contains("bias") ? try w.load("bias", shape: [outputs]) : nil
     }
@@ -100,10 +104,11 @@ public struct GroupNorm: Sendable {
     public let epsilon: Float
 
     public init(_ w: WeightStore, groups: Int, epsilon: Float) throws(ModelError) {
+        guard groups >= 1 else { throw .configuration("\(w.prefix)weight: \(groups) groups") }
         weight = try w.load("weight")
         let channels = weight.shape
         bias = try w.load("bias", shape: channels)
-        guard weight.rank == 1, weight.shape[0] % groups == 0 else {
+        guard weight.rank == 1, weight.shape[0] >= 1, weight.shape[0] % groups == 0 else {
             throw .configuration("\(w.prefix)weight: \(weight.shape) channels do not split into \(groups) groups")
         }
         self.groups = groups
@@ -123,6 +128,7 @@ public struct LayerNorm: Sendable {
     public init(_ w: WeightStore, epsilon: Float = 1e-5) throws(ModelError) {
         weight = try w.load("weight")
         let channels = weight.shape
+        guard weight.rank == 1, weight.shape[0] >= 1 else { throw .configuration("\(w.prefix)weight: expected a vector, got \(weight.shape)") }
         bias = try w.load("bias", shape: channels)
         self.epsilon = epsilon
     }

@@ -19,8 +19,8 @@ public struct PaintsUndoPipeline: Sendable {
 
     public init(unet: UNet2DConditionModel, vae: AutoencoderKL, tokenizer: CLIPTokenizer, textModel: CLIPTextModel) throws(ModelError) {
         let latent = vae.configuration.latentChannels
-        guard unet.takesCodedConditions, unet.inChannels == 2 * latent else {
-            throw .configuration("not a Paints-UNDO single-frame UNet: it needs add_embedding and \(2 * latent) input channels (has \(unet.inChannels))")
+        guard unet.takesCodedConditions, unet.inChannels == 2 * latent, unet.outChannels == latent else {
+            throw .configuration("not a Paints-UNDO single-frame UNet: it needs add_embedding, \(2 * latent) input channels (has \(unet.inChannels)) and \(latent) output channels (has \(unet.outChannels))")
         }
         self.unet = unet
         self.vae = vae

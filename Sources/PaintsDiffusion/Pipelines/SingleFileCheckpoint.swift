@@ -36,22 +36,27 @@ public struct SingleFileCheckpoint: Sendable {
             guard let e = file.entries[key] else { throw .configuration("\(path): missing tensor \(key)") }
             return e.shape
         }
+        // The file may hold anything under these keys: every dimension read is checked to exist.
+        func dimension(_ key: String, _ index: Int) throws(ModelError) -> Int {
+            let s = try shape(key)
+            guard index < s.count, s[index] >= 1 else {
+                throw .configuration("\(path): tensor \(key) has shape \(s), which has no dimension \(index) to read a size from")
+            }
+            return s[index]
+        }
         // UNet: levels and layers as the key mapping reads them; channels from each level's first resnet.
         let keys = file.names.filter { $0.hasPrefix(u) }.map { String($0.dropFirst(u.count)) }
-        let levels = Set(keys.filter { $0.hasPrefix("input_blocks.") && $0.contains(".0.op.") }.map { $0.split(separator: ".")[1] }).count + 1
-        let outputs = Set(keys.filter { $0.hasPrefix("output_blocks.") }.map { $0.split(separator: ".")[1] }).count
-        guard outputs % levels == 0, outputs / levels >= 2 else { throw .configuration("\(path): cannot read the UNet block layout") }
-        let layers = outputs / levels - 1
+        let (levels, layers) = try LDMCheckpoint.unetLayout(keys, path: path)
         var channels: [Int] = [], attention: [Bool] = []
         for level in 0..<levels {
             let block = 1 + level * (layers + 1)
-            channels.append(try shape(u + "input_blocks.\(block).0.out_layers.3.weight")[0])
+            channels.append(try dimension(u + "input_blocks.\(block).0.out_layers.3.weight", 0))
             attention.append(keys.contains { $0.hasPrefix("input_blocks.\(block).1.") })
         }
         guard let contextKey = keys.first(where: { $0.hasSuffix("attn2.to_k.weight") }) else {
             throw .configuration("\(path): the UNet has no cross-attention")
         }
-        let context = try shape(u + contextKey)[1]
+        let context = try dimension(u + contextKey, 1)
         let sd2 = context == 1024
         family = sd2 ? "sd2" : "sd1"
         let linearProjection = keys.first { $0.hasSuffix("proj_in.weight") }.map { (try? shape(u + $0))?.count == 2 } ?? false
@@ -64,13 +69,13 @@ public struct SingleFileCheckpoint: Sendable {
         ], path: path)
         // VAE: channels per encoder level, resnets per level, latent channels from the decoder's input.
         let v = LDMCheckpoint.vaePrefix
-        let vaeLevels = Set(file.names.filter { $0.hasPrefix(v + "encoder.down.") }.map { $0.split(separator: ".")[3] }).count
+        let vaeLevels = Set(file.names.filter { $0.hasPrefix(v + "encoder.down.") }.compactMap { LDMCheckpoint.part($0, 3) }).count
         var vaeChannels: [Int] = []
-        for level in 0..<vaeLevels { vaeChannels.append(try shape(v + "encoder.down.\(level).block.0.conv1.weight")[0]) }
-        let vaeLayers = Set(file.names.filter { $0.hasPrefix(v + "encoder.down.0.block.") }.map { $0.split(separator: ".")[5] }).count
+        for level in 0..<vaeLevels { vaeChannels.append(try dimension(v + "encoder.down.\(level).block.0.conv1.weight", 0)) }
+        let vaeLayers = Set(file.names.filter { $0.hasPrefix(v + "encoder.down.0.block.") }.compactMap { LDMCheckpoint.part($0, 5) }).count
         vae = try VAEConfiguration(json: [
             "block_out_channels": vaeChannels, "layers_per_block": vaeLayers,
-            "latent_channels": try shape(v + "decoder.conv_in.weight")[1],
+            "latent_channels": try dimension(v + "decoder.conv_in.weight", 1),
             "use_quant_conv": file.entries[v + "quant_conv.weight"] != nil,
             "use_post_quant_conv": file.entries[v + "post_quant_conv.weight"] != nil,
         ], path: path)
@@ -79,11 +84,11 @@ public struct SingleFileCheckpoint: Sendable {
             textEncoder = try LDMCheckpoint.openCLIPTextEncoder(file).1
         } else {
             let c = LDMCheckpoint.clipPrefix
-            let token = try shape(c + "text_model.embeddings.token_embedding.weight")
-            let clipLayers = Set(file.names.filter { $0.hasPrefix(c + "text_model.encoder.layers.") }.map { $0.split(separator: ".")[5] }).count
+            let hidden = try dimension(c + "text_model.embeddings.token_embedding.weight", 1)
+            let clipLayers = Set(file.names.filter { $0.hasPrefix(c + "text_model.encoder.layers.") }.compactMap { LDMCheckpoint.part($0, 5) }).count
             textEncoder = try CLIPTextConfiguration(json: [
-                "hidden_size": token[1], "num_hidden_layers": clipLayers, "num_attention_heads": max(1, token[1] / 64),
-                "max_position_embeddings": try shape(c + "text_model.embeddings.position_embedding.weight")[0],
+                "hidden_size": hidden, "num_hidden_layers": clipLayers, "num_attention_heads": max(1, hidden / 64),
+                "max_position_embeddings": try dimension(c + "text_model.embeddings.position_embedding.weight", 0),
                 "hidden_act": "quick_gelu",
             ], path: path)
         }
@@ -106,10 +111,10 @@ public struct SingleFileCheckpoint: Sendable {
             text = try CLIPTextModel(configuration: textEncoder, weights: LDMCheckpoint.textEncoder(file))
         }
         let tokenizer = try CLIPTokenizer(folder: tokenizerFolder, padToken: family == "sd2" ? "!" : nil)
-        return StableDiffusionPipeline(unet: try UNet2DConditionModel(configuration: unet, weights: LDMCheckpoint.unet(file)),
-                                       vae: try AutoencoderKL(configuration: vae, weights: LDMCheckpoint.vae(file)),
-                                       prompts: PromptEncoder(tokenizer: tokenizer, textModel: text, clipSkip: clipSkip),
-                                       scheduler: scheduler)
+        return try StableDiffusionModel.assemble(unet: try UNet2DConditionModel(configuration: unet, weights: LDMCheckpoint.unet(file)),
+                                                 vae: try AutoencoderKL(configuration: vae, weights: LDMCheckpoint.vae(file)),
+                                                 prompts: PromptEncoder(tokenizer: tokenizer, textModel: text, clipSkip: clipSkip),
+                                                 scheduler: scheduler)
     }
 
     /// Bytes the weights take once loaded (stored dtype, read in place).

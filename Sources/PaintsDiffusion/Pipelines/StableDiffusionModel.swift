@@ -16,14 +16,24 @@ public enum StableDiffusionModel {
         guard isPipelineFolder(folder) else { throw .configuration("\(folder) is not a diffusers Stable Diffusion folder") }
         var scheduler = SchedulerConfiguration()
         let schedulerPath = folder + "/scheduler/scheduler_config.json"
-        if let data = FileManager.default.contents(atPath: schedulerPath),
-           let json = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] {
+        if let json = RegularFile.jsonObject(schedulerPath) {
             do { scheduler = try SchedulerConfiguration(json: json) } catch { throw .weights(error) }
         }
         let prompts = PromptEncoder(tokenizer: try CLIPTokenizer(folder: folder + "/tokenizer"),
                                     textModel: try CLIPTextModel(folder: folder + "/text_encoder"), clipSkip: clipSkip)
-        return StableDiffusionPipeline(unet: try UNet2DConditionModel(folder: folder + "/unet"),
-                                       vae: try AutoencoderKL(folder: folder + "/vae"), prompts: prompts, scheduler: scheduler)
+        return try assemble(unet: try UNet2DConditionModel(folder: folder + "/unet"), vae: try AutoencoderKL(folder: folder + "/vae"),
+                            prompts: prompts, scheduler: scheduler)
+    }
+
+    /// A pipeline of loaded components, refused (typed, not trapping later) when they do not fit together: the UNet
+    /// must predict what the VAE's latents hold (its input may be wider: inpainting UNets load, and `generate` says
+    /// why it cannot run them). A context width the UNet does not attend to fails as a typed tensor error on use.
+    static func assemble(unet: UNet2DConditionModel, vae: AutoencoderKL, prompts: PromptEncoder,
+                         scheduler: SchedulerConfiguration) throws(ModelError) -> StableDiffusionPipeline {
+        let latent = vae.configuration.latentChannels
+        try require(unet.outChannels == latent, "the UNet predicts \(unet.outChannels) channels, the VAE's latents have \(latent)")
+        try require(unet.inChannels >= latent, "the UNet takes \(unet.inChannels) channels, the VAE's latents have \(latent)")
+        return StableDiffusionPipeline(unet: unet, vae: vae, prompts: prompts, scheduler: scheduler)
     }
 
     /// Models in `directory`: diffusers pipeline folders (named by the folder; not Paints-UNDO's, which shares the layout) and original-layout single-file
@@ -53,7 +63,8 @@ public enum StableDiffusionModel {
     /// Bytes a model takes once loaded (pipeline folder or single file; weights stay in their stored dtype).
     public static func residentBytes(path: String) -> Int {
         if isPipelineFolder(path) { return residentBytes(folder: path) }
-        return (try? SingleFileCheckpoint(path: path).residentBytes) ?? 0
+        // The weights' bytes only: the header is enough (configurations are inferred when the model loads).
+        return (try? SafeTensorsFile(path: path))?.storedBytes ?? 0
     }
 
     /// Bytes the weights of a folder take once loaded: the files `load` reads, which stay in their stored dtype.

@@ -13,8 +13,15 @@ public struct DDIMScheduler: Scheduler {
         timesteps = TimestepSelection.integerTimesteps(configuration, steps: steps, dpmStyle: false)
     }
 
+    /// The training timestep of step `index` as an index into the schedule's tables, kept inside them: with more
+    /// steps than a model's config has training timesteps (or a steps_offset at the end), the spacing rules can pick
+    /// one past either end, where diffusers would index out of range too.
+    func trainingStep(_ index: Int) -> Int {
+        min(max(Int(timesteps[index]), 0), schedule.alphasCumprod.count - 1)
+    }
+
     public mutating func step(output: [Float], step index: Int, sample: [Float], noise: inout some NoiseSource) -> [Float] {
-        let t = Int(timesteps[index])
+        let t = trainingStep(index)
         let previous = t - configuration.numTrainTimesteps / timesteps.count
         let alphaProd = schedule.alphasCumprod[t]
         let alphaProdPrev = previous >= 0 ? schedule.alphasCumprod[previous]
@@ -41,7 +48,7 @@ public struct DDIMScheduler: Scheduler {
     }
 
     public func addNoise(_ original: [Float], noise: [Float], step index: Int) -> [Float] {
-        let a = schedule.alphasCumprod[Int(timesteps[index])]
+        let a = schedule.alphasCumprod[trainingStep(index)]
         let (sa, sb) = (a.squareRoot(), (1 - a).squareRoot())
         return zip(original, noise).map { sa * $0 + sb * $1 }
     }

@@ -39,7 +39,15 @@ public struct SchedulerConfiguration: Sendable, Equatable {
         func number(_ key: String) -> Double? { (json[key] as? NSNumber)?.doubleValue }
         func text(_ key: String) -> String? { json[key] as? String }
         func bad(_ m: String) -> WeightError { .badConfig(path: "scheduler_config.json", message: m) }
-        if let v = number("num_train_timesteps") { numTrainTimesteps = Int(v) }
+        // Integers are converted without trapping (Int(1e300) would): a fraction or a huge value is refused.
+        func integer(_ key: String, in range: ClosedRange<Int>) throws(WeightError) -> Int? {
+            guard let v = number(key) else { return nil }
+            guard let n = Int(exactly: v), range.contains(n) else {
+                throw bad("\(key) must be an integer in \(range.lowerBound)...\(range.upperBound), got \(v)")
+            }
+            return n
+        }
+        if let v = try integer("num_train_timesteps", in: 2...100_000) { numTrainTimesteps = v }
         if let v = number("beta_start") { betaStart = v }
         if let v = number("beta_end") { betaEnd = v }
         if let v = text("beta_schedule") {
@@ -54,7 +62,7 @@ public struct SchedulerConfiguration: Sendable, Equatable {
             guard let s = TimestepSpacing(rawValue: v) else { throw bad("timestep_spacing \(v) is not supported") }
             timestepSpacing = s
         }
-        if let v = number("steps_offset") { stepsOffset = Int(v) }
+        if let v = try integer("steps_offset", in: 0...1) { stepsOffset = v }
         if let v = json["rescale_betas_zero_snr"] as? Bool { rescaleBetasZeroSNR = v }
         if let v = json["set_alpha_to_one"] as? Bool { setAlphaToOne = v }
         if let v = json["use_karras_sigmas"] as? Bool { useKarrasSigmas = v }

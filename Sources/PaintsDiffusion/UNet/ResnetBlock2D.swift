@@ -18,8 +18,26 @@ public struct ResnetBlock2D: Sendable {
         norm2 = try GroupNorm(w.scoped("norm2"), groups: groups, epsilon: epsilon)
         conv2 = try Conv2d(w.scoped("conv2"))
         shortcut = w.contains("conv_shortcut.weight") ? try Conv2d(w.scoped("conv_shortcut")) : nil
+        // The shapes the forward pass relies on (the residual sum and the per-channel time bias index by them).
+        let name = w.prefix
+        try require(norm1.channels == conv1.inChannels, "\(name)norm1: \(norm1.channels) channels before conv1 of \(conv1.inChannels)")
+        try conv1.requireSameSize(from: conv1.inChannels, "\(name)conv1")
+        try require(norm2.channels == conv1.outChannels, "\(name)norm2: \(norm2.channels) channels after conv1 of \(conv1.outChannels)")
+        try conv2.requireSameSize(from: conv1.outChannels, "\(name)conv2")
+        if let timeProjection {
+            try require(timeProjection.outFeatures == conv1.outChannels,
+                        "\(name)time_emb_proj: \(timeProjection.outFeatures) outputs for \(conv1.outChannels) channels")
+        }
+        if let shortcut {
+            try shortcut.requireSameSize(from: conv1.inChannels, "\(name)conv_shortcut")
+            try require(shortcut.outChannels == conv2.outChannels, "\(name)conv_shortcut: \(shortcut.outChannels) outputs, conv2 \(conv2.outChannels)")
+        } else {
+            try require(conv2.outChannels == conv1.inChannels,
+                        "\(name): \(conv1.inChannels) channels in and \(conv2.outChannels) out need a conv_shortcut")
+        }
     }
 
+    public var inChannels: Int { conv1.inChannels }
     public var outChannels: Int { conv2.outChannels }
 
     /// - Parameters: x [N, C, H, W]; timeEmbedding [N, T] already passed through SiLU (shared by every block).

@@ -26,9 +26,18 @@ public struct CrossAttention: Sendable {
         toK = try Linear(w.scoped("to_k"))
         toV = try Linear(w.scoped("to_v"))
         toOut = try Linear(w.scoped("to_out.0"))
-        guard toQ.outFeatures % heads == 0 else { throw .configuration("\(w.prefix): \(toQ.outFeatures) features for \(heads) heads") }
+        guard heads >= 1, toQ.outFeatures % heads == 0 else { throw .configuration("\(w.prefix): \(toQ.outFeatures) features for \(heads) heads") }
+        try require(toK.outFeatures == toQ.outFeatures && toV.outFeatures == toQ.outFeatures && toOut.inFeatures == toQ.outFeatures,
+                    "\(w.prefix): query, key, value and output widths \([toQ.outFeatures, toK.outFeatures, toV.outFeatures, toOut.inFeatures]) differ")
+        try require(toK.inFeatures == toV.inFeatures, "\(w.prefix): keys read \(toK.inFeatures) features, values \(toV.inFeatures)")
         self.heads = heads
     }
+
+    /// Features of the queries' input and of the output (the residual stream's width).
+    var queryFeatures: Int { toQ.inFeatures }
+    var outputFeatures: Int { toOut.outFeatures }
+    /// Features of the keys' and values' input (the context's width for cross-attention).
+    var sourceFeatures: Int { toK.inFeatures }
 
     /// x [B, L, C]; context [B, S, D] (self-attention when nil).
     public func callAsFunction(_ x: Tensor, context: Tensor? = nil) throws(ModelError) -> Tensor {
@@ -55,7 +64,21 @@ public struct BasicTransformerBlock: Sendable {
         norm3 = try LayerNorm(w.scoped("norm3"))
         feedForwardIn = try Linear(w.scoped("ff.net.0.proj"))
         feedForwardOut = try Linear(w.scoped("ff.net.2"))
+        // Every residual sum adds the stream's width; GEGLU halves the feed-forward's projection.
+        let d = norm1.channels, name = w.prefix
+        try require(norm2.channels == d && norm3.channels == d, "\(name): norm widths \([norm1.channels, norm2.channels, norm3.channels]) differ")
+        try require(selfAttention.queryFeatures == d && selfAttention.sourceFeatures == d && selfAttention.outputFeatures == d,
+                    "\(name)attn1: does not map the \(d)-wide stream onto itself")
+        try require(crossAttention.queryFeatures == d && crossAttention.outputFeatures == d, "\(name)attn2: does not map the \(d)-wide stream onto itself")
+        try require(feedForwardIn.inFeatures == d && feedForwardIn.outFeatures % 2 == 0
+                    && feedForwardOut.inFeatures == feedForwardIn.outFeatures / 2 && feedForwardOut.outFeatures == d,
+                    "\(name)ff: \(feedForwardIn.weight.shape) then \(feedForwardOut.weight.shape) is not a GEGLU feed-forward of width \(d)")
     }
+
+    /// The residual stream's width.
+    var width: Int { norm1.channels }
+    /// The context's width (cross-attention keys and values).
+    var contextWidth: Int { crossAttention.sourceFeatures }
 
     public func callAsFunction(_ x: Tensor, context: Tensor) throws(ModelError) -> Tensor {
         var h = x + (try selfAttention(try norm1(x)))
@@ -79,9 +102,34 @@ public struct Transformer2DModel: Sendable {
         projectIn = linearProjection ? .linear(try Linear(w.scoped("proj_in"))) : .convolution(try Conv2d(w.scoped("proj_in")))
         projectOut = linearProjection ? .linear(try Linear(w.scoped("proj_out"))) : .convolution(try Conv2d(w.scoped("proj_out")))
         var blocks: [BasicTransformerBlock] = []
-        for i in 0..<layers { blocks.append(try BasicTransformerBlock(w.scoped("transformer_blocks.\(i)"), heads: heads)) }
+        for i in 0..<max(0, layers) { blocks.append(try BasicTransformerBlock(w.scoped("transformer_blocks.\(i)"), heads: heads)) }
         self.blocks = blocks
+        // The projections map the feature map's channels to the blocks' width and back, keeping the size (the output
+        // is added to the input).
+        let c = norm.channels, name = w.prefix
+        let inner: Int
+        switch projectIn {
+        case .convolution(let conv):
+            try conv.requireSameSize(from: c, "\(name)proj_in")
+            inner = conv.outChannels
+        case .linear(let linear):
+            try require(linear.inFeatures == c, "\(name)proj_in: takes \(linear.inFeatures) features, gets \(c)")
+            inner = linear.outFeatures
+        }
+        for (i, block) in blocks.enumerated() {
+            try require(block.width == inner, "\(name)transformer_blocks.\(i): width \(block.width), proj_in makes \(inner)")
+        }
+        switch projectOut {
+        case .convolution(let conv):
+            try conv.requireSameSize(from: inner, "\(name)proj_out")
+            try require(conv.outChannels == c, "\(name)proj_out: makes \(conv.outChannels) channels, the input has \(c)")
+        case .linear(let linear):
+            try require(linear.inFeatures == inner && linear.outFeatures == c, "\(name)proj_out: \(linear.weight.shape) does not map \(inner) to \(c)")
+        }
     }
+
+    /// Channels in and out.
+    public var channels: Int { norm.channels }
 
     /// x [N, C, H, W]; context [N, S, D].
     public func callAsFunction(_ x: Tensor, context: Tensor) throws(ModelError) -> Tensor {

@@ -97,7 +97,67 @@ public struct UNet2DConditionModel: Sendable {
         upBlocks = up
         normOut = try GroupNorm(w.scoped("conv_norm_out"), groups: groups, epsilon: eps)
         convOut = try Conv2d(w.scoped("conv_out"))
+        try checkChannelFlow()
     }
+
+    /// Follows the channels through every block as the forward pass does, so that a model whose weights do not
+    /// chain (from a hostile or mislabelled file) fails here with a typed error instead of trapping in a residual
+    /// sum or an index when it runs: each block takes what the previous one makes, up blocks take the feature map
+    /// plus the skip connection they pop, every size-keeping convolution keeps the size.
+    private func checkChannelFlow() throws(ModelError) {
+        try convIn.requireSameSize(from: convIn.inChannels, "conv_in")
+        try require(timeLinear1.inFeatures == convIn.outChannels,
+                    "time_embedding.linear_1: takes \(timeLinear1.inFeatures) features, the timestep sinusoid has \(convIn.outChannels)")
+        try require(timeLinear2.inFeatures == timeLinear1.outFeatures, "time_embedding.linear_2: takes \(timeLinear2.inFeatures), gets \(timeLinear1.outFeatures)")
+        let time = timeLinear2.outFeatures
+        if let (linear1, linear2) = addEmbedding {
+            try require(linear2.inFeatures == linear1.outFeatures && linear2.outFeatures == time,
+                        "add_embedding: \(linear1.weight.shape) then \(linear2.weight.shape) does not make a \(time)-wide time embedding")
+        }
+        func resnet(_ r: ResnetBlock2D, _ name: String, from channels: Int) throws(ModelError) -> Int {
+            try require(r.inChannels == channels, "\(name): takes \(r.inChannels) channels, gets \(channels)")
+            if let projection = r.timeProjection {
+                try require(projection.inFeatures == time, "\(name).time_emb_proj: takes \(projection.inFeatures) features, the time embedding has \(time)")
+            }
+            return r.outChannels
+        }
+        func attention(_ t: Transformer2DModel, _ name: String, channels: Int) throws(ModelError) {
+            try require(t.channels == channels, "\(name): takes \(t.channels) channels, gets \(channels)")
+        }
+        var c = convIn.outChannels
+        var skips = [c]
+        for (i, block) in downBlocks.enumerated() {
+            for (j, r) in block.resnets.enumerated() {
+                c = try resnet(r, "down_blocks.\(i).resnets.\(j)", from: c)
+                if j < block.attentions.count { try attention(block.attentions[j], "down_blocks.\(i).attentions.\(j)", channels: c) }
+                skips.append(c)
+            }
+            if let downsampler = block.downsampler {
+                try require(downsampler.inChannels == c, "down_blocks.\(i).downsamplers.0.conv: takes \(downsampler.inChannels) channels, gets \(c)")
+                c = downsampler.outChannels
+                skips.append(c)
+            }
+        }
+        c = try resnet(midBlock.resnets[0], "mid_block.resnets.0", from: c)
+        try attention(midBlock.attention, "mid_block.attentions.0", channels: c)
+        c = try resnet(midBlock.resnets[1], "mid_block.resnets.1", from: c)
+        for (i, block) in upBlocks.enumerated() {
+            for (j, r) in block.resnets.enumerated() {
+                guard let skip = skips.popLast() else { throw .configuration("up_blocks.\(i).resnets.\(j): no skip connection left") }
+                c = try resnet(r, "up_blocks.\(i).resnets.\(j)", from: c + skip)
+                if j < block.attentions.count { try attention(block.attentions[j], "up_blocks.\(i).attentions.\(j)", channels: c) }
+            }
+            if let upsampler = block.upsampler {
+                try upsampler.requireSameSize(from: c, "up_blocks.\(i).upsamplers.0.conv")
+                c = upsampler.outChannels
+            }
+        }
+        try require(normOut.channels == c, "conv_norm_out: \(normOut.channels) channels, the up blocks make \(c)")
+        try convOut.requireSameSize(from: c, "conv_out")
+    }
+
+    /// Channels of the prediction (the latent channels for Stable Diffusion).
+    public var outChannels: Int { convOut.outChannels }
 
     /// Whether the UNet has an `add_embedding` for coded numbers (Paints-UNDO's operation step).
     public var takesCodedConditions: Bool { addEmbedding != nil }
@@ -124,18 +184,23 @@ public struct UNet2DConditionModel: Sendable {
     /// conditioned on `context` [N, S, D].
     public func callAsFunction(_ sample: Tensor, timesteps: [Float], context: Tensor,
                                conditioning: UNetConditioning = UNetConditioning()) throws(ModelError) -> Tensor {
-        let batch = sample.shape[0]
-        guard sample.rank == 4, sample.shape[1] == inChannels, context.rank == 3, context.shape[0] == batch,
-              timesteps.count == 1 || timesteps.count == batch
+        guard sample.rank == 4, sample.shape.allSatisfy({ $0 >= 1 }), sample.shape[1] == inChannels, context.rank == 3,
+              context.shape[0] == sample.shape[0], context.shape[1] >= 1, timesteps.count == 1 || timesteps.count == sample.shape[0]
         else {
             throw .tensor(.shapeMismatch(operation: "UNet2DConditionModel", shapes: [sample.shape, context.shape, [timesteps.count]]))
         }
+        let batch = sample.shape[0]
         // Time embedding: sinusoidal -> linear -> SiLU -> linear (+ added conditions); blocks use SiLU of it.
         let t = timesteps.count == batch ? timesteps : Array(repeating: timesteps[0], count: batch)
         let projected = TimestepEmbedding.sinusoidal(t, dim: convIn.outChannels, flipSinToCos: configuration.flipSinToCos,
                                                      downscaleFreqShift: configuration.freqShift)
         var embedding = try timeLinear2(try timeLinear1(projected).silu())   // [N, T]
-        if let added = conditioning.addedTimeEmbedding { embedding = embedding + added }
+        if let added = conditioning.addedTimeEmbedding {
+            guard added.shape == embedding.shape else {
+                throw .tensor(.shapeMismatch(operation: "UNet2DConditionModel added time embedding", shapes: [added.shape, embedding.shape]))
+            }
+            embedding = embedding + added
+        }
         let activated = embedding.silu()
 
         var h = try convIn(sample)
@@ -155,12 +220,20 @@ public struct UNet2DConditionModel: Sendable {
             guard residuals.count == skips.count else {
                 throw .configuration("\(residuals.count) down residuals for \(skips.count) skip connections")
             }
-            for i in skips.indices { skips[i] = skips[i] + residuals[i] }
+            for i in skips.indices {
+                guard residuals[i].shape == skips[i].shape else {
+                    throw .tensor(.shapeMismatch(operation: "UNet2DConditionModel down residual \(i)", shapes: [residuals[i].shape, skips[i].shape]))
+                }
+                skips[i] = skips[i] + residuals[i]
+            }
         }
         h = try midBlock.resnets[0](h, timeEmbedding: activated)
         h = try midBlock.attention(h, context: context)
         h = try midBlock.resnets[1](h, timeEmbedding: activated)
-        if let mid = conditioning.midResidual { h = h + mid }
+        if let mid = conditioning.midResidual {
+            guard mid.shape == h.shape else { throw .tensor(.shapeMismatch(operation: "UNet2DConditionModel mid residual", shapes: [mid.shape, h.shape])) }
+            h = h + mid
+        }
 
         for block in upBlocks {
             for (j, resnet) in block.resnets.enumerated() {

@@ -20,11 +20,20 @@ public struct UNetConfiguration: Sendable {
 
     public init(json: [String: Any], path: String = "config.json") throws(ModelError) {
         func bad(_ m: String) -> ModelError { .configuration("\(path): \(m)") }
-        func ints(_ key: String) -> [Int]? { (json[key] as? [Any])?.compactMap { ($0 as? NSNumber)?.intValue } }
-        func int(_ key: String) -> Int? { (json[key] as? NSNumber)?.intValue }
-        guard let channels = ints("block_out_channels"), !channels.isEmpty else { throw bad("block_out_channels is required") }
+        // Every number is range-checked here: a zero head or group count would divide by zero, a negative layer
+        // count would make an invalid range, and 1 << levels must stay small.
+        let size = 1...(1 << 16)
+        func ints(_ key: String, in range: ClosedRange<Int> = size) throws(ModelError) -> [Int]? {
+            try configurationInts(json[key], key, in: range, path: path)
+        }
+        func int(_ key: String, in range: ClosedRange<Int> = size) throws(ModelError) -> Int? {
+            try configurationInt(json[key], key, in: range, path: path)
+        }
+        guard let channels = try ints("block_out_channels"), (1...8).contains(channels.count) else {
+            throw bad("block_out_channels is required (1 to 8 levels)")
+        }
         blockOutChannels = channels
-        layersPerBlock = int("layers_per_block") ?? 2
+        layersPerBlock = try int("layers_per_block", in: 1...64) ?? 2
         downBlockTypes = json["down_block_types"] as? [String] ?? []
         upBlockTypes = json["up_block_types"] as? [String] ?? []
         guard downBlockTypes.count == channels.count, upBlockTypes.count == channels.count else {
@@ -32,21 +41,23 @@ public struct UNetConfiguration: Sendable {
         }
         let supported: Set = ["CrossAttnDownBlock2D", "DownBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"]
         if let unknown = (downBlockTypes + upBlockTypes).first(where: { !supported.contains($0) }) { throw bad("block type \(unknown) is not supported") }
-        crossAttentionDimension = int("cross_attention_dim") ?? 768
+        crossAttentionDimension = try int("cross_attention_dim") ?? 768
         let heads: [Int]
-        if let list = ints("num_attention_heads") ?? ints("attention_head_dim") {
+        let headLists = (try ints("num_attention_heads"), try ints("attention_head_dim"))
+        if let list = headLists.0 ?? headLists.1 {
             heads = list
         } else {
-            heads = [int("num_attention_heads") ?? int("attention_head_dim") ?? 8]
+            let headCounts = (try int("num_attention_heads"), try int("attention_head_dim"))
+            heads = [headCounts.0 ?? headCounts.1 ?? 8]
         }
         attentionHeads = heads.count == 1 ? Array(repeating: heads[0], count: channels.count) : heads
         guard attentionHeads.count == channels.count else { throw bad("attention heads need one entry per block") }
-        normGroups = int("norm_num_groups") ?? 32
+        normGroups = try int("norm_num_groups") ?? 32
         normEpsilon = Float((json["norm_eps"] as? NSNumber)?.doubleValue ?? 1e-5)
         useLinearProjection = json["use_linear_projection"] as? Bool ?? false
         flipSinToCos = json["flip_sin_to_cos"] as? Bool ?? true
         freqShift = Float((json["freq_shift"] as? NSNumber)?.doubleValue ?? 0)
-        transformerLayersPerBlock = int("transformer_layers_per_block") ?? 1
+        transformerLayersPerBlock = try int("transformer_layers_per_block", in: 0...64) ?? 1
         if let t = json["time_embedding_type"] as? String, t != "positional" { throw bad("time_embedding_type \(t) is not supported") }
         if let t = json["class_embed_type"] as? String { throw bad("class_embed_type \(t) is not supported") }
     }

@@ -17,22 +17,28 @@ public struct VAEConfiguration: Sendable {
     public var sampleSize: Int
 
     public init(json: [String: Any], path: String = "config.json") throws(ModelError) {
-        func ints(_ key: String) -> [Int]? { (json[key] as? [Any])?.compactMap { ($0 as? NSNumber)?.intValue } }
-        guard let channels = ints("block_out_channels"), !channels.isEmpty else {
-            throw .configuration("\(path): block_out_channels is required")
+        // Numbers are range-checked: zero groups would divide by zero, a negative layer count would make an invalid
+        // range, and 1 << levels must stay small.
+        let size = 1...(1 << 16)
+        guard let channels = try configurationInts(json["block_out_channels"], "block_out_channels", in: size, path: path),
+              (1...8).contains(channels.count)
+        else {
+            throw .configuration("\(path): block_out_channels is required (1 to 8 levels)")
         }
         blockOutChannels = channels
-        layersPerBlock = (json["layers_per_block"] as? NSNumber)?.intValue ?? 1
-        latentChannels = (json["latent_channels"] as? NSNumber)?.intValue ?? 4
-        normGroups = (json["norm_num_groups"] as? NSNumber)?.intValue ?? 32
+        layersPerBlock = try configurationInt(json["layers_per_block"], "layers_per_block", in: 1...64, path: path) ?? 1
+        latentChannels = try configurationInt(json["latent_channels"], "latent_channels", in: size, path: path) ?? 4
+        normGroups = try configurationInt(json["norm_num_groups"], "norm_num_groups", in: size, path: path) ?? 32
         scalingFactor = Float((json["scaling_factor"] as? NSNumber)?.doubleValue ?? 0.18215)
         useQuantConv = json["use_quant_conv"] as? Bool ?? true
         usePostQuantConv = json["use_post_quant_conv"] as? Bool ?? true
         midBlockAttention = json["mid_block_add_attention"] as? Bool ?? true
-        let size = (json["sample_size"] as? NSNumber)?.intValue ?? ((json["sample_size"] as? [Any])?.first as? NSNumber)?.intValue
-        sampleSize = size ?? 512
-        guard sampleSize >= 1 << (channels.count - 1) else {
-            throw .configuration("\(path): sample_size \(sampleSize) is smaller than one latent")
+        let sample = try configurationInt(json["sample_size"], "sample_size", in: size, path: path)
+        let sampleListed = try configurationInt((json["sample_size"] as? [Any])?.first, "sample_size", in: size, path: path)
+        sampleSize = sample ?? sampleListed ?? 512
+        // Tiles are sample_size pixels and sample_size / 2^(levels-1) latents, stepped by 3/4 of that: at least 4.
+        guard sampleSize >= 4 << (channels.count - 1) else {
+            throw .configuration("\(path): sample_size \(sampleSize) is smaller than four latents")
         }
     }
 
@@ -53,7 +59,13 @@ struct SpatialSelfAttention: Sendable {
         toK = try Linear(w.scoped("to_k"))
         toV = try Linear(w.scoped("to_v"))
         toOut = try Linear(w.scoped("to_out.0"))
+        let c = norm.channels
+        try require(toQ.inFeatures == c && toK.inFeatures == c && toV.inFeatures == c && toOut.outFeatures == c
+                    && toK.outFeatures == toQ.outFeatures && toV.outFeatures == toQ.outFeatures && toOut.inFeatures == toQ.outFeatures,
+                    "\(w.prefix): attention projections \([toQ.weight.shape, toK.weight.shape, toV.weight.shape, toOut.weight.shape]) do not map \(c) channels onto themselves")
     }
+
+    var channels: Int { norm.channels }
 
     func callAsFunction(_ x: Tensor) throws(ModelError) -> Tensor {
         let (h, w) = (x.shape[2], x.shape[3])
@@ -72,7 +84,14 @@ struct VAEMidBlock: Sendable {
         first = try ResnetBlock2D(w.scoped("resnets.0"), groups: groups, epsilon: 1e-6)
         self.attention = attention ? try SpatialSelfAttention(w.scoped("attentions.0"), groups: groups) : nil
         second = try ResnetBlock2D(w.scoped("resnets.1"), groups: groups, epsilon: 1e-6)
+        if let attention = self.attention {
+            try require(attention.channels == first.outChannels, "\(w.prefix)attentions.0: takes \(attention.channels) channels, gets \(first.outChannels)")
+        }
+        try require(second.inChannels == first.outChannels, "\(w.prefix)resnets.1: takes \(second.inChannels) channels, gets \(first.outChannels)")
     }
+
+    var inChannels: Int { first.inChannels }
+    var outChannels: Int { second.outChannels }
 
     func callAsFunction(_ x: Tensor) throws(ModelError) -> Tensor {
         var h = try first(x, timeEmbedding: nil)
@@ -102,7 +121,29 @@ public struct VAEEncoder: Sendable {
         mid = try VAEMidBlock(w.scoped("mid_block"), groups: c.normGroups, attention: c.midBlockAttention)
         normOut = try GroupNorm(w.scoped("conv_norm_out"), groups: c.normGroups, epsilon: 1e-6)
         convOut = try Conv2d(w.scoped("conv_out"))
+        // The channel flow, as the forward pass runs it; downsamplers are 3x3 so that padding one and striding two
+        // halves even sizes exactly (latents are the image's size / 2^(levels-1)).
+        let p = w.prefix
+        try convIn.requireSameSize(from: convIn.inChannels, p + "conv_in")
+        var channels = convIn.outChannels
+        for (i, block) in blocks.enumerated() {
+            for (j, resnet) in block.0.enumerated() {
+                try require(resnet.inChannels == channels, "\(p)down_blocks.\(i).resnets.\(j): takes \(resnet.inChannels) channels, gets \(channels)")
+                channels = resnet.outChannels
+            }
+            if let down = block.1 {
+                try require(down.weight.shape[2] == 3 && down.weight.shape[3] == 3 && down.inChannels == channels,
+                            "\(p)down_blocks.\(i).downsamplers.0.conv: \(down.weight.shape) is not a 3x3 convolution of \(channels) channels")
+                channels = down.outChannels
+            }
+        }
+        try require(mid.inChannels == channels, "\(p)mid_block: takes \(mid.inChannels) channels, gets \(channels)")
+        try require(normOut.channels == mid.outChannels, "\(p)conv_norm_out: \(normOut.channels) channels, the mid block makes \(mid.outChannels)")
+        try convOut.requireSameSize(from: mid.outChannels, p + "conv_out")
     }
+
+    var inChannels: Int { convIn.inChannels }
+    var outChannels: Int { convOut.outChannels }
 
     /// image [N, 3, H, W] in -1...1 to moments [N, 2*latent, H/f, W/f].
     func callAsFunction(_ x: Tensor) throws(ModelError) -> Tensor {
@@ -138,7 +179,27 @@ public struct VAEDecoder: Sendable {
         self.blocks = blocks
         normOut = try GroupNorm(w.scoped("conv_norm_out"), groups: c.normGroups, epsilon: 1e-6)
         convOut = try Conv2d(w.scoped("conv_out"))
+        // The channel flow, as the forward pass runs it (every convolution here keeps the size).
+        let p = w.prefix
+        try convIn.requireSameSize(from: convIn.inChannels, p + "conv_in")
+        try require(mid.inChannels == convIn.outChannels, "\(p)mid_block: takes \(mid.inChannels) channels, gets \(convIn.outChannels)")
+        var channels = mid.outChannels
+        for (i, block) in blocks.enumerated() {
+            for (j, resnet) in block.0.enumerated() {
+                try require(resnet.inChannels == channels, "\(p)up_blocks.\(i).resnets.\(j): takes \(resnet.inChannels) channels, gets \(channels)")
+                channels = resnet.outChannels
+            }
+            if let up = block.1 {
+                try up.requireSameSize(from: channels, "\(p)up_blocks.\(i).upsamplers.0.conv")
+                channels = up.outChannels
+            }
+        }
+        try require(normOut.channels == channels, "\(p)conv_norm_out: \(normOut.channels) channels, the up blocks make \(channels)")
+        try convOut.requireSameSize(from: channels, p + "conv_out")
     }
+
+    var inChannels: Int { convIn.inChannels }
+    var outChannels: Int { convOut.outChannels }
 
     /// latents [N, latent, h, w] (unscaled) to an image [N, 3, h*f, w*f] in about -1...1.
     func callAsFunction(_ z: Tensor) throws(ModelError) -> Tensor {
@@ -164,6 +225,22 @@ public struct AutoencoderKL: Sendable {
         decoder = try VAEDecoder(w.scoped("decoder"), c)
         quantConv = c.useQuantConv ? try Conv2d(w.scoped("quant_conv")) : nil
         postQuantConv = c.usePostQuantConv ? try Conv2d(w.scoped("post_quant_conv")) : nil
+        // RGB in and out; the moments are a mean and a log variance of latent_channels each; the decoder takes latents.
+        let latent = c.latentChannels
+        try require(encoder.inChannels == 3, "encoder.conv_in: takes \(encoder.inChannels) channels, images have 3")
+        try require(decoder.outChannels == 3, "decoder.conv_out: makes \(decoder.outChannels) channels, images have 3")
+        var moments = encoder.outChannels
+        if let quantConv {
+            try quantConv.requireSameSize(from: moments, "quant_conv")
+            moments = quantConv.outChannels
+        }
+        try require(moments == 2 * latent, "the encoder makes \(moments) moment channels, 2 x latent_channels is \(2 * latent)")
+        if let postQuantConv {
+            try postQuantConv.requireSameSize(from: latent, "post_quant_conv")
+            try require(postQuantConv.outChannels == decoder.inChannels, "post_quant_conv: makes \(postQuantConv.outChannels) channels, the decoder takes \(decoder.inChannels)")
+        } else {
+            try require(decoder.inChannels == latent, "decoder.conv_in: takes \(decoder.inChannels) channels, latent_channels is \(latent)")
+        }
     }
 
     /// Loads a diffusers `vae` folder.
@@ -178,6 +255,9 @@ public struct AutoencoderKL: Sendable {
     /// The latent distribution of `image` [N, 3, H, W] in -1...1: mean and log variance, each [N, latent, H/8, W/8]
     /// (unscaled; multiply the mean by `scalingFactor` for the UNet).
     public func encode(_ image: Tensor, tiling: VAETiling = .automatic) throws(ModelError) -> (mean: Tensor, logVariance: Tensor) {
+        guard image.rank == 4, image.shape.allSatisfy({ $0 >= 1 }), image.shape[1] == encoder.inChannels else {
+            throw .tensor(.shapeMismatch(operation: "AutoencoderKL.encode (takes [N, \(encoder.inChannels), H, W])", shapes: [image.shape]))
+        }
         let tile = configuration.sampleSize
         var moments: Tensor
         if tiling.applies(height: image.shape[2], width: image.shape[3], tile: tile) {
@@ -204,6 +284,10 @@ public struct AutoencoderKL: Sendable {
 
     /// Decodes unscaled latents to an image in about -1...1.
     public func decode(_ latents: Tensor, tiling: VAETiling = .automatic) throws(ModelError) -> Tensor {
+        let latent = postQuantConv?.inChannels ?? decoder.inChannels
+        guard latents.rank == 4, latents.shape.allSatisfy({ $0 >= 1 }), latents.shape[1] == latent else {
+            throw .tensor(.shapeMismatch(operation: "AutoencoderKL.decode (takes [N, \(latent), h, w])", shapes: [latents.shape]))
+        }
         let tile = configuration.sampleSize / scale
         if tiling.applies(height: latents.shape[2], width: latents.shape[3], tile: tile) {
             return try Self.tiled(latents, tile: tile, outputTile: configuration.sampleSize) { (t: Tensor) throws(ModelError) in

@@ -13,16 +13,28 @@ public enum LDMCheckpoint {
     /// Whether a file is in the original LDM layout.
     public static func isLDM(_ file: SafeTensorsFile) -> Bool { file.entries.keys.contains { $0.hasPrefix(unetPrefix) } }
 
+    /// Part `index` of a dot-separated key (empty parts skipped), or nil when the key has fewer parts: keys come from
+    /// the file and may be anything.
+    static func part(_ key: String, _ index: Int) -> String? {
+        let parts = key.split(separator: ".")
+        return index < parts.count ? String(parts[index]) : nil
+    }
+
+    /// The UNet's levels and resnets per down level, read from the UNet keys (without the prefix): one downsampler
+    /// (`input_blocks.N.0.op.*`) per level but the last; layers + 1 output blocks per level.
+    static func unetLayout(_ keys: [String], path: String) throws(ModelError) -> (levels: Int, layers: Int) {
+        let levels = Set(keys.filter { $0.hasPrefix("input_blocks.") && $0.contains(".0.op.") }.compactMap { part($0, 1) }).count + 1
+        let outputs = Set(keys.filter { $0.hasPrefix("output_blocks.") }.compactMap { part($0, 1) }).count
+        guard outputs % levels == 0, outputs / levels >= 2 else {
+            throw .configuration("\(path): cannot read the UNet block layout (\(outputs) output blocks, \(levels) levels)")
+        }
+        return (levels, outputs / levels - 1)
+    }
+
     /// The UNet's weights under diffusers names.
     public static func unet(_ file: SafeTensorsFile) throws(ModelError) -> WeightStore {
         let keys = file.names.filter { $0.hasPrefix(unetPrefix) }.map { String($0.dropFirst(unetPrefix.count)) }
-        // Levels: one downsampler per level but the last; layers per block from the output blocks.
-        let levels = Set(keys.filter { $0.hasPrefix("input_blocks.") && $0.contains(".0.op.") }.map { $0.split(separator: ".")[1] }).count + 1
-        let outputs = Set(keys.filter { $0.hasPrefix("output_blocks.") }.map { $0.split(separator: ".")[1] }).count
-        guard outputs % levels == 0, outputs / levels >= 2 else {
-            throw .configuration("\(file.path): cannot read the UNet block layout (\(outputs) output blocks, \(levels) levels)")
-        }
-        let layers = outputs / levels - 1
+        let layers = try unetLayout(keys, path: file.path).layers
         let resnet: [String: String] = ["in_layers.0": "norm1", "in_layers.2": "conv1", "emb_layers.1": "time_emb_proj",
                                         "out_layers.0": "norm2", "out_layers.3": "conv2", "skip_connection": "conv_shortcut"]
         func resnetKey(_ rest: ArraySlice<Substring>) -> String {
@@ -35,24 +47,27 @@ public enum LDMCheckpoint {
                       "input_blocks.0.0": "conv_in", "out.0": "conv_norm_out", "out.2": "conv_out"]
         var aliases: [String: String] = [:]
         for key in keys {
+            // Every index below is guarded by the part count: keys come from the file.
             let p = key.split(separator: ".")
-            let head = p.dropLast().joined(separator: ".")
             var new: String?
-            if let s = simple[head] {
-                new = s + "." + p.last!
-            } else if p[0] == "input_blocks", let i = Int(p[1]), i > 0 {
-                let (b, l) = ((i - 1) / (layers + 1), (i - 1) % (layers + 1))
-                if p[2] == "0" && p[3] == "op" { new = "down_blocks.\(b).downsamplers.0.conv.\(p.last!)" }
-                else if p[2] == "0" { new = "down_blocks.\(b).resnets.\(l)." + resnetKey(p[3...]) }
-                else if p[2] == "1" { new = "down_blocks.\(b).attentions.\(l)." + p[3...].joined(separator: ".") }
-            } else if p[0] == "middle_block", let j = Int(p[1]) {
-                new = j == 1 ? "mid_block.attentions.0." + p[2...].joined(separator: ".")
-                    : "mid_block.resnets.\(j / 2)." + resnetKey(p[2...])
-            } else if p[0] == "output_blocks", let i = Int(p[1]) {
-                let (b, l) = (i / (layers + 1), i % (layers + 1))
-                if p[2] == "0" { new = "up_blocks.\(b).resnets.\(l)." + resnetKey(p[3...]) }
-                else if p.count >= 4 && p[3] == "conv" && (p[2] == "2" || p[2] == "1") { new = "up_blocks.\(b).upsamplers.0.conv.\(p.last!)" }
-                else if p[2] == "1" { new = "up_blocks.\(b).attentions.\(l)." + p[3...].joined(separator: ".") }
+            if let last = p.last, p.count >= 2 {
+                let head = p.dropLast().joined(separator: ".")
+                if let s = simple[head] {
+                    new = s + "." + last
+                } else if p[0] == "input_blocks", p.count >= 4, let i = Int(p[1]), i > 0 {
+                    let (b, l) = ((i - 1) / (layers + 1), (i - 1) % (layers + 1))
+                    if p[2] == "0" && p[3] == "op" { new = "down_blocks.\(b).downsamplers.0.conv.\(last)" }
+                    else if p[2] == "0" { new = "down_blocks.\(b).resnets.\(l)." + resnetKey(p[3...]) }
+                    else if p[2] == "1" { new = "down_blocks.\(b).attentions.\(l)." + p[3...].joined(separator: ".") }
+                } else if p[0] == "middle_block", p.count >= 3, let j = Int(p[1]) {
+                    new = j == 1 ? "mid_block.attentions.0." + p[2...].joined(separator: ".")
+                        : "mid_block.resnets.\(j / 2)." + resnetKey(p[2...])
+                } else if p[0] == "output_blocks", p.count >= 4, let i = Int(p[1]), i >= 0 {
+                    let (b, l) = (i / (layers + 1), i % (layers + 1))
+                    if p[2] == "0" { new = "up_blocks.\(b).resnets.\(l)." + resnetKey(p[3...]) }
+                    else if p[3] == "conv" && (p[2] == "2" || p[2] == "1") { new = "up_blocks.\(b).upsamplers.0.conv.\(last)" }
+                    else if p[2] == "1" { new = "up_blocks.\(b).attentions.\(l)." + p[3...].joined(separator: ".") }
+                }
             }
             guard let new else { throw .configuration("\(file.path): unexpected UNet key \(unetPrefix)\(key)") }
             aliases[new] = unetPrefix + key
@@ -63,24 +78,30 @@ public enum LDMCheckpoint {
     /// The VAE's weights under diffusers names (attention 1x1 convolutions read as matrices).
     public static func vae(_ file: SafeTensorsFile) throws(ModelError) -> WeightStore {
         let keys = file.names.filter { $0.hasPrefix(vaePrefix) }.map { String($0.dropFirst(vaePrefix.count)) }
-        let levels = Set(keys.filter { $0.hasPrefix("decoder.up.") }.map { $0.split(separator: ".")[2] }).count
+        let levels = Set(keys.filter { $0.hasPrefix("decoder.up.") }.compactMap { part($0, 2) }).count
         let attention = ["norm": "group_norm", "q": "to_q", "k": "to_k", "v": "to_v", "proj_out": "to_out.0"]
         var aliases: [String: String] = [:], squeezed: Set<String> = []
         for key in keys {
             var p = key.replacingOccurrences(of: "norm_out", with: "conv_norm_out")
                 .replacingOccurrences(of: "nin_shortcut", with: "conv_shortcut").split(separator: ".").map(String.init)
+            // Every index below is guarded by the part count: keys come from the file. Block keys have at least
+            // five parts (encoder.down.0.block.0.conv1.weight, decoder.up.0.upsample.conv.weight, encoder.mid.attn_1.q.weight).
+            guard p.count >= 2, !["down", "up", "mid"].contains(p[1]) || p.count >= 5 else {
+                throw .configuration("\(file.path): unexpected VAE key \(vaePrefix)\(key)")
+            }
+            let last = p[p.count - 1]
             var new: String
             switch p[1] {
             case "down":
                 new = p[3] == "block" ? "\(p[0]).down_blocks.\(p[2]).resnets.\(p[4])." + p[5...].joined(separator: ".")
-                    : "\(p[0]).down_blocks.\(p[2]).downsamplers.0.conv.\(p.last!)"
+                    : "\(p[0]).down_blocks.\(p[2]).downsamplers.0.conv.\(last)"
             case "up":
-                guard let k = Int(p[2]) else { throw .configuration("\(file.path): unexpected VAE key \(key)") }
+                guard let k = Int(p[2]), k >= 0 else { throw .configuration("\(file.path): unexpected VAE key \(key)") }
                 let b = levels - 1 - k
                 new = p[3] == "block" ? "\(p[0]).up_blocks.\(b).resnets.\(p[4])." + p[5...].joined(separator: ".")
-                    : "\(p[0]).up_blocks.\(b).upsamplers.0.conv.\(p.last!)"
+                    : "\(p[0]).up_blocks.\(b).upsamplers.0.conv.\(last)"
             case "mid":
-                if p[2].hasPrefix("block_"), let j = Int(p[2].dropFirst(6)) {
+                if p[2].hasPrefix("block_"), let j = Int(p[2].dropFirst(6)), j >= 1 {
                     new = "\(p[0]).mid_block.resnets.\(j - 1)." + p[3...].joined(separator: ".")
                 } else {
                     p[3] = attention[p[3]] ?? p[3]
