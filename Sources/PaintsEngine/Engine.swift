@@ -17,6 +17,15 @@ public struct DetachedJobContext: JobContext {
     public func report(stage: String, step: Int, steps: Int, fraction: Double, preview: RGBAImage?) {}
 }
 
+/// The context of a job's inner step run by another engine (the sd engine's fill under the lines, the undo engine's
+/// tagger): cancelled with the job, its progress reports dropped (the outer engine reports its own stages).
+public struct InnerStepContext: JobContext {
+    let outer: JobContext
+    public init(_ outer: JobContext) { self.outer = outer }
+    public func checkCancellation() throws(ProtocolError) { try outer.checkCancellation() }
+    public func report(stage: String, step: Int, steps: Int, fraction: Double, preview: RGBAImage?) {}
+}
+
 /// One option an engine accepts in a request's `options` object, described for clients (the Krita docker builds its
 /// fields from these).
 public struct EngineOption: Sendable {

@@ -139,7 +139,7 @@ public final class PaintsUndoEngine: UndoPreviewEngine {
         if prompt.isEmpty {
             if let tagger, tagger.status.canRun {
                 context.report(stage: "tag", step: 0, steps: 1, fraction: 0.01, preview: nil)
-                prompt = try tagger.tag(TagInput(image: input.image), context: DetachedJobContext()).prompt
+                prompt = try tagger.tag(TagInput(image: input.image), context: InnerStepContext(context)).prompt
                 promptSource = "tagger"
             } else {
                 promptSource = "none"

@@ -160,7 +160,7 @@ public final class StableDiffusionEngine: ColorizeEngine {
         if input.hints != nil || input.reference != nil {
             base = try BuiltinColorizer().colorize(
                 ColorizeInput(sketch: sketch, hints: input.hints, reference: input.reference, seed: input.seed,
-                              options: ["composite_lines": true]), context: DetachedJobContext()).image
+                              options: ["composite_lines": true]), context: InnerStepContext(context)).image
         }
         base = base.flattened(onto: .white)
         // 2. Working size: longest side `size`, both sides multiples of what the UNet and VAE need.
