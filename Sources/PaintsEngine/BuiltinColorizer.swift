@@ -7,12 +7,15 @@ import PaintsTensor
 ///
 /// 1. Line strength is read from the sketch (dark on white or opaque on transparent); lines above `line_threshold` are
 ///    grown by `gap_closing` pixels so small gaps in the drawing do not let colour leak, and the enclosed regions found.
-/// 2. Each region takes the colours of the scribbles inside it; several colours in one region split it along the
-///    cheapest paths, where faint lines cost more to cross.
-/// 3. Regions without a scribble stay transparent, or, given a `reference`, take the reference palette colour that
-///    covers most of them.
-/// 4. Colour then runs under the lines and the grown zone from both sides until the fronts meet, so the fill meets
-///    the line with no halo.
+/// 2. Scribbles are the sources. Regions touching the canvas border with no scribble are outside the drawing: they
+///    stay empty. Scribbles of the `empty_key` colour mark areas to leave empty (Krita's transparent key). Given a
+///    `reference`, regions without a scribble take the reference palette colour that covers most of them.
+/// 3. Every other pixel takes the source it is least separated from: the path whose strongest line crossed is weakest
+///    (a closed gap counts as a line at the threshold), then the shortest (`LineArt.weakestBarrierLabels`). So two
+///    scribbles in one region split it along faint lines, pockets cut off by fur-like strokes take the colour around
+///    them, and colour runs under the lines from both sides to meet in their middle, with no halo.
+/// 4. Colour runs under lines that are dark ink only: a grey or coloured line area keeps its own colour (the flat layer
+///    is empty there, and `composite_lines` draws it as it is).
 ///
 /// Output: the flat-colour layer; with `composite_lines` the lines are drawn over it.
 /// The `colorize` half of `BuiltinEngine`.
@@ -25,6 +28,9 @@ public struct BuiltinColorizer: Sendable {
         EngineOption("composite_lines", .boolean, default: false, summary: "draw the line art over the flat colours"),
         EngineOption("palette_size", .integer, default: 12, minimum: 2, maximum: 32,
                      summary: "colours taken from the reference for regions without a scribble"),
+        EngineOption("empty_key", .string, default: .string(Settings.defaultEmptyKey),
+                     summary: "scribbles of this colour (#rrggbb, each channel within 16) mark areas to leave empty, "
+                         + "like Krita's transparent key; \"none\" makes it an ordinary colour"),
     ]
 
     public static let capabilities = MethodCapabilities(method: .colorize, inputs: ["sketch", "hints", "reference"],
@@ -32,16 +38,18 @@ public struct BuiltinColorizer: Sendable {
 
     public init() {}
 
-    /// Memory of a colorize per sketch pixel: line strength, regions, labels, distances and costs (about 20 bytes),
-    /// the fill's bucket queues (up to 8 per pixel), masks, the cost planes and the output. `make bench` prints this
-    /// estimate beside the peak measured.
+    /// Memory of a colorize per sketch pixel: line strength, regions and labels (12 bytes), levels, masks and the
+    /// fill's flags (about 7), the output (4), the fill's queues (up to 8 where everything is line), and temporaries
+    /// of the line analysis and the reference palette. `make bench` prints this estimate beside the peak measured.
     public static let bytesPerPixel = 48
 
     struct Settings {
+        static let defaultEmptyKey = "#ff00ff"
         var gapClosing = 2
         var lineThreshold: Float = 0.35
         var compositeLines = false
         var paletteSize = 12
+        var emptyKey: RGBA? = RGBA(255, 0, 255)
 
         init(_ options: [String: JSONValue]) throws(ProtocolError) {
             var r = ParamReader(options, path: "options.")
@@ -49,9 +57,31 @@ public struct BuiltinColorizer: Sendable {
             lineThreshold = Float(try r.double("line_threshold", in: 0.01...0.99) ?? Double(lineThreshold))
             compositeLines = try r.bool("composite_lines") ?? compositeLines
             paletteSize = try r.int("palette_size", in: 2...32) ?? paletteSize
+            if let key = try r.string("empty_key") {
+                if key.lowercased() == "none" {
+                    emptyKey = nil
+                } else if let colour = Self.colour(key) {
+                    emptyKey = colour
+                } else {
+                    throw ProtocolError(.invalidParams, "options.empty_key: expected a colour \"#rrggbb\" or \"none\", got \"\(key.prefix(40))\"",
+                                        details: ["param": "options.empty_key", "expected": "a colour #rrggbb or none"])
+                }
+            }
             try r.finish()
         }
+
+        /// `#rrggbb` (the `#` optional) as a colour.
+        static func colour(_ text: String) -> RGBA? {
+            let hex = text.hasPrefix("#") ? text.dropFirst() : Substring(text)
+            guard hex.count == 6, let value = UInt32(hex, radix: 16) else { return nil }
+            return RGBA(UInt8(value >> 16 & 0xFF), UInt8(value >> 8 & 0xFF), UInt8(value & 0xFF))
+        }
     }
+
+    /// Luminance (over white) below which a neutral line pixel is dark ink that colour runs under.
+    static let inkLuminance: Float = 0.18
+    /// Chroma ((max - min) / 255) from which a line pixel is coloured, never ink.
+    static let inkChroma: Float = 0.25
 
     public func colorize(_ input: ColorizeInput, context: JobContext) throws(ProtocolError) -> ColorizeOutput {
         let settings = try Settings(input.options)
@@ -63,7 +93,7 @@ public struct BuiltinColorizer: Sendable {
         try context.checkCancellation()
         context.report(stage: "regions", step: 1, steps: steps, fraction: 0.3, preview: nil)
 
-        // Colour table: index 0 is "transparent"; hint colours and reference palette entries follow.
+        // Colour table: index 0 is "empty"; hint colours and reference palette entries follow.
         var colours: [RGBA] = [.transparent]
         var colourIndex: [RGBA: Int32] = [:]
         func index(of colour: RGBA) -> Int32 {
@@ -73,31 +103,71 @@ public struct BuiltinColorizer: Sendable {
             return Int32(colours.count - 1)
         }
 
-        // Seeds: scribble pixels inside regions. Scribbles over the barrier zone are ignored (they would paint the
-        // wrong side of a line).
+        // Sources: scribble pixels that are not on a line (those would paint the wrong side of it); -1 is unlabelled.
+        let threshold = settings.lineThreshold
         var labels = [Int32](repeating: -1, count: n)
         var hinted = [Bool](repeating: false, count: art.regionCount)
-        var hintPixels = 0
-        if let hints = input.hints {
-            for p in 0..<n where hints.pixels[p * 4 + 3] > 0 && art.region[p] >= 0 {
-                var c = hints.pixel(p)
-                c.a = 255
-                labels[p] = index(of: c)
-                hinted[Int(art.region[p])] = true
-                hintPixels += 1
+        // Per region: the one label scribbled in it, -1 for none, -2 for several.
+        var regionLabel = [Int32](repeating: -1, count: art.regionCount)
+        var hintPixels = 0, emptyPixels = 0
+        if var hints = input.hints {
+            if hints.width != width || hints.height != height { hints = hints.resized(width: width, height: height) }
+            var last: (RGBA, Int32)?  // scribbles come in runs of one colour
+            let strength = art.strength, hintPixelsBytes = hints.pixels
+            for y in 0..<height {
+                try context.checkCancellation()
+                // Most of a hints layer is empty: find the scribbled pixels of the row first.
+                let scribbled = hintPixelsBytes.withUnsafeBufferPointer { px in
+                    strength.withUnsafeBufferPointer { s in
+                        ((y * width)..<(y * width + width)).filter { px[$0 * 4 + 3] > 0 && s[$0] <= threshold }
+                    }
+                }
+                for p in scribbled {
+                    var c = hints.pixel(p)
+                    c.a = 255
+                    let label: Int32
+                    if let last, last.0 == c {
+                        label = last.1
+                    } else if let key = settings.emptyKey, max(abs(Int(c.r) - Int(key.r)), abs(Int(c.g) - Int(key.g)),
+                                                               abs(Int(c.b) - Int(key.b))) <= 16 {
+                        label = 0
+                    } else {
+                        label = index(of: c)
+                    }
+                    last = (c, label)
+                    labels[p] = label
+                    if label == 0 { emptyPixels += 1 }
+                    if art.region[p] >= 0 {
+                        let r = Int(art.region[p])
+                        hinted[r] = true
+                        if regionLabel[r] != label { regionLabel[r] = regionLabel[r] == -1 ? label : -2 }
+                    }
+                    hintPixels += 1
+                }
             }
         }
-        // Regions with no scribble: a reference palette colour, else transparent.
-        var regionColour = [Int32](repeating: 0, count: art.regionCount)
+        try context.checkCancellation()
+        // Regions with no scribble: a reference palette colour; else empty when they touch the canvas border (outside
+        // the drawing); else unlabelled, to be filled from around them.
+        var regionColour = [Int32](repeating: -1, count: art.regionCount)
+        var touchesBorder = [Bool](repeating: false, count: art.regionCount)
+        for x in 0..<width {
+            for p in [x, (height - 1) * width + x] where art.region[p] >= 0 { touchesBorder[Int(art.region[p])] = true }
+        }
+        for y in 0..<height {
+            for p in [y * width, y * width + width - 1] where art.region[p] >= 0 { touchesBorder[Int(art.region[p])] = true }
+        }
         var paletteInfo: [JSONValue] = []
         if let reference = input.reference {
-            let palette = Palette(reference.resized(width: width, height: height), size: settings.paletteSize, seed: input.seed)
+            let sized = reference.width == width && reference.height == height ? reference
+                : reference.resized(width: width, height: height)
+            let palette = Palette(sized, size: settings.paletteSize, seed: input.seed)
             try context.checkCancellation()
             paletteInfo = palette.colours.map { .string($0.description) }
             var votes = [[Int]](repeating: [Int](repeating: 0, count: palette.colours.count), count: art.regionCount)
             for p in 0..<n {
-                let r = art.region[p]
-                if r >= 0, !hinted[Int(r)], let entry = palette.entry[p] { votes[Int(r)][entry] += 1 }
+                let r = art.region[p], entry = palette.entry[p]
+                if r >= 0, !hinted[Int(r)], entry != Palette.none { votes[Int(r)][Int(entry)] += 1 }
             }
             for r in 0..<art.regionCount where !hinted[r] {
                 if let best = votes[r].indices.max(by: { votes[r][$0] < votes[r][$1] }), votes[r][best] > 0 {
@@ -105,43 +175,84 @@ public struct BuiltinColorizer: Sendable {
                 }
             }
         }
-        for p in 0..<n where art.region[p] >= 0 && !hinted[Int(art.region[p])] {
-            labels[p] = regionColour[Int(art.region[p])]
+        var outside = [Bool](repeating: false, count: art.regionCount)
+        for r in 0..<art.regionCount where !hinted[r] && regionColour[r] < 0 && touchesBorder[r] {
+            regionColour[r] = 0
+            outside[r] = true
+        }
+        // A region scribbled in one colour only, with no faint line in it as strong as a closed gap, is that colour
+        // throughout (no other label can reach its pixels across a weaker barrier): label it at once, sparing the fill.
+        let levels = art.barrierLevels(threshold: threshold)
+        var regionMaxLevel = [UInt8](repeating: 0, count: art.regionCount)
+        art.region.withUnsafeBufferPointer { region in
+            for p in 0..<n where region[p] >= 0 {
+                let r = Int(region[p])
+                regionMaxLevel[r] = max(regionMaxLevel[r], levels[p])
+            }
+        }
+        let gapLevel = LineArt.level(threshold)
+        for r in 0..<art.regionCount where hinted[r] && regionLabel[r] >= 0 && regionMaxLevel[r] < gapLevel {
+            regionColour[r] = regionLabel[r]
+        }
+        // The outside's emptiness gives way to scribbles at equal separation (see `weakestBarrierLabels`).
+        var yielding = [Bool](repeating: false, count: outside.contains(true) ? n : 0)
+        art.region.withUnsafeBufferPointer { region in
+            regionColour.withUnsafeBufferPointer { regionColour in
+                for p in 0..<n where region[p] >= 0 && labels[p] < 0 {
+                    let r = Int(region[p])
+                    labels[p] = regionColour[r]
+                    if outside[r] { yielding[p] = true }
+                }
+            }
         }
         try context.checkCancellation()
         context.report(stage: "fill", step: 2, steps: steps, fraction: 0.45, preview: nil)
 
-        // Within each region: nearest scribble, crossing faint lines costs more.
-        let maxCost = 9
-        let threshold = settings.lineThreshold
-        let cost = art.strength.map { UInt8(1 + min(8, Int($0 / threshold * 8))) }
-        let region = art.region
-        try LineArt.propagate(labels: &labels, width: width, height: height, cost: cost, maxCost: maxCost,
-                              context: context) { p, q in
-            region[q] >= 0 && region[q] == region[p]
-        }
-        try context.checkCancellation()
-        // Under the lines: every region's colour (transparent included) advances through the barrier zone at equal
-        // speed, so two colours meet in the middle of the line between them.
-        let unitCost = [UInt8](repeating: 1, count: n)
-        try LineArt.propagate(labels: &labels, width: width, height: height, cost: unitCost, maxCost: 1,
-                              context: context) { _, q in
-            region[q] < 0
-        }
+        // Everything else: the source least separated by lines, then the nearest.
+        try LineArt.weakestBarrierLabels(labels: &labels, levels: levels, yielding: yielding,
+                                         open: yielding.isEmpty ? nil : art.region.map { $0 >= 0 },
+                                         width: width, height: height, context: context)
         try context.checkCancellation()
         context.report(stage: "compose", step: 3, steps: steps, fraction: 0.85, preview: nil)
 
+        let ownColour = try Self.ownColourLines(sketch, strength: art.strength, threshold: threshold, context: context)
         var out = RGBAImage(width: width, height: height)
         var filled = 0
-        for p in 0..<n where labels[p] > 0 {
-            out.setPixel(p, colours[Int(labels[p])])
-            filled += 1
-        }
-        if settings.compositeLines {
-            for p in 0..<n where art.strength[p] > 0 {
-                var line = sketch.pixel(p)
-                line.a = UInt8(max(0, min(255, (art.strength[p] * 255).rounded())))
-                out.setPixel(p, line.over(out.pixel(p)))
+        let compositeLines = settings.compositeLines
+        try sketch.pixels.withUnsafeBufferPointer { (src) throws(ProtocolError) in
+            try out.pixels.withUnsafeMutableBufferPointer { (dst) throws(ProtocolError) in
+                try labels.withUnsafeBufferPointer { (labels) throws(ProtocolError) in
+                    try ownColour.withUnsafeBufferPointer { (ownColour) throws(ProtocolError) in
+                        try art.strength.withUnsafeBufferPointer { (strength) throws(ProtocolError) in
+                            try colours.withUnsafeBufferPointer { (colours) throws(ProtocolError) in
+                                for y in 0..<height {
+                                    try context.checkCancellation()
+                                    for p in (y * width)..<(y * width + width) {
+                                        let o = p * 4
+                                        if ownColour[p] {
+                                            // A grey or coloured line area: no colour under it; drawn as it is.
+                                            if compositeLines { for c in 0..<4 { dst[o + c] = src[o + c] } }
+                                            continue
+                                        }
+                                        var colour = labels[p] > 0 ? colours[Int(labels[p])] : .transparent
+                                        if colour.a > 0 { filled += 1 }
+                                        let s = strength[p]
+                                        if compositeLines && s > 0 {
+                                            var line = RGBA(src[o], src[o + 1], src[o + 2], 255)
+                                            line.a = UInt8(max(0, min(255, s * 255 + 0.5)))
+                                            colour = line.over(colour)
+                                        }
+                                        guard colour.a > 0 else { continue }
+                                        dst[o] = colour.r
+                                        dst[o + 1] = colour.g
+                                        dst[o + 2] = colour.b
+                                        dst[o + 3] = colour.a
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
             }
         }
         context.report(stage: "compose", step: steps, steps: steps, fraction: 1, preview: nil)
@@ -150,26 +261,113 @@ public struct BuiltinColorizer: Sendable {
             "hinted_regions": JSONValue(hinted.filter { $0 }.count),
             "filled_fraction": JSONValue(Double(filled) / Double(n)),
         ]
+        if emptyPixels > 0 { info["empty_key_pixels"] = JSONValue(emptyPixels) }
         if !paletteInfo.isEmpty { info["reference_palette"] = .array(paletteInfo) }
+        // An empty layer is no result: say why (clients show `info.warning`; the Krita docker adds no layer then).
+        if filled == 0 {
+            info["warning"] = .string(input.hints == nil && input.reference == nil
+                ? "nothing to colour from: no colour scribbles (hints) and no reference were given; the layer is empty"
+                : input.hints != nil && hintPixels == emptyPixels && input.reference == nil
+                ? "nothing to colour from: the hints layer has no colour scribble off the lines; the layer is empty"
+                : "nothing was coloured: no scribble or reference colour reached a region; the layer is empty")
+        }
         return ColorizeOutput(image: out, info: info)
+    }
+
+    /// Line pixels that keep their own colour: line pixels that are not dark ink (lighter than `inkLuminance` over
+    /// white, or of chroma from `inkChroma`) and are not the anti-aliased rim of a darker line on paper. A rim is what
+    /// paper reaches by steps that never get lighter (the strength never falls by more than a step's tolerance);
+    /// the lightest point of a grey line on paper (no darker neighbour) still keeps its colour. So a grey area inside
+    /// a black outline (an umbrella's shaft, a grey ring in a black hub) and the core of a grey or coloured line keep
+    /// their colour, while the grey rims of black lines get colour under them, at any resolution.
+    static func ownColourLines(_ sketch: RGBAImage, strength: [Float], threshold: Float,
+                               context: JobContext) throws(ProtocolError) -> [Bool] {
+        let (width, height, n) = (sketch.width, sketch.height, sketch.pixelCount)
+        let tolerance: Float = 8 / 255
+        var own = [Bool](repeating: false, count: n)
+        var candidates = 0
+        try sketch.pixels.withUnsafeBufferPointer { (px) throws(ProtocolError) in
+            for y in 0..<height {
+                try context.checkCancellation()
+                for p in (y * width)..<(y * width + width) where strength[p] > threshold {
+                    let o = p * 4
+                    let (r, g, b) = (Float(px[o]), Float(px[o + 1]), Float(px[o + 2]))
+                    let chroma = (max(r, g, b) - min(r, g, b)) / 255
+                    // Strength is darkness over white (1 - luminance of the pixel laid over white).
+                    if chroma >= inkChroma || 1 - strength[p] >= inkLuminance {
+                        own[p] = true
+                        candidates += 1
+                    }
+                }
+            }
+        }
+        guard candidates > 0 else { return own }
+        // Rims: flood from paper into line pixels, never to a lighter one.
+        var rim = [Bool](repeating: false, count: n)
+        var stack: [Int32] = []
+        var visited = 0
+        try strength.withUnsafeBufferPointer { (s) throws(ProtocolError) in
+            try rim.withUnsafeMutableBufferPointer { (rim) throws(ProtocolError) in
+                @inline(__always) func neighbours(_ p: Int, _ body: (Int) -> Void) {
+                    let x = p % width
+                    if p >= width { body(p - width) }
+                    if p + width < n { body(p + width) }
+                    if x > 0 { body(p - 1) }
+                    if x + 1 < width { body(p + 1) }
+                }
+                for y in 0..<height {
+                    try context.checkCancellation()
+                    for p in (y * width)..<(y * width + width) where s[p] > threshold {
+                        var onPaper = false
+                        neighbours(p) { q in if s[q] <= threshold { onPaper = true } }
+                        if onPaper {
+                            rim[p] = true
+                            stack.append(Int32(p))
+                        }
+                    }
+                }
+                while let top = stack.popLast() {
+                    visited += 1
+                    if visited % LineArt.pollInterval == 0 { try context.checkCancellation() }
+                    let p = Int(top), floor = s[p] - tolerance
+                    neighbours(p) { q in
+                        if !rim[q] && s[q] > threshold && s[q] >= floor {
+                            rim[q] = true
+                            stack.append(Int32(q))
+                        }
+                    }
+                }
+                // A rim pixel with no darker neighbour is the middle of a line lighter than ink: it keeps its colour.
+                for y in 0..<height {
+                    try context.checkCancellation()
+                    for p in (y * width)..<(y * width + width) where own[p] && rim[p] {
+                        var darker = false
+                        neighbours(p) { q in if s[q] > s[p] + tolerance { darker = true } }
+                        own[p] = !darker
+                    }
+                }
+            }
+        }
+        return own
     }
 }
 
 /// A small colour palette of an image (k-means on a sample), and each pixel's nearest entry.
 struct Palette {
     let colours: [RGBA]
-    /// Palette index per pixel; nil for (nearly) transparent pixels.
-    let entry: [Int?]
+    /// Palette index per pixel; `none` for (nearly) transparent pixels.
+    let entry: [UInt8]
+    static let none: UInt8 = 255
 
     init(_ image: RGBAImage, size: Int, seed: Int) {
         var rng = SplitMix64(seed: UInt64(truncatingIfNeeded: seed))
-        let opaque = (0..<image.pixelCount).filter { image.pixels[$0 * 4 + 3] >= 128 }
+        let opaque = (0..<Int32(image.pixelCount)).filter { image.pixels[Int($0) * 4 + 3] >= 128 }
         guard !opaque.isEmpty else {
             colours = []
-            entry = Array(repeating: nil, count: image.pixelCount)
+            entry = Array(repeating: Self.none, count: image.pixelCount)
             return
         }
-        let sample = (0..<min(4096, opaque.count)).map { _ in image.pixel(opaque[Int(rng.next() % UInt64(opaque.count))]) }
+        let sample = (0..<min(4096, opaque.count)).map { _ in image.pixel(Int(opaque[Int(rng.next() % UInt64(opaque.count))])) }
         var centres = (0..<min(size, sample.count)).map { sample[$0 * sample.count / min(size, sample.count)] }
         for _ in 0..<12 {
             var sums = [(Int, Int, Int, Int)](repeating: (0, 0, 0, 0), count: centres.count)
@@ -183,9 +381,18 @@ struct Palette {
             }
         }
         colours = centres
-        entry = (0..<image.pixelCount).map { p in
-            image.pixels[p * 4 + 3] >= 128 ? Self.nearest(image.pixel(p), in: centres) : nil
+        var entry = [UInt8](repeating: Self.none, count: image.pixelCount)
+        var last: (RGBA, UInt8)?  // pictures come in runs of one colour
+        for p in 0..<image.pixelCount where image.pixels[p * 4 + 3] >= 128 {
+            let c = image.pixel(p)
+            if let last, last.0 == c {
+                entry[p] = last.1
+            } else {
+                entry[p] = UInt8(Self.nearest(c, in: centres))
+                last = (c, entry[p])
+            }
         }
+        self.entry = entry
     }
 
     static func nearest(_ c: RGBA, in centres: [RGBA]) -> Int {

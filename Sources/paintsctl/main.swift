@@ -345,7 +345,7 @@ struct Undo: ParsableCommand {
         abstract: "Undo-step previews: what the picture looked like N steps earlier (--sequence: a timelapse from a blank canvas).")
     @OptionGroup var connection: Connection
     @Option(help: "The finished picture (PNG).") var image: String
-    @Option(help: "Comma-separated steps in 0...999 (0 = finished, 999 = blank canvas); default: 400,600,800,900,950,999.") var steps: String?
+    @Option(help: "Comma-separated steps in 0...999 (0 = finished, 999 = the first stroke on a blank canvas); default: 400,600,800,900,950,999.") var steps: String?
     @Option(help: "Or: this many evenly spaced steps.") var count: Int?
     @Option(help: "Directory for the frames (step-NNN.png; with --sequence, NN-kind-step.png in timelapse order).") var outDir: String
     @Flag(help: "undo.sequence: blank canvas, keyframes from 999 down, finished picture.") var sequence = false
