@@ -141,7 +141,15 @@ final class SocketLoop {
         let delimited = frames.first?.isEmpty == true && frames.count > 1
         if delimited { frames.removeFirst() }
         let peer = PeerAddress(socket: router, routingId: routingId, delimited: delimited)
-        if message.sourceDescriptor >= 0 { peersByDescriptor[router][message.sourceDescriptor, default: []].insert(peer) }
+        let descriptor = message.sourceDescriptor
+        if descriptor >= 0, peersByDescriptor[router][descriptor]?.contains(peer) != true {
+            // A peer's first message on a descriptor: every disconnect libzmq reported before accepting this connection
+            // is applied first. The monitor got that event before the connection existed (one I/O thread emits both,
+            // in order), but may not have been drained yet; applied later, it would take the new peer, whose
+            // descriptor is the old one reused, for the one that left, and cancel its jobs.
+            handle(monitors[router].drain(), router: router)
+            peersByDescriptor[router][descriptor, default: []].insert(peer)
+        }
         let singleReply = message.peerSocketType == "REQ"
 
         let size = frames.reduce(0) { $0 + $1.count }

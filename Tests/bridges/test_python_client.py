@@ -82,7 +82,7 @@ class ClientTests(unittest.TestCase):
             self.client.pump()                   # what a GUI timer does
             seen += job.pending()
             time.sleep(0.01)
-        self.assertIsNotNone(job.result)
+        self.assertIsNotNone(job.result, f"failed: {job.failure!r}")
         self.assertEqual([f["step"] for f in job.result.result["frames"]], [999, 0])
         self.assertEqual(png_size(job.result.image(job.result.result["frames"][1]["image"])), png_size(read("blocks-colored.png")))
         self.assertEqual(seen[-1].type, "result")
