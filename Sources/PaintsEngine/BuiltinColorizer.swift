@@ -309,11 +309,7 @@ public struct BuiltinColorizer: Sendable {
         try strength.withUnsafeBufferPointer { (s) throws(ProtocolError) in
             try rim.withUnsafeMutableBufferPointer { (rim) throws(ProtocolError) in
                 @inline(__always) func neighbours(_ p: Int, _ body: (Int) -> Void) {
-                    let x = p % width
-                    if p >= width { body(p - width) }
-                    if p + width < n { body(p + width) }
-                    if x > 0 { body(p - 1) }
-                    if x + 1 < width { body(p + 1) }
+                    LineArt.forEachNeighbour(of: p, width: width, count: n, body)
                 }
                 for y in 0..<height {
                     try context.checkCancellation()

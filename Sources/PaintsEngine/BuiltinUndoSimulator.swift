@@ -224,13 +224,7 @@ struct DrawingPlan {
             visited += 1
             if visited % LineArt.pollInterval == 0 { try context.checkCancellation() }
         }
-        @inline(__always) func neighbours(_ p: Int, _ body: (Int) -> Void) {
-            let x = p % width
-            if p >= width { body(p - width) }
-            if p + width < n { body(p + width) }
-            if x > 0 { body(p - 1) }
-            if x + 1 < width { body(p + 1) }
-        }
+        @inline(__always) func neighbours(_ p: Int, _ body: (Int) -> Void) { LineArt.forEachNeighbour(of: p, width: width, count: n, body) }
         // Breadth-first from each stroke's first pixel in raster order (its top-most, left-most one).
         var distance = [Int32](repeating: -1, count: n)
         var queue: [Int32] = []
@@ -330,17 +324,7 @@ struct DrawingPlan {
             try alpha.pixels.withUnsafeBufferPointer { (al) throws(ProtocolError) in
                 try labels.withUnsafeMutableBufferPointer { (labels) throws(ProtocolError) in
                     try parent.withUnsafeMutableBufferPointer { (parent) throws(ProtocolError) in
-                        @inline(__always) func find(_ a: Int32) -> Int32 {
-                            var root = a
-                            while parent[Int(root)] != root { root = parent[Int(root)] }
-                            var x = a
-                            while parent[Int(x)] != root {
-                                let next = parent[Int(x)]
-                                parent[Int(x)] = root
-                                x = next
-                            }
-                            return root
-                        }
+                        @inline(__always) func find(_ a: Int32) -> Int32 { LineArt.root(of: a, in: parent) }
                         @inline(__always) func alike(_ p: Int, _ q: Int) -> Bool {
                             let (o, m) = (p * 4, q * 4)
                             return abs(Int(px[o]) - Int(px[m])) <= tolerance && abs(Int(px[o + 1]) - Int(px[m + 1])) <= tolerance

@@ -58,6 +58,31 @@ struct LineArt {
     /// Pixels a fill visits between two cancellation checks (a few milliseconds of work).
     static let pollInterval = 1 << 16
 
+    /// Calls `body` with each 4-neighbour of pixel `p` (up, down, left, right) inside a `width`-wide image of `count`
+    /// pixels.
+    @inline(__always)
+    static func forEachNeighbour(of p: Int, width: Int, count: Int, _ body: (Int) -> Void) {
+        let x = p % width
+        if p >= width { body(p - width) }
+        if p + width < count { body(p + width) }
+        if x > 0 { body(p - 1) }
+        if x + 1 < width { body(p + 1) }
+    }
+
+    /// The root of provisional label `a` in a union-find `parent` table, compressing the path on the way.
+    @inline(__always)
+    static func root(of a: Int32, in parent: UnsafeMutableBufferPointer<Int32>) -> Int32 {
+        var root = a
+        while parent[Int(root)] != root { root = parent[Int(root)] }
+        var x = a
+        while parent[Int(x)] != root {
+            let next = parent[Int(x)]
+            parent[Int(x)] = root
+            x = next
+        }
+        return root
+    }
+
     /// Chessboard dilation by `radius` pixels (separable running max; both passes walk rows, so memory is read in order).
     static func dilate(_ mask: [Bool], width: Int, height: Int, radius: Int, context: JobContext) throws(ProtocolError) -> [Bool] {
         guard radius > 0 else { return mask }
@@ -122,17 +147,7 @@ struct LineArt {
         try open.withUnsafeBufferPointer { (open) throws(ProtocolError) in
             try labels.withUnsafeMutableBufferPointer { (labels) throws(ProtocolError) in
                 try parent.withUnsafeMutableBufferPointer { (parent) throws(ProtocolError) in
-                    @inline(__always) func find(_ a: Int32) -> Int32 {
-                        var root = a
-                        while parent[Int(root)] != root { root = parent[Int(root)] }
-                        var x = a
-                        while parent[Int(x)] != root {
-                            let next = parent[Int(x)]
-                            parent[Int(x)] = root
-                            x = next
-                        }
-                        return root
-                    }
+                    @inline(__always) func find(_ a: Int32) -> Int32 { LineArt.root(of: a, in: parent) }
                     var provisional: Int32 = 0
                     for y in 0..<height {
                         try context.checkCancellation()
