@@ -45,7 +45,7 @@ func undoModelsDirectory(tagger: Bool = true) throws -> String {
 
         let params: [String: JSONValue] = ["image": ["frame": 1, "encoding": "png"], "steps": [999, 400], "seed": 7,
                                            "options": ["steps": 3, "size": 256]]
-        let (events, final) = try client.collect(.undoPreview, params, frames: [try picture()], stream: true, timeout: 120)
+        let (events, final) = try client.collect(.undoPreview, params, frames: [try picture()], stream: true, timeout: 600)
         #expect(final.type == .result, "\(final.header.serializedString())")
         ReplySchema.check(final, method: .undoPreview)
         #expect(final.result["engine"] == "paints-undo")
@@ -69,11 +69,11 @@ func undoModelsDirectory(tagger: Bool = true) throws -> String {
         #expect(events.contains { $0.body["progress"]?["eta_s"] != nil })
 
         // The same seed and prompt give the same frames; a client prompt replaces the tagger's.
-        let again = try client.collect(.undoPreview, params, frames: [try picture()], timeout: 120).final
+        let again = try client.collect(.undoPreview, params, frames: [try picture()], timeout: 600).final
         #expect(try PNGCodec.decode(try #require(again.imageData(again.result["frames"]?.arrayValue?.first?["image"]))) == images[0])
         var prompted = params
         prompted["prompt"] = "1girl"
-        let withPrompt = try client.collect(.undoPreview, prompted, frames: [try picture()], timeout: 120).final
+        let withPrompt = try client.collect(.undoPreview, prompted, frames: [try picture()], timeout: 600).final
         #expect(withPrompt.result["info"]?["prompt_source"] == "client")
         #expect(withPrompt.result["info"]?["prompt"] == "1girl")
     }
@@ -85,11 +85,11 @@ func undoModelsDirectory(tagger: Bool = true) throws -> String {
         defer { d.stop() }
         let worker = try d.client(), other = try d.client()
         let params: [String: JSONValue] = ["image": ["frame": 1, "encoding": "png"], "prompt": "1girl",
-                                           "options": ["steps": 100, "size": 512]]
+                                           "options": ["steps": 100, "size": 256]]
         try worker.send(Request(id: "long", method: .undoPreview, params: params, stream: true, frames: [Data(), try picture()]))
         var job: String?, sampled = 0, final: Reply?
         while final == nil {
-            let reply = try #require(try worker.receive(for: "long", timeout: 60))
+            let reply = try #require(try worker.receive(for: "long", timeout: 600))
             if reply.type == .accepted { job = reply.job }
             if reply.body["progress"]?["stage"] == "sample" {
                 sampled += 1
@@ -111,7 +111,7 @@ func undoModelsDirectory(tagger: Bool = true) throws -> String {
         let png = try picture()
         let params: [String: JSONValue] = ["image": ["frame": 1, "encoding": "png"], "steps": [400, 999, 0, 700],
                                            "options": ["steps": 2, "size": 256]]
-        let final = try client.collect(.undoSequence, params, frames: [png], timeout: 120).final
+        let final = try client.collect(.undoSequence, params, frames: [png], timeout: 600).final
         #expect(final.type == .result, "\(final.header.serializedString())")
         ReplySchema.check(final, method: .undoSequence)
         let frames = final.result["frames"]?.arrayValue ?? []

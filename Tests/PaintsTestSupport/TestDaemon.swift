@@ -75,7 +75,7 @@ public enum Repository {
 extension PaintsClient {
     /// Sends a request built from params and frames; waits for the final reply and returns it with the events before it.
     public func collect(_ method: PaintsProtocol.Method, _ params: [String: JSONValue], frames: [Data] = [], stream: Bool = false,
-                        onDisconnect: DisconnectPolicy = .cancel, timeout: TimeInterval = 60) throws -> (events: [Reply], final: Reply) {
+                        onDisconnect: DisconnectPolicy = .cancel, timeout: TimeInterval = 300) throws -> (events: [Reply], final: Reply) {
         let request = Request(id: makeId(), method: method, params: params, stream: stream, onDisconnect: onDisconnect,
                               frames: [Data()] + frames)
         try send(request)
