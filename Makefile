@@ -65,6 +65,7 @@ fixtures:
 	$(FIXTURE_VENV)/bin/python Tests/Fixtures/diffusion/generate.py
 	$(FIXTURE_VENV)/bin/python Tests/Fixtures/paints-undo/generate.py
 	$(FIXTURE_VENV)/bin/python Tests/Fixtures/tagger/generate.py
+	$(FIXTURE_VENV)/bin/python Tests/Fixtures/controlnet/generate.py
 
 # Fuzzing, outside CI and `make test`: a seeded random mutator over the safetensors reader, the single-file and folder
 # model loaders, the PNG decoder and the request header parser, FUZZ_ITERATIONS inputs per target from the seed corpus

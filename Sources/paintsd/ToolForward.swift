@@ -18,16 +18,19 @@ struct Forward: ParsableCommand {
               vae-encode    image [N,3,H,W] in -1..1 -> mean, logvar (unscaled)
               vae-decode    latents [N,4,h,w] (unscaled) -> decoded
               text-encoder  input_ids [N,77] (int64) -> last_hidden_state (after --clip-skip layers are skipped)
+              controlnet    sample [N,C,h,w], timesteps [N] or [1], encoder_hidden_states [N,S,D],
+                            controlnet_cond [N,3,8h,8w] in 0..1, optional conditioning_scale [1] (default 1)
+                            -> down_0 ... down_{k-1} (k = 12 for SD1.5), mid
             --model is the component's folder (config.json + weights), or a pipeline folder holding unet/, vae/,
-            text_encoder/.
+            text_encoder/, controlnet/.
             """)
 
     enum Component: String, ExpressibleByArgument, CaseIterable {
-        case unet, vaeEncode = "vae-encode", vaeDecode = "vae-decode", textEncoder = "text-encoder"
+        case unet, vaeEncode = "vae-encode", vaeDecode = "vae-decode", textEncoder = "text-encoder", controlnet
     }
 
     @Option(help: "Component folder or pipeline folder.") var model: String
-    @Option(help: "unet, vae-encode, vae-decode or text-encoder.") var component: Component
+    @Option(help: "unet, vae-encode, vae-decode, text-encoder or controlnet.") var component: Component
     @Option(help: "safetensors file with the inputs.") var inputs: String
     @Option(help: "safetensors file to write.") var output: String
     @Option(help: "Text encoder: layers to skip from the end (0 = last layer).") var clipSkip = 0
@@ -44,6 +47,21 @@ struct Forward: ParsableCommand {
         case .unet:
             let unet = try UNet2DConditionModel(folder: folder("unet"))
             add("output", try unet(file.tensor("sample"), timesteps: file.floats("timesteps"), context: file.tensor("encoder_hidden_states")))
+        case .controlnet:
+            let controlnet = try ControlNetModel(folder: folder("controlnet"))
+            var scale: Float = 1
+            if file.entries["conditioning_scale"] != nil {
+                let values = try file.floats("conditioning_scale")
+                guard values.count == 1 else {
+                    throw ModelError.configuration("conditioning_scale must hold one number, not \(values.count)")
+                }
+                scale = values[0]
+            }
+            let (down, mid) = try controlnet(file.tensor("sample"), timesteps: file.floats("timesteps"),
+                                             context: file.tensor("encoder_hidden_states"),
+                                             conditioning: file.tensor("controlnet_cond"), conditioningScale: scale)
+            for (i, residual) in down.enumerated() { add("down_\(i)", residual) }
+            add("mid", mid)
         case .vaeEncode:
             let (mean, logVariance) = try AutoencoderKL(folder: folder("vae")).encode(file.tensor("image"))
             add("mean", mean)

@@ -346,4 +346,27 @@ func closedLoopbackPort() -> Int {
             #expect(error <= 1e-4, "\(component): \(error)")
         }
     }
+
+    @Test func toolForwardRunsAControlNet() throws {
+        // Every residual diffusers makes (down_0 ... down_11 and mid), with the fixture's conditioning_scale.
+        let dir = try TemporaryDirectory.make(prefix: "forward")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let fixture = Repository.path("Tests/Fixtures/controlnet/tiny")
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Repository.executable("paintsd"))
+        process.arguments = ["tool", "forward", "--model", fixture, "--component", "controlnet",
+                             "--inputs", fixture + "/io.safetensors", "--output", dir + "/controlnet.safetensors"]
+        process.standardOutput = Pipe()
+        try process.run()
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0)
+        let got = try SafeTensorsFile(path: dir + "/controlnet.safetensors")
+        let expected = try SafeTensorsFile(path: fixture + "/io.safetensors")
+        let names = (0..<12).map { "down_\($0)" } + ["mid"]
+        #expect(got.names.sorted() == names.sorted())
+        for name in names {
+            let error = relativeError(try got.floats(name), try expected.floats(name))
+            #expect(error <= 1e-4, "\(name): \(error)")
+        }
+    }
 }

@@ -57,8 +57,7 @@ public struct UNet2DConditionModel: Sendable {
         configuration = c
         let groups = c.normGroups, eps = c.normEpsilon
         func transformer(_ s: WeightStore, heads: Int) throws(ModelError) -> Transformer2DModel {
-            try Transformer2DModel(s, heads: heads, layers: c.transformerLayersPerBlock, groups: groups,
-                                   linearProjection: c.useLinearProjection)
+            try Self.transformer(c, s, heads: heads)
         }
         convIn = try Conv2d(w.scoped("conv_in"))
         timeLinear1 = try Linear(w.scoped("time_embedding.linear_1"))
@@ -66,22 +65,8 @@ public struct UNet2DConditionModel: Sendable {
         addEmbedding = w.contains("add_embedding.linear_1.weight")
             ? (try Linear(w.scoped("add_embedding.linear_1")), try Linear(w.scoped("add_embedding.linear_2"))) : nil
         let levels = c.blockOutChannels.count
-        var down: [DownBlock] = []
-        for (i, type) in c.downBlockTypes.enumerated() {
-            let s = w.scoped("down_blocks.\(i)")
-            var resnets: [ResnetBlock2D] = [], attentions: [Transformer2DModel] = []
-            for j in 0..<c.layersPerBlock {
-                resnets.append(try ResnetBlock2D(s.scoped("resnets.\(j)"), groups: groups, epsilon: eps))
-                if type == "CrossAttnDownBlock2D" { attentions.append(try transformer(s.scoped("attentions.\(j)"), heads: c.attentionHeads[i])) }
-            }
-            let downsampler = i < levels - 1 ? try Conv2d(s.scoped("downsamplers.0.conv"), stride: 2, padding: 1) : nil
-            down.append(DownBlock(resnets: resnets, attentions: attentions, downsampler: downsampler))
-        }
-        downBlocks = down
-        let m = w.scoped("mid_block")
-        midBlock = MidBlock(resnets: [try ResnetBlock2D(m.scoped("resnets.0"), groups: groups, epsilon: eps),
-                                      try ResnetBlock2D(m.scoped("resnets.1"), groups: groups, epsilon: eps)],
-                            attention: try transformer(m.scoped("attentions.0"), heads: c.attentionHeads[levels - 1]))
+        downBlocks = try Self.loadDownBlocks(c, w)
+        midBlock = try Self.loadMidBlock(c, w)
         var up: [UpBlock] = []
         let reversedHeads = Array(c.attentionHeads.reversed())
         for (i, type) in c.upBlockTypes.enumerated() {
@@ -105,42 +90,19 @@ public struct UNet2DConditionModel: Sendable {
     /// sum or an index when it runs: each block takes what the previous one makes, up blocks take the feature map
     /// plus the skip connection they pop, every size-keeping convolution keeps the size.
     private func checkChannelFlow() throws(ModelError) {
-        try convIn.requireSameSize(from: convIn.inChannels, "conv_in")
-        try require(timeLinear1.inFeatures == convIn.outChannels,
-                    "time_embedding.linear_1: takes \(timeLinear1.inFeatures) features, the timestep sinusoid has \(convIn.outChannels)")
-        try require(timeLinear2.inFeatures == timeLinear1.outFeatures, "time_embedding.linear_2: takes \(timeLinear2.inFeatures), gets \(timeLinear1.outFeatures)")
+        try Self.checkStem(convIn: convIn, timeLinear1, timeLinear2)
         let time = timeLinear2.outFeatures
         if let (linear1, linear2) = addEmbedding {
             try require(linear2.inFeatures == linear1.outFeatures && linear2.outFeatures == time,
                         "add_embedding: \(linear1.weight.shape) then \(linear2.weight.shape) does not make a \(time)-wide time embedding")
         }
+        var (c, skips) = try Self.checkDownAndMidFlow(downBlocks, midBlock, from: convIn.outChannels, time: time)
         func resnet(_ r: ResnetBlock2D, _ name: String, from channels: Int) throws(ModelError) -> Int {
-            try require(r.inChannels == channels, "\(name): takes \(r.inChannels) channels, gets \(channels)")
-            if let projection = r.timeProjection {
-                try require(projection.inFeatures == time, "\(name).time_emb_proj: takes \(projection.inFeatures) features, the time embedding has \(time)")
-            }
-            return r.outChannels
+            try Self.checkResnet(r, name, from: channels, time: time)
         }
         func attention(_ t: Transformer2DModel, _ name: String, channels: Int) throws(ModelError) {
             try require(t.channels == channels, "\(name): takes \(t.channels) channels, gets \(channels)")
         }
-        var c = convIn.outChannels
-        var skips = [c]
-        for (i, block) in downBlocks.enumerated() {
-            for (j, r) in block.resnets.enumerated() {
-                c = try resnet(r, "down_blocks.\(i).resnets.\(j)", from: c)
-                if j < block.attentions.count { try attention(block.attentions[j], "down_blocks.\(i).attentions.\(j)", channels: c) }
-                skips.append(c)
-            }
-            if let downsampler = block.downsampler {
-                try require(downsampler.inChannels == c, "down_blocks.\(i).downsamplers.0.conv: takes \(downsampler.inChannels) channels, gets \(c)")
-                c = downsampler.outChannels
-                skips.append(c)
-            }
-        }
-        c = try resnet(midBlock.resnets[0], "mid_block.resnets.0", from: c)
-        try attention(midBlock.attention, "mid_block.attentions.0", channels: c)
-        c = try resnet(midBlock.resnets[1], "mid_block.resnets.1", from: c)
         for (i, block) in upBlocks.enumerated() {
             for (j, r) in block.resnets.enumerated() {
                 guard let skip = skips.popLast() else { throw .configuration("up_blocks.\(i).resnets.\(j): no skip connection left") }
@@ -189,12 +151,8 @@ public struct UNet2DConditionModel: Sendable {
         else {
             throw .tensor(.shapeMismatch(operation: "UNet2DConditionModel", shapes: [sample.shape, context.shape, [timesteps.count]]))
         }
-        let batch = sample.shape[0]
-        // Time embedding: sinusoidal -> linear -> SiLU -> linear (+ added conditions); blocks use SiLU of it.
-        let t = timesteps.count == batch ? timesteps : Array(repeating: timesteps[0], count: batch)
-        let projected = TimestepEmbedding.sinusoidal(t, dim: convIn.outChannels, flipSinToCos: configuration.flipSinToCos,
-                                                     downscaleFreqShift: configuration.freqShift)
-        var embedding = try timeLinear2(try timeLinear1(projected).silu())   // [N, T]
+        var embedding = try Self.timeEmbedding(timesteps, batch: sample.shape[0], configuration: configuration,
+                                               linear1: timeLinear1, linear2: timeLinear2)   // [N, T]
         if let added = conditioning.addedTimeEmbedding {
             guard added.shape == embedding.shape else {
                 throw .tensor(.shapeMismatch(operation: "UNet2DConditionModel added time embedding", shapes: [added.shape, embedding.shape]))
@@ -203,19 +161,7 @@ public struct UNet2DConditionModel: Sendable {
         }
         let activated = embedding.silu()
 
-        var h = try convIn(sample)
-        var skips = [h]
-        for block in downBlocks {
-            for (j, resnet) in block.resnets.enumerated() {
-                h = try resnet(h, timeEmbedding: activated)
-                if j < block.attentions.count { h = try block.attentions[j](h, context: context) }
-                skips.append(h)
-            }
-            if let downsampler = block.downsampler {
-                h = try downsampler(h)
-                skips.append(h)
-            }
-        }
+        var (h, skips) = try Self.runDownBlocks(downBlocks, try convIn(sample), timeEmbedding: activated, context: context)
         if let residuals = conditioning.downResiduals {
             guard residuals.count == skips.count else {
                 throw .configuration("\(residuals.count) down residuals for \(skips.count) skip connections")
@@ -227,9 +173,7 @@ public struct UNet2DConditionModel: Sendable {
                 skips[i] = skips[i] + residuals[i]
             }
         }
-        h = try midBlock.resnets[0](h, timeEmbedding: activated)
-        h = try midBlock.attention(h, context: context)
-        h = try midBlock.resnets[1](h, timeEmbedding: activated)
+        h = try Self.runMidBlock(midBlock, h, timeEmbedding: activated, context: context)
         if let mid = conditioning.midResidual {
             guard mid.shape == h.shape else { throw .tensor(.shapeMismatch(operation: "UNet2DConditionModel mid residual", shapes: [mid.shape, h.shape])) }
             h = h + mid

@@ -18,7 +18,9 @@ public struct UNetConfiguration: Sendable {
     public var freqShift: Float
     public var transformerLayersPerBlock: Int
 
-    public init(json: [String: Any], path: String = "config.json") throws(ModelError) {
+    /// - Parameter upBlocks: whether the config must describe up blocks (a ControlNet's has only the down path; its
+    ///   `upBlockTypes` is then empty).
+    public init(json: [String: Any], path: String = "config.json", upBlocks: Bool = true) throws(ModelError) {
         func bad(_ m: String) -> ModelError { .configuration("\(path): \(m)") }
         // Every number is range-checked here: a zero head or group count would divide by zero, a negative layer
         // count would make an invalid range, and 1 << levels must stay small.
@@ -35,8 +37,8 @@ public struct UNetConfiguration: Sendable {
         blockOutChannels = channels
         layersPerBlock = try int("layers_per_block", in: 1...64) ?? 2
         downBlockTypes = json["down_block_types"] as? [String] ?? []
-        upBlockTypes = json["up_block_types"] as? [String] ?? []
-        guard downBlockTypes.count == channels.count, upBlockTypes.count == channels.count else {
+        upBlockTypes = upBlocks ? json["up_block_types"] as? [String] ?? [] : []
+        guard downBlockTypes.count == channels.count, !upBlocks || upBlockTypes.count == channels.count else {
             throw bad("down_block_types and up_block_types need one entry per block_out_channels")
         }
         let supported: Set = ["CrossAttnDownBlock2D", "DownBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"]

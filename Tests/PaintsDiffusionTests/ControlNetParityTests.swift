@@ -1,0 +1,110 @@
+// ControlNetModel against diffusers: tiny SD1.x-layout (12 down residuals, as SD1.5) and SD2.x-layout models with
+// random weights everywhere, zero convolutions included, loaded from their diffusers folders by the production loader
+// (Tests/Fixtures/controlnet/*, from Tests/Fixtures/controlnet/generate.py).
+import Foundation
+import PaintsDiffusion
+import PaintsTensor
+import PaintsTestSupport
+import Testing
+
+@Suite struct ControlNetParityTests {
+    struct Case {
+        let model: ControlNetModel
+        let io: SafeTensorsFile
+        let sample: Tensor, timesteps: [Float], context: Tensor, hint: Tensor, scale: Float
+
+        init(_ name: String) throws {
+            let folder = Repository.path("Tests/Fixtures/controlnet/\(name)")
+            model = try ControlNetModel(folder: folder)
+            io = try SafeTensorsFile(path: folder + "/io.safetensors")
+            sample = try io.tensor("sample")
+            timesteps = try io.floats("timesteps")
+            context = try io.tensor("encoder_hidden_states")
+            hint = try io.tensor("controlnet_cond")
+            scale = try io.floats("conditioning_scale")[0]
+        }
+
+        func run(scale: Float? = nil) throws -> (down: [Tensor], mid: Tensor) {
+            try model(sample, timesteps: timesteps, context: context, conditioning: hint, conditioningScale: scale ?? self.scale)
+        }
+
+        /// The worst relative error over every residual, printing each.
+        func errors(_ out: (down: [Tensor], mid: Tensor), label: String) throws -> Double {
+            var worst = 0.0
+            for (i, d) in out.down.enumerated() {
+                let e = relativeError(d, try io.tensor("down_\(i)"))
+                print("\(label) down_\(i) \(d.shape): relative error \(e)")
+                worst = max(worst, e)
+            }
+            let e = relativeError(out.mid, try io.tensor("mid"))
+            print("\(label) mid \(out.mid.shape): relative error \(e)")
+            return max(worst, e)
+        }
+    }
+
+    @Test(arguments: [("tiny", 12), ("tiny-sd2", 6)])
+    func matchesDiffusers(_ name: String, residuals: Int) throws {
+        let c = try Case(name)
+        #expect(c.model.downResidualCount == residuals)
+        #expect(c.io.names.filter { $0.hasPrefix("down_") }.count == residuals)
+        let out = try c.run()
+        #expect(out.down.count == residuals)
+        #expect(try c.errors(out, label: name) <= 1e-4)
+    }
+
+    @Test func theComparisonCanFail() throws {
+        // A wrong conditioning scale, or a hint with its channels reversed, moves every residual far past the bound.
+        let c = try Case("tiny")
+        let wrongScale = try c.run(scale: c.scale * 1.01)
+        #expect(try c.errors(wrongScale, label: "tiny, scale x1.01") > 1e-3)
+        let sd2 = try Case("tiny-sd2")   // BGR channel order: feeding the hint as RGB must not match.
+        let flipped = Tensor(shape: sd2.hint.shape, data: {
+            let plane = sd2.hint.shape[2] * sd2.hint.shape[3]
+            var d = sd2.hint.data
+            for n in 0..<sd2.hint.shape[0] {
+                let base = n * 3 * plane
+                for i in 0..<plane { d.swapAt(base + i, base + 2 * plane + i) }
+            }
+            return d
+        }())
+        let wrongOrder = try sd2.model(sd2.sample, timesteps: sd2.timesteps, context: sd2.context, conditioning: flipped,
+                                       conditioningScale: sd2.scale)
+        #expect(try sd2.errors(wrongOrder, label: "tiny-sd2, channels reversed") > 1e-3)
+    }
+
+    @Test func residualsFitTheUNetsSkipConnections() throws {
+        // The residuals have the shapes UNet2DConditionModel's conditioning seam checks, in its order.
+        let c = try Case("tiny")
+        let out = try c.run()
+        #expect(out.down.map { $0.shape[1] } == [8, 8, 8, 8, 16, 16, 16, 16, 16, 16, 16, 16])
+        #expect(out.down.map { $0.shape[2] } == [8, 8, 8, 4, 4, 4, 2, 2, 2, 1, 1, 1])
+        #expect(out.mid.shape == [2, 16, 1, 2])
+    }
+
+    @Test func badInputsAndDamagedWeightsAreTypedErrors() throws {
+        let c = try Case("tiny")
+        // A hint that is not 8x the latent.
+        let small = Tensor(zeros: [2, 3, 32, 48])
+        #expect(throws: ModelError.self) { try c.model(c.sample, timesteps: c.timesteps, context: c.context, conditioning: small) }
+        let folder = Repository.path("Tests/Fixtures/controlnet/tiny")
+        let file = try SafeTensorsFile(path: folder + "/diffusion_pytorch_model.safetensors")
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: folder + "/config.json"))) as? [String: Any])
+        let dir = try TemporaryDirectory.make(prefix: "controlnet")
+        func damaged(_ name: String, drop: String? = nil, reshape: String? = nil) throws -> WeightStore {
+            let tensors = try file.names.filter { $0 != drop }.map { key in
+                let shape = try file.entry(key).shape
+                return SafeTensorsWriter.Tensor(key, shape: key == reshape ? [shape[0] / 2, 2] + shape.dropFirst(2) : shape,
+                                                values: try file.floats(key))
+            }
+            try SafeTensorsWriter.write(tensors, to: dir + "/\(name).safetensors")
+            return try WeightStore(path: dir + "/\(name).safetensors")
+        }
+        #expect(throws: ModelError.self) { try ControlNetModel(json: json, weights: damaged("mid", drop: "controlnet_mid_block.weight")) }
+        #expect(throws: ModelError.self) { try ControlNetModel(json: json, weights: damaged("zero", drop: "controlnet_down_blocks.11.weight")) }
+        #expect(throws: ModelError.self) { try ControlNetModel(json: json, weights: damaged("hint", drop: "controlnet_cond_embedding.blocks.5.weight")) }
+        #expect(throws: ModelError.self) { try ControlNetModel(json: json, weights: damaged("shape", reshape: "controlnet_down_blocks.3.bias")) }
+        var wrongWidths = json
+        wrongWidths["conditioning_embedding_out_channels"] = [4, 8, 8, 32]
+        #expect(throws: ModelError.self) { try ControlNetModel(json: wrongWidths, weights: WeightStore(path: folder + "/diffusion_pytorch_model.safetensors")) }
+    }
+}
