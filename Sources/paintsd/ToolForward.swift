@@ -22,7 +22,8 @@ struct Forward: ParsableCommand {
                             controlnet_cond [N,3,8h,8w] in 0..1, optional conditioning_scale [1] (default 1)
                             -> down_0 ... down_{k-1} (k = 12 for SD1.5), mid
             --model is the component's folder (config.json + weights), or a pipeline folder holding unet/, vae/,
-            text_encoder/, controlnet/.
+            text_encoder/, controlnet/; for controlnet also an original-layout single file (control_v11p_sd15_*.safetensors,
+            keys with or without control_model.).
             """)
 
     enum Component: String, ExpressibleByArgument, CaseIterable {
@@ -48,7 +49,8 @@ struct Forward: ParsableCommand {
             let unet = try UNet2DConditionModel(folder: folder("unet"))
             add("output", try unet(file.tensor("sample"), timesteps: file.floats("timesteps"), context: file.tensor("encoder_hidden_states")))
         case .controlnet:
-            let controlnet = try ControlNetModel(folder: folder("controlnet"))
+            let controlnet = model.hasSuffix(".safetensors") ? try ControlNetCheckpoint.load(path: model)
+                : try ControlNetModel(folder: folder("controlnet"))
             var scale: Float = 1
             if file.entries["conditioning_scale"] != nil {
                 let values = try file.floats("conditioning_scale")

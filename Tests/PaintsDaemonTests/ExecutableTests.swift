@@ -347,14 +347,17 @@ func closedLoopbackPort() -> Int {
         }
     }
 
-    @Test func toolForwardRunsAControlNet() throws {
+    /// A diffusers folder and an original-layout ControlNet 1.1 single file.
+    @Test(arguments: ["tiny", "single/control_v11p_sd15_tiny_lineart.safetensors"])
+    func toolForwardRunsAControlNet(_ model: String) throws {
         // Every residual diffusers makes (down_0 ... down_11 and mid), with the fixture's conditioning_scale.
         let dir = try TemporaryDirectory.make(prefix: "forward")
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let fixture = Repository.path("Tests/Fixtures/controlnet/tiny")
+        let path = Repository.path("Tests/Fixtures/controlnet/" + model)
+        let fixture = model.hasSuffix(".safetensors") ? (path as NSString).deletingLastPathComponent : path
         let process = Process()
         process.executableURL = URL(fileURLWithPath: Repository.executable("paintsd"))
-        process.arguments = ["tool", "forward", "--model", fixture, "--component", "controlnet",
+        process.arguments = ["tool", "forward", "--model", path, "--component", "controlnet",
                              "--inputs", fixture + "/io.safetensors", "--output", dir + "/controlnet.safetensors"]
         process.standardOutput = Pipe()
         try process.run()

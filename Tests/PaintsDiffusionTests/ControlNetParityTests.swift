@@ -108,3 +108,125 @@ import Testing
         #expect(throws: ModelError.self) { try ControlNetModel(json: wrongWidths, weights: WeightStore(path: folder + "/diffusion_pytorch_model.safetensors")) }
     }
 }
+
+/// ControlNet 1.1 single files as published (original keys, with and without `control_model.`), configuration read
+/// from the tensors, against diffusers on the same weights (Tests/Fixtures/controlnet/single).
+@Suite struct ControlNetSingleFileTests {
+    let folder = Repository.path("Tests/Fixtures/controlnet/single")
+
+    @Test(arguments: ["control_v11p_sd15_tiny_lineart.safetensors", "tiny_scribble_noprefix.safetensors"])
+    func matchesDiffusers(_ file: String) throws {
+        #expect(ControlNetCheckpoint.isControlNet(folder + "/" + file))
+        let model = try ControlNetCheckpoint.load(path: folder + "/" + file)
+        #expect(model.downResidualCount == 12)
+        #expect(model.configuration.attentionHeads == [8, 8, 8, 8])
+        let io = try SafeTensorsFile(path: folder + "/io.safetensors")
+        let (down, mid) = try model(try io.tensor("sample"), timesteps: try io.floats("timesteps"), context: try io.tensor("encoder_hidden_states"),
+                                    conditioning: try io.tensor("controlnet_cond"), conditioningScale: try io.floats("conditioning_scale")[0])
+        var worst = relativeError(mid, try io.tensor("mid"))
+        for (i, d) in down.enumerated() { worst = max(worst, relativeError(d, try io.tensor("down_\(i)"))) }
+        print("\(file): worst relative error \(worst)")
+        #expect(worst <= 1e-4)
+    }
+
+    @Test func otherFilesAreRefusedWithTheReason() throws {
+        let dir = try TemporaryDirectory.make(prefix: "controlnet-files")
+        try Data("not a pickle".utf8).write(to: URL(fileURLWithPath: dir + "/control_v11p_sd15_lineart.pth"))
+        do {
+            _ = try ControlNetCheckpoint.load(path: dir + "/control_v11p_sd15_lineart.pth")
+            Issue.record("a .pth file loaded")
+        } catch {
+            #expect("\(error)".contains("safetensors") && "\(error)".contains("pickle"), "\(error)")
+        }
+        // A diffusers UNet (no hint block, no zero convolutions) is not a ControlNet.
+        let unet = Repository.path("Tests/Fixtures/diffusion/unet-sd1/diffusion_pytorch_model.safetensors")
+        #expect(!ControlNetCheckpoint.isControlNet(unet))
+        #expect(throws: ModelError.self) { try ControlNetCheckpoint.load(path: unet) }
+    }
+}
+
+/// Whole txt2img and img2img runs with ControlNets against diffusers' StableDiffusionControlNetPipeline and
+/// StableDiffusionControlNetImg2ImgPipeline on the tiny SD1 stack (Tests/Fixtures/controlnet/pipeline): a control
+/// window, img2img's window over the steps it runs, guess mode (0.825 powers; diffusers patched to them in the fixture
+/// script), two ControlNets summed.
+@Suite struct ControlNetPipelineParityTests {
+    let base = Repository.path("Tests/Fixtures/diffusion")
+    let folder = Repository.path("Tests/Fixtures/controlnet/pipeline")
+
+    struct Run {
+        var io: SafeTensorsFile
+        var settings: [String: Any]
+        init(_ io: SafeTensorsFile, _ name: String) throws {
+            self.io = io
+            settings = try #require(try JSONSerialization.jsonObject(with: Data((io.metadata[name] ?? "{}").utf8)) as? [String: Any])
+        }
+        func list(_ key: String) -> [Double] {
+            if let many = settings[key] as? [Double] { return many }
+            return (settings[key] as? Double).map { [$0] } ?? []
+        }
+    }
+
+    func pipeline(_ io: SafeTensorsFile) throws -> StableDiffusionPipeline {
+        let json = try JSONSerialization.jsonObject(with: Data((io.metadata["scheduler"] ?? "{}").utf8)) as? [String: Any] ?? [:]
+        return StableDiffusionPipeline(
+            unet: try UNet2DConditionModel(folder: base + "/unet-sd1"), vae: try AutoencoderKL(folder: base + "/vae"),
+            prompts: PromptEncoder(tokenizer: try CLIPTokenizer(folder: base + "/tokenizer"),
+                                   textModel: try CLIPTextModel(folder: base + "/clip-sd1")),
+            scheduler: try SchedulerConfiguration(json: json))
+    }
+
+    /// Runs case `name` with the ControlNets it names; returns the image and the expected one.
+    func run(_ name: String, perturb: (inout StableDiffusionPipeline.Request) -> Void = { _ in }) throws -> (Tensor, Tensor) {
+        let io = try SafeTensorsFile(path: folder + "/io.safetensors")
+        let sd = try pipeline(io)
+        let run = try Run(io, name)
+        var request = StableDiffusionPipeline.Request(prompt: io.metadata["prompt"] ?? "", negativePrompt: io.metadata["negative_prompt"] ?? "",
+                                                      width: 24, height: 32)
+        request.steps = Int(io.metadata["steps"] ?? "") ?? 0
+        request.guidance = Float(run.settings["guidance_scale"] as? Double ?? 0)
+        request.sampler = .dpmSolver2MKarras
+        let names = run.settings["controlnets"] as? [String] ?? []
+        let scales = run.list("controlnet_conditioning_scale"), starts = run.list("control_guidance_start"), ends = run.list("control_guidance_end")
+        let controls = names.count == 1 ? [name + "_control"] : ["a", "b"].prefix(names.count).map { "\(name)_control_\($0)" }
+        for (k, net) in names.enumerated() {
+            request.controlNets.append(ControlNetGuidance(
+                model: try ControlNetModel(folder: folder + "/" + net), hint: try io.tensor(controls[k]), scale: Float(scales[k]),
+                start: starts.isEmpty ? 0 : starts[k], end: ends.isEmpty ? 1 : ends[k], guessMode: run.settings["guess_mode"] as? Bool ?? false))
+        }
+        var noise: ReplayedNoise
+        if io.names.contains(name + "_source") {
+            request.source = try io.tensor(name + "_source")
+            request.strength = Float(run.settings["strength"] as? Double ?? 0)
+            noise = ReplayedNoise([try io.floats(name + "_noise")])
+        } else {
+            noise = ReplayedNoise([try io.floats(name + "_latents")])
+        }
+        perturb(&request)
+        return (try sd.generate(request, noise: &noise), try io.tensor(name + "_image"))
+    }
+
+    @Test(arguments: ["txt2img", "img2img", "guess", "multi"])
+    func matchesDiffusers(_ name: String) throws {
+        let (image, expected) = try run(name)
+        let error = relativeError(image, expected)
+        print("controlnet pipeline \(name): relative error \(error)")
+        #expect(error <= 1e-3)
+    }
+
+    @Test func theComparisonCanFail() throws {
+        // The control window one step off, guess mode's scales as plain ones, and a ControlNet dropped each move the
+        // picture past the bound.
+        let (late, expected) = try run("txt2img") { $0.controlNets[0].end = 1 }
+        #expect(relativeError(late, expected) > 1e-3)
+        let (plain, expectedGuess) = try run("guess") { $0.controlNets[0].guessMode = false }
+        #expect(relativeError(plain, expectedGuess) > 1e-3)
+        let (one, expectedMulti) = try run("multi") { $0.controlNets.removeLast() }
+        #expect(relativeError(one, expectedMulti) > 1e-3)
+    }
+
+    @Test func aHintOfTheWrongSizeIsATypedError() throws {
+        #expect(throws: ModelError.self) {
+            _ = try run("txt2img") { $0.controlNets[0].hint = Tensor(zeros: [1, 3, 16, 12]) }
+        }
+    }
+}

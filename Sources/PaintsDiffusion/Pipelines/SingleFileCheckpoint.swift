@@ -44,29 +44,12 @@ public struct SingleFileCheckpoint: Sendable {
             }
             return s[index]
         }
-        // UNet: levels and layers as the key mapping reads them; channels from each level's first resnet.
+        // UNet: levels and layers as the key mapping reads them; the rest from the shapes and the family.
         let keys = file.names.filter { $0.hasPrefix(u) }.map { String($0.dropFirst(u.count)) }
         let (levels, layers) = try LDMCheckpoint.unetLayout(keys, path: path)
-        var channels: [Int] = [], attention: [Bool] = []
-        for level in 0..<levels {
-            let block = 1 + level * (layers + 1)
-            channels.append(try dimension(u + "input_blocks.\(block).0.out_layers.3.weight", 0))
-            attention.append(keys.contains { $0.hasPrefix("input_blocks.\(block).1.") })
-        }
-        guard let contextKey = keys.first(where: { $0.hasSuffix("attn2.to_k.weight") }) else {
-            throw .configuration("\(path): the UNet has no cross-attention")
-        }
-        let context = try dimension(u + contextKey, 1)
-        let sd2 = context == 1024
+        let (unetJSON, sd2) = try LDMCheckpoint.unetConfiguration(file, prefix: u, keys: keys, levels: levels, layers: layers)
         family = sd2 ? "sd2" : "sd1"
-        let linearProjection = keys.first { $0.hasSuffix("proj_in.weight") }.map { (try? shape(u + $0))?.count == 2 } ?? false
-        unet = try UNetConfiguration(json: [
-            "block_out_channels": channels, "layers_per_block": layers, "cross_attention_dim": context,
-            "down_block_types": attention.map { $0 ? "CrossAttnDownBlock2D" : "DownBlock2D" },
-            "up_block_types": attention.reversed().map { $0 ? "CrossAttnUpBlock2D" : "UpBlock2D" },
-            "attention_head_dim": sd2 ? channels.map { max(1, $0 / 64) } : Array(repeating: 8, count: levels),
-            "use_linear_projection": linearProjection,
-        ], path: path)
+        unet = try UNetConfiguration(json: unetJSON, path: path)
         // VAE: channels per encoder level, resnets per level, latent channels from the decoder's input.
         let v = LDMCheckpoint.vaePrefix
         let vaeLevels = Set(file.names.filter { $0.hasPrefix(v + "encoder.down.") }.compactMap { LDMCheckpoint.part($0, 3) }).count

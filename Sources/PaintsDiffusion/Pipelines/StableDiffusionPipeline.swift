@@ -55,6 +55,8 @@ public struct StableDiffusionPipeline: Sendable {
         /// img2img: the source image [1, 3, height, width] in -1...1, and how much of the schedule to run (0...1).
         public var source: Tensor?
         public var strength: Float = 0.75
+        /// ControlNets steering the run (residuals summed), each with its hint at the image's size.
+        public var controlNets: [ControlNetGuidance] = []
 
         public init(prompt: String, negativePrompt: String = "", width: Int, height: Int) {
             self.prompt = prompt
@@ -99,10 +101,14 @@ public struct StableDiffusionPipeline: Sendable {
             latents = noise.normal(count: count).map { $0 * scheduler.initNoiseSigma }
         }
         let total = scheduler.timesteps.count
+        let controlNets = try PreparedControlNets(r.controlNets, latentShape: shape)
         for i in first..<total {
             let input = scheduler.scaleModelInput(latents, step: i)
             let batch = Tensor(shape: [2] + Array(shape.dropFirst()), data: input + input)
-            let prediction = try unet(batch, timesteps: [Float(scheduler.timesteps[i])], context: context)
+            let timestep = Float(scheduler.timesteps[i])
+            let control = try controlNets.residuals(input: input, shape: shape, timestep: timestep, context: context,
+                                                    step: i - first, of: total - first)
+            let prediction = try unet(batch, timesteps: [timestep], context: context, conditioning: control ?? UNetConditioning())
             let half = count
             var guided = [Float](repeating: 0, count: half)
             for k in 0..<half {

@@ -139,6 +139,16 @@ public struct ControlNetModel: Sendable {
         return try conditioningOut(h)
     }
 
+    /// The hint [N, 3, H, W] (0...1, RGB) through the conditioning embedding, channels reversed first for BGR models.
+    /// It does not depend on the step: a sampler embeds its hint once and passes it to every step.
+    public func embedHint(_ hint: Tensor) throws(ModelError) -> Tensor {
+        guard hint.rank == 4, hint.shape.allSatisfy({ $0 >= 1 }), hint.shape[1] == conditioningChannels,
+              hint.shape[2] % conditioningDownscale == 0, hint.shape[3] % conditioningDownscale == 0 else {
+            throw .tensor(.shapeMismatch(operation: "ControlNetModel hint", shapes: [hint.shape]))
+        }
+        return try embedConditioning(flipsConditioningChannels ? Self.reversingChannels(hint) : hint)
+    }
+
     /// The residuals for the UNet (`UNetConditioning.downResiduals` and `.midResidual`), each multiplied by
     /// `conditioningScale`.
     /// - Parameters: sample [N, C, h, w]; timesteps one per batch item or one for all; context [N, S, D];
@@ -146,17 +156,26 @@ public struct ControlNetModel: Sendable {
     public func callAsFunction(_ sample: Tensor, timesteps: [Float], context: Tensor, conditioning: Tensor,
                                conditioningScale: Float = 1) throws(ModelError) -> (down: [Tensor], mid: Tensor) {
         let scale = conditioningDownscale
-        guard sample.rank == 4, sample.shape.allSatisfy({ $0 >= 1 }), sample.shape[1] == inChannels, context.rank == 3,
-              context.shape[0] == sample.shape[0], context.shape[1] >= 1, timesteps.count == 1 || timesteps.count == sample.shape[0],
-              conditioning.rank == 4, conditioning.shape[0] == sample.shape[0], conditioning.shape[1] == conditioningChannels,
+        guard sample.rank == 4, conditioning.rank == 4, conditioning.shape[0] == sample.shape[0],
               conditioning.shape[2] == sample.shape[2] * scale, conditioning.shape[3] == sample.shape[3] * scale
         else {
             throw .tensor(.shapeMismatch(operation: "ControlNetModel", shapes: [sample.shape, context.shape, [timesteps.count], conditioning.shape]))
         }
+        return try self(sample, timesteps: timesteps, context: context, embeddedHint: try embedHint(conditioning),
+                        conditioningScale: conditioningScale)
+    }
+
+    /// The residuals from a hint embedded by `embedHint` ([N, C, h, w], the sample's batch and size).
+    public func callAsFunction(_ sample: Tensor, timesteps: [Float], context: Tensor, embeddedHint hint: Tensor,
+                               conditioningScale: Float = 1) throws(ModelError) -> (down: [Tensor], mid: Tensor) {
+        guard sample.rank == 4, sample.shape.allSatisfy({ $0 >= 1 }), sample.shape[1] == inChannels, context.rank == 3,
+              context.shape[0] == sample.shape[0], context.shape[1] >= 1, timesteps.count == 1 || timesteps.count == sample.shape[0]
+        else {
+            throw .tensor(.shapeMismatch(operation: "ControlNetModel", shapes: [sample.shape, context.shape, [timesteps.count]]))
+        }
         let embedding = try UNet2DConditionModel.timeEmbedding(timesteps, batch: sample.shape[0], configuration: configuration,
                                                                linear1: timeLinear1, linear2: timeLinear2)
         let activated = embedding.silu()
-        let hint = try embedConditioning(flipsConditioningChannels ? Self.reversingChannels(conditioning) : conditioning)
         let stem = try convIn(sample)
         guard hint.shape == stem.shape else {
             throw .tensor(.shapeMismatch(operation: "ControlNetModel conditioning embedding", shapes: [hint.shape, stem.shape]))

@@ -35,6 +35,12 @@ public enum LDMCheckpoint {
     public static func unet(_ file: SafeTensorsFile) throws(ModelError) -> WeightStore {
         let keys = file.names.filter { $0.hasPrefix(unetPrefix) }.map { String($0.dropFirst(unetPrefix.count)) }
         let layers = try unetLayout(keys, path: file.path).layers
+        return WeightStore(files: [file], aliases: try unetAliases(keys, prefix: unetPrefix, layers: layers, path: file.path))
+    }
+
+    /// Diffusers names -> stored names for original UNet keys (`keys` without `prefix`, which the stored names carry):
+    /// time_embed, input_blocks, middle_block, output_blocks, out. A key of any other form is refused.
+    static func unetAliases(_ keys: [String], prefix: String, layers: Int, path: String) throws(ModelError) -> [String: String] {
         let resnet: [String: String] = ["in_layers.0": "norm1", "in_layers.2": "conv1", "emb_layers.1": "time_emb_proj",
                                         "out_layers.0": "norm2", "out_layers.3": "conv2", "skip_connection": "conv_shortcut"]
         func resnetKey(_ rest: ArraySlice<Substring>) -> String {
@@ -69,10 +75,46 @@ public enum LDMCheckpoint {
                     else if p[2] == "1" { new = "up_blocks.\(b).attentions.\(l)." + p[3...].joined(separator: ".") }
                 }
             }
-            guard let new else { throw .configuration("\(file.path): unexpected UNet key \(unetPrefix)\(key)") }
-            aliases[new] = unetPrefix + key
+            guard let new else { throw .configuration("\(path): unexpected UNet key \(prefix)\(key)") }
+            aliases[new] = prefix + key
         }
-        return WeightStore(files: [file], aliases: aliases)
+        return aliases
+    }
+
+    /// The UNet configuration an original-layout file implies (`keys` without `prefix`): levels and layers as given,
+    /// channels from each level's first resnet, attention where a level's first block has a transformer, the context
+    /// width from a cross-attention key, linear projections from proj_in's rank. The facts shapes cannot tell come
+    /// from the family the context width names: 1024 is SD2.x (64-dim heads), anything else SD1.x (8 heads).
+    /// Returns the configuration's JSON (diffusers' config.json members) and whether it is SD2.x.
+    static func unetConfiguration(_ file: SafeTensorsFile, prefix: String, keys: [String], levels: Int,
+                                  layers: Int) throws(ModelError) -> (json: [String: Any], sd2: Bool) {
+        func dimension(_ key: String, _ index: Int) throws(ModelError) -> Int {
+            guard let e = file.entries[prefix + key] else { throw .configuration("\(file.path): missing tensor \(prefix)\(key)") }
+            guard index < e.shape.count, e.shape[index] >= 1 else {
+                throw .configuration("\(file.path): tensor \(prefix)\(key) has shape \(e.shape), which has no dimension \(index) to read a size from")
+            }
+            return e.shape[index]
+        }
+        var channels: [Int] = [], attention: [Bool] = []
+        for level in 0..<levels {
+            let block = 1 + level * (layers + 1)
+            channels.append(try dimension("input_blocks.\(block).0.out_layers.3.weight", 0))
+            attention.append(keys.contains { $0.hasPrefix("input_blocks.\(block).1.") })
+        }
+        guard let contextKey = keys.first(where: { $0.hasSuffix("attn2.to_k.weight") }) else {
+            throw .configuration("\(file.path): the UNet has no cross-attention")
+        }
+        let context = try dimension(contextKey, 1)
+        let sd2 = context == 1024
+        let linearProjection = keys.first { $0.hasSuffix("proj_in.weight") }.map { file.entries[prefix + $0]?.shape.count == 2 } ?? false
+        let json: [String: Any] = [
+            "block_out_channels": channels, "layers_per_block": layers, "cross_attention_dim": context,
+            "down_block_types": attention.map { $0 ? "CrossAttnDownBlock2D" : "DownBlock2D" },
+            "up_block_types": attention.reversed().map { $0 ? "CrossAttnUpBlock2D" : "UpBlock2D" },
+            "attention_head_dim": sd2 ? channels.map { max(1, $0 / 64) } : Array(repeating: 8, count: levels),
+            "use_linear_projection": linearProjection,
+        ]
+        return (json, sd2)
     }
 
     /// The VAE's weights under diffusers names (attention 1x1 convolutions read as matrices).
