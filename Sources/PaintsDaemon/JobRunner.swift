@@ -151,13 +151,26 @@ final class JobRunner: Sendable {
             try context.checkCancellation()
             t = Date()
             let (data, reference_) = try ImageIntake.encode(output.image, as: params.output, frame: 1)
+            // Each layer in a frame of its own, except one that is the picture itself (sent once).
+            var payloads = [data]
+            var layers: [JSONValue] = []
+            for layer in output.layers.isEmpty ? [ColorizeLayer(name: "color", image: output.image)] : output.layers {
+                try context.checkCancellation()
+                var reference = reference_
+                if layer.image != output.image {
+                    let encoded = try ImageIntake.encode(layer.image, as: params.output, frame: payloads.count + 1)
+                    payloads.append(encoded.0)
+                    reference = encoded.1
+                }
+                layers.append(["name": .string(layer.name), "image": reference, "visible": .bool(layer.visible)])
+            }
             lap("encode_ms", t)
             lap("total_ms", job.createdAt)
             let result: JSONValue = [
-                "image": reference_, "engine": .string(engine.name), "seed": JSONValue(job.seed),
+                "image": reference_, "layers": .array(layers), "engine": .string(engine.name), "seed": JSONValue(job.seed),
                 "timings": .object(timings), "info": .object(output.info),
             ]
-            return (result, [data])
+            return (result, payloads)
         case .undoPreview(let params, let imagePayload), .undoSequence(let params, let imagePayload):
             let sequence: Bool
             if case .undoSequence = work { sequence = true } else { sequence = false }

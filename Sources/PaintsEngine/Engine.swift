@@ -37,15 +37,19 @@ public struct EngineOption: Sendable {
     public var defaultValue: JSONValue
     public var minimum: Double?
     public var maximum: Double?
+    /// The values a string option takes, when they are a closed list (what is installed: models, ControlNets);
+    /// clients offer them as a menu.
+    public var choices: [String]?
     public var summary: String
 
     public init(_ name: String, _ kind: Kind, default defaultValue: JSONValue, minimum: Double? = nil, maximum: Double? = nil,
-                summary: String) {
+                choices: [String]? = nil, summary: String) {
         self.name = name
         self.kind = kind
         self.defaultValue = defaultValue
         self.minimum = minimum
         self.maximum = maximum
+        self.choices = choices
         self.summary = summary
     }
 
@@ -53,6 +57,7 @@ public struct EngineOption: Sendable {
         var o: [String: JSONValue] = ["type": .string(kind.rawValue), "default": defaultValue, "description": .string(summary)]
         if let minimum { o["minimum"] = .number(minimum) }
         if let maximum { o["maximum"] = .number(maximum) }
+        if let choices { o["enum"] = .array(choices.map { .string($0) }) }
         return .object(o)
     }
 }
@@ -107,6 +112,9 @@ public protocol Engine: AnyObject, Sendable {
     var status: EngineStatus { get }
     /// Bytes the engine keeps resident (models, caches); 0 for engines without models.
     var residentBytes: Int { get }
+    /// The model files the engine found, by kind (e.g. `controlnets`: each with what it is for), for clients to offer;
+    /// nil for engines without files. Read by the daemon's census thread, never by its socket thread.
+    var assets: [String: JSONValue]? { get }
     /// Makes the engine resident (loads weights). Idempotent.
     func load() throws(ProtocolError)
     /// Frees what `load` made resident.
@@ -161,6 +169,7 @@ public enum ModelWorkingSet {
 
 extension Engine {
     public var residentBytes: Int { 0 }
+    public var assets: [String: JSONValue]? { nil }
 
     public func supports(_ method: Method) -> Bool { capabilities.contains { $0.method == method } }
 
@@ -176,6 +185,7 @@ extension Engine {
             "resident_bytes": JSONValue(residentBytes),
         ]
         if case .unavailable(let reason) = status { o["reason"] = .string(reason) }
+        if let assets { o["assets"] = .object(assets) }
         return .object(o)
     }
 }
@@ -202,13 +212,33 @@ public struct ColorizeInput: Sendable {
     }
 }
 
-/// A colorized layer the size of the sketch, with what the engine wants the client to know (`info`).
-public struct ColorizeOutput: Sendable {
+/// One layer of a colorize result, for the client to place under the line art.
+public struct ColorizeLayer: Sendable {
+    /// What the layer is: `color` (the colour to go under the line art), `flats` (the flat fill it came from)...
+    public var name: String
     public var image: RGBAImage
+    /// Whether the client shows it (layers kept for editing, such as the flats, come hidden).
+    public var visible: Bool
+
+    public init(name: String, image: RGBAImage, visible: Bool = true) {
+        self.name = name
+        self.image = image
+        self.visible = visible
+    }
+}
+
+/// A colorized picture the size of the sketch, its layers, and what the engine wants the client to know (`info`).
+public struct ColorizeOutput: Sendable {
+    /// One picture for clients that want one: the colour with the line art over it (or the layer itself, for engines
+    /// that make one layer).
+    public var image: RGBAImage
+    /// The layers, top first, each the sketch's size; empty means one `color` layer that is `image`.
+    public var layers: [ColorizeLayer]
     public var info: [String: JSONValue]
 
-    public init(image: RGBAImage, info: [String: JSONValue] = [:]) {
+    public init(image: RGBAImage, layers: [ColorizeLayer] = [], info: [String: JSONValue] = [:]) {
         self.image = image
+        self.layers = layers
         self.info = info
     }
 }

@@ -7,65 +7,6 @@ import PaintsRaster
 import PaintsTensor
 import Synchronization
 
-/// Loaded pipelines by name, least recently used first out when a new one would pass the memory budget.
-public final class ModelCache: Sendable {
-    struct Entry {
-        var pipeline: StableDiffusionPipeline
-        var bytes: Int
-        var lastUsed: Date
-    }
-    private let entries = Mutex<[String: Entry]>([:])
-    public let budgetBytes: Int
-
-    public init(budgetBytes: Int) { self.budgetBytes = budgetBytes }
-
-    public var residentBytes: Int { entries.withLock { $0.values.reduce(0) { $0 + $1.bytes } } }
-    public var loadedNames: [String] { entries.withLock { $0.keys.sorted() } }
-
-    /// Serialises loads, so two workers asking for one model load it once. Separate from `entries`, which the socket
-    /// thread reads for `hello` and must never wait on a load.
-    private let loading = Mutex(())
-
-    private func cached(_ name: String) -> StableDiffusionPipeline? {
-        entries.withLock { cache in
-            guard var hit = cache[name] else { return nil }
-            hit.lastUsed = Date()
-            cache[name] = hit
-            return hit.pipeline
-        }
-    }
-
-    /// The pipeline of `path` (a pipeline folder or single-file checkpoint named `name`), loading it and unloading the
-    /// least recently used ones when needed.
-    public func pipeline(_ name: String, path: String) throws(ProtocolError) -> StableDiffusionPipeline {
-        if let hit = cached(name) { return hit }
-        let result: Result<StableDiffusionPipeline, ProtocolError> = loading.withLock { _ in
-            if let hit = cached(name) { return .success(hit) }
-            let bytes = StableDiffusionModel.residentBytes(path: path)
-            guard bytes <= budgetBytes else {
-                return .failure(ProtocolError(.resourceExhausted, "model \(name) needs \(bytes >> 20) MiB, over the memory budget of \(budgetBytes >> 20) MiB",
-                                              details: ["model": .string(name), "bytes": JSONValue(bytes), "budget_bytes": JSONValue(budgetBytes)]))
-            }
-            entries.withLock { cache in
-                while cache.values.reduce(0, { $0 + $1.bytes }) + bytes > budgetBytes,
-                      let oldest = cache.min(by: { $0.value.lastUsed < $1.value.lastUsed })?.key {
-                    cache[oldest] = nil
-                }
-            }
-            do {
-                let pipeline = try StableDiffusionModel.load(path: path)
-                entries.withLock { $0[name] = Entry(pipeline: pipeline, bytes: bytes, lastUsed: Date()) }
-                return .success(pipeline)
-            } catch {
-                return .failure(ProtocolError(.modelNotFound, "cannot load model \(name): \(error)", details: ["model": .string(name)]))
-            }
-        }
-        return try result.get()
-    }
-
-    public func removeAll() { entries.withLock { $0.removeAll() } }
-}
-
 public final class StableDiffusionEngine: ColorizeEngine {
     public let name = "sd"
     public let summary = "Stable Diffusion 1.x/2.x img2img over the scribbles' flat colours, guided by the prompt"

@@ -114,6 +114,19 @@ public struct ParamReader {
         return o
     }
 
+    /// A list of at most `maxCount` objects (each read with its own `ParamReader`).
+    public mutating func objectList(_ key: String, maxCount: Int) throws(ProtocolError) -> [[String: JSONValue]]? {
+        guard let v = take(key) else { return nil }
+        let expected = "a list of at most \(maxCount) objects"
+        guard let items = v.arrayValue, items.count <= maxCount else { throw fail(key, expected, got: v) }
+        var out: [[String: JSONValue]] = []
+        for item in items {
+            guard let o = item.objectValue else { throw fail(key, expected, got: item) }
+            out.append(o)
+        }
+        return out
+    }
+
     public mutating func image(_ key: String) throws(ProtocolError) -> ImageReference? {
         guard let v = take(key) else { return nil }
         return try ImageReference.parse(v, param: path + key)
