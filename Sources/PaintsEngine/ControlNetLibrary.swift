@@ -19,7 +19,7 @@ public struct ControlNetEntry: Sendable, Equatable {
         public var takesLineArt: Bool { self == .lineart || self == .lineartAnime || self == .scribble }
 
         /// The kind a file's name suggests ("control_v11p_sd15s2_lineart_anime" is lineart_anime), most specific first.
-        static func guess(_ name: String) -> Kind {
+        public static func guess(_ name: String) -> Kind {
             let n = name.lowercased().replacingOccurrences(of: "-", with: "_")
             let words: [(Kind, [String])] = [
                 (.lineartAnime, ["lineart_anime", "anime_lineart", "lineartanime"]), (.lineart, ["lineart", "line_art"]),
