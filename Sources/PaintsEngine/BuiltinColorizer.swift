@@ -17,7 +17,8 @@ import PaintsTensor
 /// 4. Colour runs under lines that are dark ink only: a grey or coloured line area keeps its own colour (the flat layer
 ///    is empty there, and `composite_lines` draws it as it is).
 ///
-/// Output: the flat-colour layer; with `composite_lines` the lines are drawn over it.
+/// Output: the flat-colour layer; with `composite_lines` the lines are drawn over it. `fill` gives the flat layer with
+/// the drawing's inside and the scribbles' colours (`FlatFill`), for engines that paint over the flats.
 /// The `colorize` half of `BuiltinEngine`.
 public struct BuiltinColorizer: Sendable {
     public static let options: [EngineOption] = [
@@ -85,9 +86,49 @@ public struct BuiltinColorizer: Sendable {
 
     public func colorize(_ input: ColorizeInput, context: JobContext) throws(ProtocolError) -> ColorizeOutput {
         let settings = try Settings(input.options)
+        var made = try flatColours(input, settings: settings, findInside: false, context: context)
+        if settings.compositeLines {
+            try Self.drawLines(input.sketch, strength: made.strength, ownColour: made.ownColour, over: &made.fill.flats,
+                               context: context)
+        }
+        context.report(stage: "compose", step: Self.steps, steps: Self.steps, fraction: 1, preview: nil)
+        return ColorizeOutput(image: made.fill.flats, info: made.fill.info)
+    }
+
+    /// The flat colours under the lines with what they were made from, for engines that paint over them (the sd
+    /// engine): `flats` is what `colorize` returns without `composite_lines` (that option is accepted and ignored
+    /// here), and `inside` says which pixels belong to the drawing. Same options, progress stages and cancellation
+    /// as `colorize`; `inside` costs a second fill when some region's place differs from its flat colour (see
+    /// `FlatFill.inside`).
+    public func fill(_ input: ColorizeInput, context: JobContext) throws(ProtocolError) -> FlatFill {
+        let settings = try Settings(input.options)
+        let made = try flatColours(input, settings: settings, findInside: true, context: context)
+        context.report(stage: "compose", step: Self.steps, steps: Self.steps, fraction: 1, preview: nil)
+        return made.fill
+    }
+
+    /// Memory of `fill` per sketch pixel: `bytesPerPixel` and its inside fill's seeds, flags and mask.
+    public static let fillBytesPerPixel = bytesPerPixel + 8
+
+    /// Progress steps of a colorize (lines, regions, fill, compose).
+    static let steps = 4
+
+    /// The flats and what drawing the lines over them needs.
+    struct FlatColours {
+        var fill: FlatFill
+        /// Line pixels that keep their own colour (`ownColourLines`).
+        var ownColour: [Bool]
+        /// The sketch's line strength (`LineArt.strength`).
+        var strength: [Float]
+    }
+
+    /// Steps 1 to 4 of the type's summary, up to the flat layer (reports every stage but the last); with `findInside`
+    /// also the inside of the drawing, else `inside` is empty.
+    func flatColours(_ input: ColorizeInput, settings: Settings, findInside: Bool,
+                     context: JobContext) throws(ProtocolError) -> FlatColours {
         let sketch = input.sketch
         let (width, height, n) = (sketch.width, sketch.height, sketch.pixelCount)
-        let steps = 4
+        let steps = Self.steps
         context.report(stage: "lines", step: 0, steps: steps, fraction: 0, preview: nil)
         let art = try LineArt(sketch, threshold: settings.lineThreshold, gapClosing: settings.gapClosing, context: context)
         try context.checkCancellation()
@@ -110,6 +151,7 @@ public struct BuiltinColorizer: Sendable {
         // Per region: the one label scribbled in it, -1 for none, -2 for several.
         var regionLabel = [Int32](repeating: -1, count: art.regionCount)
         var hintPixels = 0, emptyPixels = 0
+        var scribbleColours = Set<RGBA>()
         if var hints = input.hints {
             if hints.width != width || hints.height != height { hints = hints.resized(width: width, height: height) }
             var last: (RGBA, Int32)?  // scribbles come in runs of one colour
@@ -133,6 +175,7 @@ public struct BuiltinColorizer: Sendable {
                         label = 0
                     } else {
                         label = index(of: c)
+                        scribbleColours.insert(c)
                     }
                     last = (c, label)
                     labels[p] = label
@@ -206,56 +249,63 @@ public struct BuiltinColorizer: Sendable {
             }
         }
         try context.checkCancellation()
+        // The inside of the drawing is the pixels the fill gives a colour, unless a region without a scribble is
+        // placed otherwise than it is coloured: inside though not coloured (away from the border, no reference
+        // colour), or outside though coloured (touching the border, a reference colour). Then it takes a fill of its
+        // own from the same sources with every colour made one.
+        var insideSources: (labels: [Int32], yielding: [Bool])?
+        if findInside && (0..<art.regionCount).contains(where: { r in
+            !hinted[r] && (touchesBorder[r] ? regionColour[r] > 0 : regionColour[r] < 0)
+        }) {
+            insideSources = try Self.insideSources(labels: labels, region: art.region, hinted: hinted,
+                                                   touchesBorder: touchesBorder, width: width, height: height,
+                                                   context: context)
+        }
         context.report(stage: "fill", step: 2, steps: steps, fraction: 0.45, preview: nil)
 
         // Everything else: the source least separated by lines, then the nearest.
+        let open = yielding.isEmpty && insideSources == nil ? nil : art.region.map { $0 >= 0 }
         try LineArt.weakestBarrierLabels(labels: &labels, levels: levels, yielding: yielding,
-                                         open: yielding.isEmpty ? nil : art.region.map { $0 >= 0 },
+                                         open: yielding.isEmpty ? nil : open,
                                          width: width, height: height, context: context)
         try context.checkCancellation()
+        var inside: [Bool] = []
+        if findInside {
+            if insideSources != nil {
+                try LineArt.weakestBarrierLabels(labels: &insideSources!.labels, levels: levels,
+                                                 yielding: insideSources!.yielding, open: open,
+                                                 width: width, height: height, context: context)
+                inside = try Self.positive(insideSources!.labels, width: width, height: height, context: context)
+                insideSources = nil
+            } else {
+                inside = try Self.positive(labels, width: width, height: height, context: context)
+            }
+        }
         context.report(stage: "compose", step: 3, steps: steps, fraction: 0.85, preview: nil)
 
         let ownColour = try Self.ownColourLines(sketch, strength: art.strength, threshold: threshold, context: context)
-        var out = RGBAImage(width: width, height: height)
+        var flats = RGBAImage(width: width, height: height)
         var filled = 0
-        let compositeLines = settings.compositeLines
-        try sketch.pixels.withUnsafeBufferPointer { (src) throws(ProtocolError) in
-            try out.pixels.withUnsafeMutableBufferPointer { (dst) throws(ProtocolError) in
-                try labels.withUnsafeBufferPointer { (labels) throws(ProtocolError) in
-                    try ownColour.withUnsafeBufferPointer { (ownColour) throws(ProtocolError) in
-                        try art.strength.withUnsafeBufferPointer { (strength) throws(ProtocolError) in
-                            try colours.withUnsafeBufferPointer { (colours) throws(ProtocolError) in
-                                for y in 0..<height {
-                                    try context.checkCancellation()
-                                    for p in (y * width)..<(y * width + width) {
-                                        let o = p * 4
-                                        if ownColour[p] {
-                                            // A grey or coloured line area: no colour under it; drawn as it is.
-                                            if compositeLines { for c in 0..<4 { dst[o + c] = src[o + c] } }
-                                            continue
-                                        }
-                                        var colour = labels[p] > 0 ? colours[Int(labels[p])] : .transparent
-                                        if colour.a > 0 { filled += 1 }
-                                        let s = strength[p]
-                                        if compositeLines && s > 0 {
-                                            var line = RGBA(src[o], src[o + 1], src[o + 2], 255)
-                                            line.a = UInt8(max(0, min(255, s * 255 + 0.5)))
-                                            colour = line.over(colour)
-                                        }
-                                        guard colour.a > 0 else { continue }
-                                        dst[o] = colour.r
-                                        dst[o + 1] = colour.g
-                                        dst[o + 2] = colour.b
-                                        dst[o + 3] = colour.a
-                                    }
-                                }
+        try flats.pixels.withUnsafeMutableBufferPointer { (dst) throws(ProtocolError) in
+            try labels.withUnsafeBufferPointer { (labels) throws(ProtocolError) in
+                try ownColour.withUnsafeBufferPointer { (ownColour) throws(ProtocolError) in
+                    try colours.withUnsafeBufferPointer { (colours) throws(ProtocolError) in
+                        for y in 0..<height {
+                            try context.checkCancellation()
+                            // A grey or coloured line area has no colour under it.
+                            for p in (y * width)..<(y * width + width) where labels[p] > 0 && !ownColour[p] {
+                                let colour = colours[Int(labels[p])], o = p * 4
+                                filled += 1
+                                dst[o] = colour.r
+                                dst[o + 1] = colour.g
+                                dst[o + 2] = colour.b
+                                dst[o + 3] = colour.a
                             }
                         }
                     }
                 }
             }
         }
-        context.report(stage: "compose", step: steps, steps: steps, fraction: 1, preview: nil)
         var info: [String: JSONValue] = [
             "regions": JSONValue(art.regionCount), "hint_pixels": JSONValue(hintPixels),
             "hinted_regions": JSONValue(hinted.filter { $0 }.count),
@@ -271,7 +321,76 @@ public struct BuiltinColorizer: Sendable {
                 ? "nothing to colour from: the hints layer has no colour scribble off the lines; the layer is empty"
                 : "nothing was coloured: no scribble or reference colour reached a region; the layer is empty")
         }
-        return ColorizeOutput(image: out, info: info)
+        return FlatColours(fill: FlatFill(flats: flats, inside: inside, scribbleColours: scribbleColours, info: info),
+                           ownColour: ownColour, strength: art.strength)
+    }
+
+    /// Sources of the inside fill, from the colour fill's sources (`labels` before its fill): every colour becomes 1,
+    /// the empty key stays 0 (empty-key scribbles keep their area out of the drawing); a region without a scribble is
+    /// 1 throughout, or 0 and yielding (as the colour fill's outside) when it touches the canvas border.
+    static func insideSources(labels: [Int32], region: [Int32], hinted: [Bool], touchesBorder: [Bool], width: Int,
+                              height: Int, context: JobContext) throws(ProtocolError) -> (labels: [Int32], yielding: [Bool]) {
+        var sources = [Int32](repeating: -1, count: labels.count)
+        var yielding = [Bool](repeating: false, count: labels.count)
+        for y in 0..<height {
+            try context.checkCancellation()
+            for p in (y * width)..<(y * width + width) {
+                let r = Int(region[p])
+                if r >= 0 && !hinted[r] {
+                    sources[p] = touchesBorder[r] ? 0 : 1
+                    yielding[p] = touchesBorder[r]
+                } else {
+                    sources[p] = min(labels[p], 1)
+                }
+            }
+        }
+        return (sources, yielding)
+    }
+
+    /// Pixels whose label is a colour (above 0).
+    static func positive(_ labels: [Int32], width: Int, height: Int,
+                         context: JobContext) throws(ProtocolError) -> [Bool] {
+        var out = [Bool](repeating: false, count: labels.count)
+        for y in 0..<height {
+            try context.checkCancellation()
+            for p in (y * width)..<(y * width + width) { out[p] = labels[p] > 0 }
+        }
+        return out
+    }
+
+    /// The sketch's lines drawn over the flat layer, as `composite_lines` does: a line of strength s is its own colour
+    /// at opacity s over the flat colour, and a line area that keeps its own colour is the sketch as it is.
+    static func drawLines(_ sketch: RGBAImage, strength: [Float], ownColour: [Bool], over flats: inout RGBAImage,
+                          context: JobContext) throws(ProtocolError) {
+        let (width, height) = (sketch.width, sketch.height)
+        try sketch.pixels.withUnsafeBufferPointer { (src) throws(ProtocolError) in
+            try flats.pixels.withUnsafeMutableBufferPointer { (dst) throws(ProtocolError) in
+                try ownColour.withUnsafeBufferPointer { (ownColour) throws(ProtocolError) in
+                    try strength.withUnsafeBufferPointer { (strength) throws(ProtocolError) in
+                        for y in 0..<height {
+                            try context.checkCancellation()
+                            for p in (y * width)..<(y * width + width) {
+                                let o = p * 4
+                                if ownColour[p] {
+                                    for c in 0..<4 { dst[o + c] = src[o + c] }
+                                    continue
+                                }
+                                let s = strength[p]
+                                guard s > 0 else { continue }
+                                var line = RGBA(src[o], src[o + 1], src[o + 2], 255)
+                                line.a = UInt8(max(0, min(255, s * 255 + 0.5)))
+                                let colour = line.over(RGBA(dst[o], dst[o + 1], dst[o + 2], dst[o + 3]))
+                                guard colour.a > 0 else { continue }
+                                dst[o] = colour.r
+                                dst[o + 1] = colour.g
+                                dst[o + 2] = colour.b
+                                dst[o + 3] = colour.a
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
 
     /// Line pixels that keep their own colour: line pixels that are not dark ink (lighter than `inkLuminance` over
@@ -345,6 +464,34 @@ public struct BuiltinColorizer: Sendable {
             }
         }
         return own
+    }
+}
+
+/// The flat colours of a drawing and its shape, as `BuiltinColorizer.fill` finds them: what an engine painting over
+/// the flats (the sd engine) needs to keep the drawing's colours and outline.
+public struct FlatFill: Sendable {
+    /// The flat-colour layer under the lines, no lines drawn, transparent where nothing was coloured (outside the
+    /// drawing, empty-key areas, grey or coloured line areas): exactly what `colorize` returns without
+    /// `composite_lines`.
+    public var flats: RGBAImage
+    /// Per pixel, row-major: inside the drawing. Everything but the part of the canvas the drawing's outline closes
+    /// off from it: a region (lines grown by `gap_closing` enclose it) is outside when it touches the canvas border
+    /// and has no scribble, or only empty-key scribbles; every other region is inside, scribbled or not, coloured or
+    /// not (a reference colour does not bring a border region in). Line pixels and the zone grown around them go to
+    /// the side that reaches them in the fill the flats use (weakest barrier, then distance; the outside yielding),
+    /// so the inside runs under the inner half of the outline and stops in its middle.
+    public var inside: [Bool]
+    /// The colours scribbles gave the flats (opaque; neither the empty key nor reference palette colours, unless a
+    /// scribble has that colour too).
+    public var scribbleColours: Set<RGBA>
+    /// What `colorize` reports in its `info`.
+    public var info: [String: JSONValue]
+
+    public init(flats: RGBAImage, inside: [Bool], scribbleColours: Set<RGBA>, info: [String: JSONValue]) {
+        self.flats = flats
+        self.inside = inside
+        self.scribbleColours = scribbleColours
+        self.info = info
     }
 }
 

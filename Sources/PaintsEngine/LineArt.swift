@@ -36,8 +36,7 @@ struct LineArt {
                         for i in (y * image.width)..<(y * image.width + image.width) {
                             let o = i * 4
                             let (r, g, b) = (Float(px[o]), Float(px[o + 1]), Float(px[o + 2]))
-                            let lum = (0.299 * r + 0.587 * g + 0.114 * b) / 255
-                            var s = Float(px[o + 3]) / 255 * (1 - lum)
+                            var s = Self.strength(r: r, g: g, b: b, alpha: px[o + 3])
                             if neutralLinesOnly {
                                 let chroma = (max(r, g, b) - min(r, g, b)) / 255
                                 s *= max(0, 1 - chroma / 0.3)
@@ -53,6 +52,14 @@ struct LineArt {
         let barrier = try Self.dilate(line, width: width, height: height, radius: gapClosing, context: context)
         (region, regionCount) = try Self.connectedComponents(open: barrier.map { !$0 }, width: width, height: height,
                                                              context: context)
+    }
+
+    /// Line strength of one straight-alpha pixel (channels 0...255): opacity times darkness, `a * (1 - luminance)`
+    /// with Rec. 601 luminance, so a dark line on white paper and the same line on a transparent layer read the same.
+    @inline(__always)
+    static func strength(r: Float, g: Float, b: Float, alpha: UInt8) -> Float {
+        let lum = (0.299 * r + 0.587 * g + 0.114 * b) / 255
+        return Float(alpha) / 255 * (1 - lum)
     }
 
     /// Pixels a fill visits between two cancellation checks (a few milliseconds of work).
