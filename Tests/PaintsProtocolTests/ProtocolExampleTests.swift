@@ -41,7 +41,10 @@ import Testing
             let reply = try Reply.decode(frames: [message.serialized()])
             let parts = name.dropLast(5).split(separator: "-", maxSplits: 2).map(String.init)
             if parts.count == 3 && parts[1] == "result" {
-                #expect(try validator.validate(reply.body["result"] ?? .null, against: "results/\(parts[2]).json") == [])
+                // reply-result-METHOD.json, or reply-result-METHOD-VARIANT.json (an engine's own result).
+                let method = Method.allCases.map(\.rawValue).filter { parts[2] == $0 || parts[2].hasPrefix($0 + "-") }.max { $0.count < $1.count }
+                #expect(method != nil, "\(name) names no method")
+                #expect(try validator.validate(reply.body["result"] ?? .null, against: "results/\(method ?? parts[2]).json") == [])
             }
             if reply.type == .error { #expect(reply.protocolError != nil) }
         }
