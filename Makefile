@@ -40,20 +40,27 @@ bench: bench-builtin bench-diffusion
 bench-builtin: release
 	.build/release/paints-bench Examples/art
 
-# Full-size SD1.5 components with random weights: the Swift engine, then PyTorch on the same weights, then both side
-# by side with the ratios (needs the fixture venv; writes ~6 GB under $(BENCH_MODELS), not committed).
+# Full-size SD1.5 components with random weights and a line-art ControlNet (diffusers' ControlNetModel.from_unet): the
+# Swift engine, then PyTorch on the same weights, then both side by side with the ratios (one CFG step with the
+# ControlNet among them); then a whole sd colorize of a 2048x2048 sketch with hints and the ControlNet through a fresh
+# paintsd (time per step, time outside sampling, peak RSS beside the estimate). Needs the fixture venv; writes ~8 GB
+# under $(BENCH_MODELS), not committed. PAINTSD_BENCH_QUICK=1: a smoke run of the same code at small sizes, one round,
+# 4 steps (its figures mean nothing), without the Paints-UNDO part.
 BENCH_MODELS ?= /tmp/paintsd-sd15-random
 BENCH_UNDO_MODELS ?= /tmp/paintsd-undo-random
 bench-diffusion: release
 	test -x $(FIXTURE_VENV)/bin/python || $(MAKE) fixtures
-	test -f $(BENCH_MODELS)/text_encoder/model.fp16.safetensors || $(FIXTURE_VENV)/bin/python Benchmarks/torch/sd15_random.py $(BENCH_MODELS) --write
+	test -f $(BENCH_MODELS)/text_encoder/model.fp16.safetensors -a -f $(BENCH_MODELS)/controlnet/sd15-lineart-random/diffusion_pytorch_model.fp16.safetensors \
+		|| $(FIXTURE_VENV)/bin/python Benchmarks/torch/sd15_random.py $(BENCH_MODELS) --write
 	# The daemon's own kernel choice is what is measured: an OPENBLAS_CORETYPE inherited from the shell (some machines
 	# here export Haswell) would pin the AVX2 kernels.
 	env -u OPENBLAS_CORETYPE .build/release/paints-bench-diffusion $(BENCH_MODELS)
 	$(FIXTURE_VENV)/bin/python Benchmarks/torch/sd15_random.py $(BENCH_MODELS) --time --compare $(BENCH_MODELS)/swift-figures.json
+	env -u OPENBLAS_CORETYPE .build/release/paints-bench --sd-colorize $(BENCH_MODELS) Examples/art
 	# The Paints-UNDO single-frame model at its default 512x640 (~6 GB more under $(BENCH_UNDO_MODELS)).
-	test -f $(BENCH_UNDO_MODELS)/text_encoder/model.fp16.safetensors || $(FIXTURE_VENV)/bin/python Benchmarks/torch/paints_undo_random.py $(BENCH_UNDO_MODELS) --write
-	env -u OPENBLAS_CORETYPE .build/release/paints-bench-diffusion --paints-undo $(BENCH_UNDO_MODELS)
+	@case "$$PAINTSD_BENCH_QUICK" in ""|0) ;; *) echo "quick run: the Paints-UNDO part left out"; exit 0;; esac; set -ex; \
+	test -f $(BENCH_UNDO_MODELS)/text_encoder/model.fp16.safetensors || $(FIXTURE_VENV)/bin/python Benchmarks/torch/paints_undo_random.py $(BENCH_UNDO_MODELS) --write; \
+	env -u OPENBLAS_CORETYPE .build/release/paints-bench-diffusion --paints-undo $(BENCH_UNDO_MODELS); \
 	$(FIXTURE_VENV)/bin/python Benchmarks/torch/paints_undo_random.py $(BENCH_UNDO_MODELS) --time --compare $(BENCH_UNDO_MODELS)/swift-figures.json
 
 # Regenerates the parity fixtures (diffusion core, Paints-UNDO, WD taggers) with the pinned reference stack (torch,

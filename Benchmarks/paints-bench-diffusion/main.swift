@@ -1,11 +1,14 @@
 // paints-bench-diffusion: times full-size SD1.5 components (random weights written by Benchmarks/torch/sd15_random.py)
 // in the Swift engine: peak RSS of a whole 512x512 txt2img from the fp16 files; then, from the f32 files as PyTorch
 // runs them, one UNet pass at 64x64 latents (batch 1 and 2), VAE decode and encode at 512x512 and one CLIP encode.
+// Then one classifier-free guidance step with the line-art ControlNet of OUT_DIR/controlnet/sd15-lineart-random (f32):
+// the ControlNet pass and the UNet pass with its residuals at 64x64 latents, batch 2, over timed rounds.
 // Prints the figures and writes them as JSON to OUT_DIR/swift-figures.json for the PyTorch script to compare.
 // With --paints-undo, OUT_DIR is a Paints-UNDO single-frame folder (Benchmarks/torch/paints_undo_random.py) and the
 // figures are its sampling step at 512x640 (two UNet calls), VAE passes and a whole keyframe from the fp16 files.
+// --quick (or PAINTSD_BENCH_QUICK=1): a smoke run of the same code at 128x128 (16x16 latents), one round (SD1.5 part).
 //
-//     paints-bench-diffusion OUT_DIR [--steps N]
+//     paints-bench-diffusion OUT_DIR [--steps N] [--controlnet DIR] [--quick]
 //     paints-bench-diffusion --paints-undo OUT_DIR [--steps N]
 import Foundation
 import PaintsDiffusion
@@ -27,14 +30,39 @@ func peakRSS() -> Double {
 /// Starts a new peak (Linux: writing 5 to clear_refs resets VmHWM to the current RSS).
 func resetPeakRSS() { try? "5".write(toFile: "/proc/self/clear_refs", atomically: false, encoding: .utf8) }
 
+/// Median of `values` (the upper one of an even count).
+func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
+
+/// The CPU as /proc/cpuinfo names it (first processor) and whether it has the vector extensions that decide the kernels.
+func cpuSummary() -> String {
+    let text = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
+    let rows = text.split(separator: "\n", omittingEmptySubsequences: false).prefix { !$0.trimmingCharacters(in: .whitespaces).isEmpty }
+    func field(_ key: String) -> String {
+        rows.first { $0.split(separator: ":").first?.trimmingCharacters(in: .whitespaces) == key }
+            .map { $0.split(separator: ":", maxSplits: 1).dropFirst().first?.trimmingCharacters(in: .whitespaces) ?? "" } ?? "?"
+    }
+    let flags = Set(field("flags").split(separator: " ").map(String.init))
+    let marks = ["avx2", "avx512f", "avx512_bf16"].map { "\($0) \(flags.contains($0) ? "yes" : "no")" }.joined(separator: " ")
+    return "\(field("model name")) (family \(field("cpu family")) model \(field("model"))); \(marks)"
+}
+
 OpenBLASKernel.selectBestKernelOrReexecute()
-let arguments = CommandLine.arguments.filter { $0 != "--paints-undo" }
+var arguments = CommandLine.arguments.filter { $0 != "--paints-undo" && $0 != "--quick" }
 let paintsUndo = CommandLine.arguments.contains("--paints-undo")
+let quick = CommandLine.arguments.contains("--quick") || !["", "0"].contains(ProcessInfo.processInfo.environment["PAINTSD_BENCH_QUICK"] ?? "")
+let controlNetFolder = arguments.firstIndex(of: "--controlnet").map { arguments[$0 + 1] }
+if let i = arguments.firstIndex(of: "--controlnet") { arguments.removeSubrange(i...i + 1) }
 let folder = arguments.count > 1 ? arguments[1] : "/tmp/paintsd-sd15-random"
 let steps = arguments.firstIndex(of: "--steps").map { Int(arguments[$0 + 1]) ?? 2 } ?? 2
 let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
 print("paints-bench-diffusion: \(OpenBLASKernel.description), \(Parallel.cores) cores")
-var figures: [String: Any] = ["kernel": OpenBLASKernel.description]
+print("CPU: \(cpuSummary())")
+// The SD1.5 part's image side and timed rounds of the ControlNet step (--quick: a smoke run, not figures).
+let imageSide = quick && !paintsUndo ? 128 : 512
+let latentSide = imageSide / 8
+let rounds = quick ? 1 : 3
+if quick && !paintsUndo { print("QUICK smoke run: \(imageSide)x\(imageSide), one round; the figures say nothing about speed") }
+var figures: [String: Any] = ["kernel": OpenBLASKernel.description, "cpu": cpuSummary(), "quick": quick && !paintsUndo]
 @MainActor func report(_ key: String, _ value: Double, _ label: String) {
     figures[key] = value
     print(String(format: "%@: %.2f", label, value))
@@ -100,11 +128,11 @@ do {
     let pipeline = StableDiffusionPipeline(unet: try UNet2DConditionModel(folder: folder + "/unet", variant: "fp16"),
                                            vae: try AutoencoderKL(folder: folder + "/vae", variant: "fp16"), prompts: prompts,
                                            scheduler: SchedulerConfiguration())
-    var request = StableDiffusionPipeline.Request(prompt: "a red umbrella, (line art:1.2)", width: 512, height: 512)
+    var request = StableDiffusionPipeline.Request(prompt: "a red umbrella, (line art:1.2)", width: imageSide, height: imageSide)
     request.steps = steps
     var noise = SeededNormalNoise(seed: 7)
     let t = try seconds { _ = try pipeline.generate(request, noise: &noise) }
-    report("txt2img_fp16_\(steps)_steps_s", t, "txt2img 512x512 fp16 weights, \(steps) steps, cfg 7.5 (s)")
+    report("txt2img_fp16_\(steps)_steps_s", t, "txt2img \(imageSide)x\(imageSide) fp16 weights, \(steps) steps, cfg 7.5 (s)")
     report("txt2img_fp16_peak_rss_gib", peakRSS(), "txt2img fp16 peak RSS (GiB)")
 }
 resetPeakRSS()
@@ -115,19 +143,20 @@ var noise = SeededNormalNoise(seed: 1)
 do {
     let unet = try UNet2DConditionModel(folder: folder + "/unet", variant: "")
     for batch in [1, 2] {
-        let x = Tensor(shape: [batch, 4, 64, 64], data: noise.normal(count: batch * 4 * 64 * 64))
+        let x = Tensor(shape: [batch, 4, latentSide, latentSide], data: noise.normal(count: batch * 4 * latentSide * latentSide))
         let c = Tensor(shape: [batch, 77, 768], data: noise.normal(count: batch * 77 * 768))
         if batch == 1 { _ = try unet(x, timesteps: [500], context: c) }
-        report("unet_batch\(batch)_s", try seconds { _ = try unet(x, timesteps: [500], context: c) }, "unet pass 64x64 batch \(batch) (s)")
+        report("unet_batch\(batch)_s", try seconds { _ = try unet(x, timesteps: [500], context: c) },
+               "unet pass \(latentSide)x\(latentSide) batch \(batch) (s)")
     }
     report("unet_peak_rss_gib", peakRSS(), "unet f32 peak RSS (GiB)")
 }
 do {
     let vae = try AutoencoderKL(folder: folder + "/vae", variant: "")
-    let z = Tensor(shape: [1, 4, 64, 64], data: noise.normal(count: 4 * 64 * 64))
-    report("vae_decode_512_s", try seconds { _ = try vae.decode(z) }, "vae decode 512x512 (s)")
-    let image = Tensor(shape: [1, 3, 512, 512], data: noise.normal(count: 3 * 512 * 512).map { max(-1, min(1, $0 / 3)) })
-    report("vae_encode_512_s", try seconds { _ = try vae.encode(image) }, "vae encode 512x512 (s)")
+    let z = Tensor(shape: [1, 4, latentSide, latentSide], data: noise.normal(count: 4 * latentSide * latentSide))
+    report("vae_decode_512_s", try seconds { _ = try vae.decode(z) }, "vae decode \(imageSide)x\(imageSide) (s)")
+    let image = Tensor(shape: [1, 3, imageSide, imageSide], data: noise.normal(count: 3 * imageSide * imageSide).map { max(-1, min(1, $0 / 3)) })
+    report("vae_encode_512_s", try seconds { _ = try vae.encode(image) }, "vae encode \(imageSide)x\(imageSide) (s)")
 }
 do {
     let clip = try CLIPTextModel(folder: folder + "/text_encoder", variant: "")
@@ -136,4 +165,49 @@ do {
     report("clip_encode_s", try seconds { _ = try clip.encode(ids) }, "clip encode 77 tokens (s)")
 }
 report("peak_rss_gib", peakRSS(), "peak RSS of the f32 part (GiB)")
+resetPeakRSS()
+
+// 3. One CFG step with a ControlNet (f32 files, as PyTorch runs them): the ControlNet on the batch-2 latents (the
+// scaled latents twice, [uncond; cond] text) with the hint embedded once before the step, as StableDiffusionPipeline
+// does per run; then the UNet on the same batch with its 12 down residuals and the mid one. One warm-up step, then
+// `rounds` timed ones; min and median of each part and of the step, and the ControlNet's share (median over rounds).
+let controlNetPath = controlNetFolder ?? folder + "/controlnet/sd15-lineart-random"
+if FileManager.default.fileExists(atPath: controlNetPath + "/config.json") {
+    let unet = try UNet2DConditionModel(folder: folder + "/unet", variant: "")
+    let controlNet = try ControlNetModel(folder: controlNetPath, variant: "")
+    let (n, d) = (latentSide, controlNet.conditioningDownscale)
+    let width = unet.configuration.crossAttentionDimension
+    let x = Tensor(shape: [2, 4, n, n], data: noise.normal(count: 2 * 4 * n * n))
+    let c = Tensor(shape: [2, 77, width], data: noise.normal(count: 2 * 77 * width))
+    // A sparse white-on-black hint, as line art becomes one (the time does not depend on the values).
+    let hint = Tensor(shape: [1, 3, n * d, n * d], data: noise.normal(count: 3 * n * d * n * d).map { $0 > 1.28 ? 1 : 0 })
+    var embedded = Tensor(shape: [1], data: [0])
+    report("controlnet_hint_embed_s", try seconds { embedded = try controlNet.embedHint(hint) },
+           "controlnet hint embedding \(n * d)x\(n * d), once per run (s)")
+    let pair = Tensor(shape: [2] + Array(embedded.shape.dropFirst()), data: embedded.data + embedded.data)
+    var parts: [String: [Double]] = ["controlnet": [], "unet": [], "step": []]
+    var shares: [Double] = []
+    for r in 0...rounds {
+        var residuals: (down: [Tensor], mid: Tensor)?
+        let tNet = try seconds { residuals = try controlNet(x, timesteps: [500], context: c, embeddedHint: pair) }
+        let conditioning = UNetConditioning(downResiduals: residuals!.down, midResidual: residuals!.mid)
+        let tUNet = try seconds { _ = try unet(x, timesteps: [500], context: c, conditioning: conditioning) }
+        guard r > 0 else { continue }      // warm-up: faults the mapped weights in
+        parts["controlnet"]!.append(tNet)
+        parts["unet"]!.append(tUNet)
+        parts["step"]!.append(tNet + tUNet)
+        shares.append(tNet / (tNet + tUNet))
+        print(String(format: "  round %d: controlnet %.2f s + unet with residuals %.2f s = %.2f s", r, tNet, tUNet, tNet + tUNet))
+    }
+    figures["controlnet_rounds"] = rounds
+    for (name, label) in [("controlnet", "controlnet pass"), ("unet", "unet pass with the residuals"), ("step", "whole cfg step with controlnet")] {
+        let values = parts[name]!
+        report("controlnet_\(name)_min_s", values.min()!, "\(label) \(n)x\(n) batch 2, min of \(rounds) (s)")
+        report("controlnet_\(name)_median_s", median(values), "\(label) \(n)x\(n) batch 2, median of \(rounds) (s)")
+    }
+    report("controlnet_share", median(shares), "controlnet share of the step (median)")
+    report("controlnet_peak_rss_gib", peakRSS(), "peak RSS of the controlnet part (GiB)")
+} else {
+    print("controlnet step: left out, no ControlNet folder at \(controlNetPath) (Benchmarks/torch/sd15_random.py OUT_DIR --write adds it)")
+}
 try writeFigures()

@@ -3,6 +3,7 @@
 // daemon's peak memory per job kind beside the engine's estimate. Run from the repository root, release build.
 //
 //     paints-bench [ART_DIR [MODELS_DIR]]
+//     paints-bench --sd-colorize [BENCH_MODELS [ART_DIR]] [--quick]     (see SDColorize.swift)
 //
 // MODELS_DIR (or $PAINTS_BENCH_MODELS) adds the model engines (sd, paints-undo, wd-tagger) to the cancel and memory
 // figures: a models directory as the daemon reads it, `fixtures` (the default when run from the repository root: the
@@ -63,6 +64,12 @@ func cpuSummary() -> String {
         }
     }
     return "\(fields["model name"] ?? "?") (\(fields["vendor_id"] ?? "?") family \(fields["cpu family"] ?? "?") model \(fields["model"] ?? "?")\(generation)); \(vector)"
+}
+
+// `paints-bench --sd-colorize [BENCH_MODELS [ART_DIR]]`: issue 12's whole sd colorize with a ControlNet through a
+// fresh daemon (SDColorize.swift; run by `make bench-diffusion`).
+if CommandLine.arguments.count > 1, CommandLine.arguments[1] == "--sd-colorize" {
+    exit(sdColorizeBench(Array(CommandLine.arguments.dropFirst(2))))
 }
 
 let art = CommandLine.arguments.count > 1 ? CommandLine.arguments[1] : "Examples/art"
