@@ -321,7 +321,8 @@ public struct BuiltinColorizer: Sendable {
                 ? "nothing to colour from: the hints layer has no colour scribble off the lines; the layer is empty"
                 : "nothing was coloured: no scribble or reference colour reached a region; the layer is empty")
         }
-        return FlatColours(fill: FlatFill(flats: flats, inside: inside, scribbleColours: scribbleColours, info: info),
+        return FlatColours(fill: FlatFill(flats: flats, inside: inside, scribbleColours: scribbleColours, info: info,
+                                          ownColourLines: findInside ? ownColour : []),
                            ownColour: ownColour, strength: art.strength)
     }
 
@@ -486,12 +487,16 @@ public struct FlatFill: Sendable {
     public var scribbleColours: Set<RGBA>
     /// What `colorize` reports in its `info`.
     public var info: [String: JSONValue]
+    /// Per pixel: a grey or coloured line area that keeps its own colour (the flats are empty there); a colour layer
+    /// painted over the flats leaves these to the line art too, so they stay as drawn. Empty when `inside` is.
+    public var ownColourLines: [Bool]
 
-    public init(flats: RGBAImage, inside: [Bool], scribbleColours: Set<RGBA>, info: [String: JSONValue]) {
+    public init(flats: RGBAImage, inside: [Bool], scribbleColours: Set<RGBA>, info: [String: JSONValue], ownColourLines: [Bool] = []) {
         self.flats = flats
         self.inside = inside
         self.scribbleColours = scribbleColours
         self.info = info
+        self.ownColourLines = ownColourLines
     }
 }
 

@@ -262,8 +262,10 @@ public final class StableDiffusionEngine: ColorizeEngine {
         // colours, and the one-picture form with the lines multiplied over it.
         context.report(stage: "compose", step: 0, steps: 1, fraction: 0.92, preview: nil)
         let working = RasterTensor.image(image.map { $0 * 2 - 1 })
+        // Grey or coloured line areas stay as drawn: no colour under them, as in the flats.
+        let painted = zip(fill.inside, fill.ownColourLines).map { $0 && !$1 }
         var color = try ColourLayers.colourLayer(working: working, canvasWidth: sketch.width, canvasHeight: sketch.height,
-                                                 inside: fill.inside, context: context)
+                                                 inside: painted, context: context)
         if settings.paletteLock > 0 {
             try ColourLayers.lockPalette(&color, flats: fill.flats, scribbleColours: fill.scribbleColours, amount: settings.paletteLock, context: context)
         }

@@ -81,6 +81,15 @@ func tinyModelsDirectory(controlNets: [String: String]) throws -> String {
             #expect(color.image.pixel(corner).a == 0)
             #expect(image.pixel(corner) == sketch.pixel(corner))
         }
+        // Where the colour layer is empty the sketch shows exactly as drawn; the umbrella's shaft, a solid grey line
+        // area (63, 63, 63: lighter than ink), keeps its own colour: no colour under it, as in the flats.
+        for p in 0..<sketch.pixelCount where color.image.pixel(p).a == 0 {
+            #expect(image.pixel(p) == sketch.pixel(p), "pixel \(p)")
+            if image.pixel(p) != sketch.pixel(p) { break }
+        }
+        let shaft = (0..<sketch.pixelCount).filter { sketch.pixel($0) == RGBA(63, 63, 63) }
+        let kept = shaft.filter { image.pixel($0) == sketch.pixel($0) }.count
+        #expect(shaft.count > 2000 && kept > shaft.count * 9 / 10, "\(kept) of \(shaft.count) shaft pixels kept")
         let opaque = (0..<color.image.pixelCount).filter { color.image.pixel($0).a == 255 }.count
         #expect(opaque > sketch.pixelCount / 10 && color.image.pixels.enumerated().allSatisfy { $0.offset % 4 != 3 || $0.element == 0 || $0.element == 255 })
         // A preview each sampling step: hint_strength 0.75 of 4 steps.
