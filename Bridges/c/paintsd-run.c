@@ -1,8 +1,11 @@
 /* paintsd-run: a command-line example of the C client library. Sends one job with PNG files as frames 1..n, prints
  * its progress, and writes the result's images (the first frame reference found in the result) to OUT.
  *
- *     paintsd-run METHOD 'PARAMS_JSON' OUT.png IN.png [IN.png...]
+ *     paintsd-run [--layers DIR] METHOD 'PARAMS_JSON' OUT.png IN.png [IN.png...]
  *     paintsd-run colorize '{"sketch": {"frame": 1, "encoding": "png"}}' out.png lineart.png
+ *
+ * With --layers DIR, a colorize result's layers (paintsd_reply_layers) are also written, each as DIR/NAME.png (NAME.rgba
+ * for raw rgba8 frames), and listed top first as "layer NAME visible|hidden".
  *
  * Exit status: 0 done, 1 error reply, 3 no daemon. */
 #include <stdio.h>
@@ -42,9 +45,47 @@ static json_object *first_image(json_object *o) {
     return NULL;
 }
 
+/* Writes each layer of a result into `dir`; returns 0 when all were written. */
+static int write_layers(const paintsd_reply *r, const char *dir) {
+    paintsd_layer layers[16];
+    size_t count = paintsd_reply_layers(r, layers, 16);
+    if (count > 16) count = 16;
+    int status = count ? 0 : 1;
+    for (size_t i = 0; i < count; i++) {
+        json_object *encoding;
+        int raw = layers[i].image && json_object_object_get_ex(layers[i].image, "encoding", &encoding)
+            && strcmp(json_object_get_string(encoding), "rgba8") == 0;
+        char path[4096];
+        /* A name is the daemon's ("color", "flats"); anything but letters, digits, '-' and '_' becomes '_'. */
+        char name[128];
+        size_t n = 0;
+        for (const char *c = layers[i].name; *c && n + 1 < sizeof name; c++)
+            name[n++] = ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || *c == '-' || *c == '_') ? *c : '_';
+        name[n] = 0;
+        snprintf(path, sizeof path, "%s/%s.%s", dir, name, raw ? "rgba" : "png");
+        FILE *out = layers[i].data ? fopen(path, "wb") : NULL;
+        if (out) {
+            fwrite(layers[i].data, 1, layers[i].size, out);
+            fclose(out);
+            printf("layer %s %s\n", layers[i].name, layers[i].visible ? "visible" : "hidden");
+        } else {
+            fprintf(stderr, "cannot write layer %s to %s\n", layers[i].name, path);
+            status = 1;
+        }
+    }
+    return status;
+}
+
 int main(int argc, char **argv) {
+    const char *layers_dir = NULL;
+    if (argc > 2 && strcmp(argv[1], "--layers") == 0) {
+        layers_dir = argv[2];
+        argv[2] = argv[0];
+        argv += 2;
+        argc -= 2;
+    }
     if (argc < 4) {
-        fprintf(stderr, "usage: %s METHOD PARAMS_JSON OUT [IN...]\n", argv[0]);
+        fprintf(stderr, "usage: %s [--layers DIR] METHOD PARAMS_JSON OUT [IN...]\n", argv[0]);
         return 2;
     }
     char err[512];
@@ -88,6 +129,7 @@ int main(int argc, char **argv) {
                 printf("wrote %s\n", argv[3]);
             }
             status = out ? 0 : 1;
+            if (status == 0 && layers_dir) status = write_layers(r, layers_dir);
             paintsd_reply_free(r);
             break;
         }

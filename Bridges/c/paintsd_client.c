@@ -186,6 +186,33 @@ const unsigned char *paintsd_reply_image(const paintsd_reply *r, json_object *re
     return r->frames[index];
 }
 
+static void fill_layer(const paintsd_reply *r, paintsd_layer *layer, const char *name, int visible, json_object *image) {
+    layer->name = name;
+    layer->visible = visible;
+    layer->image = image;
+    layer->size = 0;
+    layer->data = paintsd_reply_image(r, image, &layer->size);
+}
+
+size_t paintsd_reply_layers(const paintsd_reply *r, paintsd_layer *out, size_t max) {
+    json_object *layers = paintsd_reply_result(r, "layers");
+    if (!layers || !json_object_is_type(layers, json_type_array)) {
+        json_object *image = paintsd_reply_result(r, "image");
+        if (!image) return 0;
+        if (max > 0) fill_layer(r, &out[0], "color", 1, image);
+        return 1;
+    }
+    size_t count = json_object_array_length(layers);
+    for (size_t i = 0; i < count && i < max; i++) {
+        json_object *entry = json_object_array_get_idx(layers, i), *visible, *image = NULL;
+        const char *name = member_string(entry, "name");
+        json_object_object_get_ex(entry, "image", &image);
+        fill_layer(r, &out[i], name ? name : "layer",
+                   !json_object_object_get_ex(entry, "visible", &visible) || json_object_get_boolean(visible), image);
+    }
+    return count;
+}
+
 paintsd_reply *paintsd_call(paintsd_client *c, const char *method, json_object *params, int timeout_ms, char *err,
                             size_t err_size) {
     char id[PAINTSD_ID_SIZE];

@@ -72,6 +72,20 @@ const char *paintsd_reply_error_message(const paintsd_reply *reply);
 /* The frame an image reference ({"frame": n, ...}) points at, with its size; NULL when out of range. */
 const unsigned char *paintsd_reply_image(const paintsd_reply *reply, json_object *reference, size_t *size);
 
+/* One layer of a colorize result; everything borrowed from the reply (valid until paintsd_reply_free). */
+typedef struct {
+    const char *name;            /* "color", "flats", ... */
+    int visible;                 /* 0: the app adds it hidden (e.g. the flats) */
+    json_object *image;          /* its image reference: "frame", "encoding" ("png" or "rgba8"), "width", "height" */
+    const unsigned char *data;   /* the bytes of that frame: PNG, or raw R,G,B,A rows for rgba8; NULL when missing */
+    size_t size;
+} paintsd_layer;
+
+/* The layers of a colorize result, top first: the order they go under the line art. Fills up to `max` entries of
+ * `out` (out may be NULL when max is 0) and returns how many layers the result has. A result without "layers" (from a
+ * daemon older than layered results) counts as one visible layer named "color": its "image". */
+size_t paintsd_reply_layers(const paintsd_reply *reply, paintsd_layer *out, size_t max);
+
 /* A method answered by one reply (hello, ping, engines.list, jobs.*): returns the reply (type "result" or
  * "error"), or NULL with a message in err when none came within timeout_ms (for hello/ping: the daemon is not running). */
 paintsd_reply *paintsd_call(paintsd_client *client, const char *method, json_object *params, int timeout_ms,

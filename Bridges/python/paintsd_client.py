@@ -9,10 +9,13 @@ any number of requests; replies are routed to their request by id, so a GUI can 
     for event in job.events():             # accepted / progress, until the result (errors raise PaintsdError)
         print(event.progress)
     open("out.png", "wb").write(job.result.image("image"))
+    for layer in job.result.layers():      # a colorize result as layers, top first: name, visible, data, reference
+        print(layer.name, layer.visible, len(layer.data))
 
 In an event loop, call `client.pump()` when `client.fileno()` is readable (or from a timer) and read `job.pending()`.
 The descriptor is edge-triggered: `pump()` drains every waiting message.
 """
+import collections
 import json
 import os
 import time
@@ -63,6 +66,12 @@ def rgba_frame(index, width, height):
     return {"frame": index, "encoding": "rgba8", "width": width, "height": height}
 
 
+Layer = collections.namedtuple("Layer", "name visible data reference")
+Layer.__doc__ = """One layer of a colorize result: its name ("color", "flats"...), whether it is shown, its frame's
+bytes (PNG, or raw 8-bit RGBA rows when the request asked for "rgba8") and its image reference (encoding, width,
+height)."""
+
+
 class Reply:
     """One reply message: its JSON header and the binary frames after it."""
 
@@ -81,6 +90,16 @@ class Reply:
         if isinstance(reference, str):
             reference = self.result[reference]
         return self.frames[reference["frame"]]
+
+    def layers(self):
+        """A colorize result as layers, top first, to go under the line art in that order: `Layer`s with the name,
+        visibility, frame bytes and image reference of each entry of the result's "layers". A result without "layers"
+        (from a daemon older than layered results) gives one visible "color" layer: its "image"."""
+        entries = self.result.get("layers")
+        if entries is None:
+            reference = self.result.get("image")
+            return [Layer("color", True, self.image(reference), reference)] if reference else []
+        return [Layer(e["name"], bool(e.get("visible", True)), self.image(e["image"]), e["image"]) for e in entries]
 
     def preview(self):
         """A progress event's preview PNG, or None."""

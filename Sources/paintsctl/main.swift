@@ -233,16 +233,46 @@ func requestSeed(_ seed: Int?) -> Int? { seed == -1 ? nil : seed }
 /// "1 worker", "2 workers".
 func counted(_ n: Int, _ noun: String) -> String { n == 1 ? "1 \(noun)" : "\(n) \(noun)s" }
 
-/// Parses `key=value` options; values are JSON when they parse as JSON, else strings.
-func parseOptions(_ items: [String]) throws -> [String: JSONValue] {
+/// Parses `key=value` options; values are JSON when they parse as JSON (numbers, true/false, "quoted"), else strings.
+/// `types` (an engine's option types from the daemon: "string", "number"...) keeps the text of a string option as it
+/// is, so `model=1.5` or `controlnet=null` name a model or ControlNet instead of becoming a number or null.
+func parseOptions(_ items: [String], types: [String: String] = [:]) throws -> [String: JSONValue] {
     var out: [String: JSONValue] = [:]
     for item in items {
         guard let eq = item.firstIndex(of: "=") else { throw ValidationError("--option takes key=value, got \(item)") }
         let key = String(item[..<eq]), raw = String(item[item.index(after: eq)...])
         guard !key.isEmpty else { throw ValidationError("--option takes key=value, got \(item)") }
-        out[key] = (try? JSONValue.parse(Data(raw.utf8))) ?? .string(raw)
+        let parsed = (try? JSONValue.parse(Data(raw.utf8))) ?? .string(raw)
+        if types[key] == "string", parsed.stringValue == nil {
+            out[key] = .string(raw)
+        } else {
+            out[key] = parsed
+        }
     }
     return out
+}
+
+/// The option types ("string", "integer", "number", "boolean") of `engine`'s `method`, from `engines.list`; the
+/// daemon's default engine for the method when `engine` is nil. Empty when the daemon does not say.
+func optionTypes(_ client: PaintsClient, method: String, engine: String?, timeout: Double) throws(ClientError) -> [String: String] {
+    let list = try client.call(.enginesList, timeout: timeout).result
+    guard let name = engine ?? list["defaults"]?[method]?.stringValue,
+          let entry = list["engines"]?.arrayValue?.first(where: { $0["name"]?.stringValue == name }),
+          let options = entry["capabilities"]?[method]?["options"]?.objectValue else { return [:] }
+    return options.compactMapValues { $0["type"]?.stringValue }
+}
+
+/// A file name for a result layer named `name` by the daemon: letters, digits, '.', '-' and '_' kept, anything else
+/// '_'; never "image" (the picture's own file) nor one already `taken`.
+func layerFileName(_ name: String, taken: Set<String>) -> String {
+    var base = String(name.map { $0.isASCII && ($0.isLetter || $0.isNumber || "._-".contains($0)) ? $0 : "_" })
+    if base.isEmpty || base.allSatisfy({ $0 == "." }) { base = "layer" }
+    var candidate = base, n = 2
+    while candidate == "image" || taken.contains(candidate) {
+        candidate = "\(base)-\(n)"
+        n += 1
+    }
+    return candidate
 }
 
 @main
@@ -296,47 +326,97 @@ struct Ping: ParsableCommand {
 }
 
 struct Colorize: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Colorize line art with colour scribbles and/or a reference.")
+    static let configuration = CommandConfiguration(
+        abstract: "Colorize line art with colour scribbles and/or a reference.",
+        discussion: """
+            The result is one picture (--out: the colour with the line art over it, or the one layer an engine \
+            makes) and, with --out-dir, the layers a painting app places under the line art, top first: each as \
+            DIR/NAME.png (the builtin engine: color; sd: color, and flats, the flat fill the colours came from), \
+            plus DIR/image.png. Give --out, --out-dir or both.
+
+            Engine options go as --option key=value (repeatable): numbers, true/false and strings as they are; a \
+            string option (a model or ControlNet name) keeps its text even when it looks like a number. \
+            `paintsctl hello --json` lists each engine's options with their ranges and choices. For example:
+
+              paintsctl colorize --sketch lines.png --hints scribbles.png \\
+                --out-dir out --engine sd --prompt "1girl, watercolor" \\
+                --option model=anything-v5 --option controlnet=auto \\
+                --option hint_strength=0.6 --option control_strength=1 \\
+                --option palette_lock=0.5 --option steps=20
+            """)
     @OptionGroup var connection: Connection
     @Option(help: "Line art PNG (dark lines on white or on transparent).") var sketch: String
     @Option(help: "Colour scribbles PNG (RGBA, alpha > 0 marks a hint), the sketch's size.") var hints: String?
     @Option(help: "Reference picture PNG.") var reference: String?
-    @Option(help: "Where to write the colorized layer (PNG).") var out: String
+    @Option(help: "Where to write the result as one picture (PNG).") var out: String?
+    @Option(help: "Directory for the result's layers, one NAME.png each (color, flats...), and image.png; created if needed.")
+    var outDir: String?
     @Option(help: "Engine name (default: the daemon's default for colorize).") var engine: String?
     @Option(parsing: .unconditional, help: "Seed; -1 (the default): the daemon picks one.") var seed: Int?
     @Option(help: "Prompt (engines that read one).") var prompt: String?
     @Option(help: "Negative prompt.") var negativePrompt: String?
-    @Option(name: .customLong("option"), help: "Engine option key=value (repeatable), e.g. composite_lines=true.")
+    @Option(name: .customLong("option"), help: "Engine option key=value (repeatable), e.g. composite_lines=true, model=anything-v5, hint_strength=0.6.")
     var options: [String] = []
     @Flag(help: "Do not show progress.") var quiet = false
 
     func validate() throws {
         try checkSeed(seed)
         _ = try parseOptions(options)
+        guard out != nil || outDir != nil else { throw ValidationError("give --out FILE, --out-dir DIR or both") }
     }
 
     func run() throws {
-        try checkWritableFile(out, flag: "--out")
+        if let out { try checkWritableFile(out, flag: "--out") }
+        if let outDir { try prepareDirectory(outDir, flag: "--out-dir") }
         var frames: [Data] = [Data()]
         func attach(_ path: String?) throws -> ImageReference? {
             guard let path else { return nil }
             frames.append(try readFile(path))
             return .frame(index: frames.count - 1, encoding: .png)
         }
-        let params = ColorizeParams(
-            sketch: try attach(sketch)!, hints: try attach(hints), reference: try attach(reference), prompt: prompt ?? "",
-            negativePrompt: negativePrompt ?? "", engine: engine, seed: requestSeed(seed), options: try parseOptions(options))
+        let sketchReference = try attach(sketch)!, hintsReference = try attach(hints), referenceReference = try attach(reference)
         let (reply, data) = try connection.with { client throws(ClientError) in
+            // The engine's option types, so that a string option keeps its text (only needed with --option).
+            let types = options.isEmpty ? [:]
+                : try optionTypes(client, method: "colorize", engine: engine, timeout: connection.timeout)
+            let parsed: [String: JSONValue]
+            do { parsed = try parseOptions(options, types: types) } catch { parsed = [:] }  // checked in validate()
+            let params = ColorizeParams(
+                sketch: sketchReference, hints: hintsReference, reference: referenceReference, prompt: prompt ?? "",
+                negativePrompt: negativePrompt ?? "", engine: engine, seed: requestSeed(seed), options: parsed)
             let reply = try connection.runJob(client, .colorize, params.json, frames: frames, quiet: quiet)
             guard let data = reply.imageData(reply.result["image"]) else { throw .badReply("result has no image frame") }
             return (reply, data)
         }
-        _ = try save([(data, out)])
-        connection.printWarning(reply)
-        connection.printResult(reply) {
-            let t = reply.result["timings"]?["total_ms"]?.doubleValue ?? 0
-            return "wrote \(out) (engine \(reply.result["engine"]?.stringValue ?? "?"), seed \(reply.result["seed"]?.intValue ?? 0), \(Int(t)) ms)"
+        let summary = "engine \(reply.result["engine"]?.stringValue ?? "?"), seed \(reply.result["seed"]?.intValue ?? 0), "
+            + "\(Int(reply.result["timings"]?["total_ms"]?.doubleValue ?? 0)) ms"
+        var lines: [String] = []
+        if let out {
+            _ = try save([(data, out)])
+            lines.append("wrote \(out) (\(summary))")
         }
+        if let outDir {
+            // The layers, top first; a daemon's result without "layers" is one visible "color" layer: its image.
+            let entries = reply.result["layers"]?.arrayValue
+                ?? [["name": "color", "image": reply.result["image"] ?? .null, "visible": true]]
+            var taken: Set<String> = []
+            var files: [(Data, String)] = []
+            for entry in entries {
+                let name = entry["name"]?.stringValue ?? "layer"
+                guard let layerData = reply.imageData(entry["image"]) else {
+                    throw fail("the result's layer \(name) has no image frame", code: Exit.daemonError)
+                }
+                let file = layerFileName(name, taken: taken)
+                taken.insert(file)
+                files.append((layerData, join(outDir, file + ".png")))
+                lines.append("wrote \(join(outDir, file + ".png")) (layer \(name)\(entry["visible"]?.boolValue == false ? ", hidden" : ""))")
+            }
+            files.append((data, join(outDir, "image.png")))
+            lines.append("wrote \(join(outDir, "image.png"))" + (out == nil ? " (\(summary))" : ""))
+            _ = try save(files)
+        }
+        connection.printWarning(reply)
+        connection.printResult(reply) { lines.joined(separator: "\n") }
     }
 }
 

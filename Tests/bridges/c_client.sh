@@ -18,6 +18,34 @@ colorize() {
 }
 check colorize colorize
 check colorize-output python3 "$root/Tests/bridges/pngcheck.py" size "$work/out.png" 512 512
+# A colorize result's layers (paintsd_reply_layers): the builtin engine's one `color` layer is the picture itself.
+builtin_layers() {
+    mkdir -p "$work/layers"
+    "$run" --layers "$work/layers" colorize '{"sketch": {"frame": 1, "encoding": "png"}, "hints": {"frame": 2, "encoding": "png"}}' \
+        "$work/out2.png" "$art/umbrella-lineart.png" "$art/umbrella-hints.png" >"$work/layers.out" || return 1
+    [ "$(grep '^layer ' "$work/layers.out")" = "layer color visible" ] && cmp "$work/layers/color.png" "$work/out2.png"
+}
+check layers-builtin-one-color-layer builtin_layers
+# Two layers, `color` shown over `flats` hidden, as the sd engine gives them: from a stand-in daemon with a canned
+# result (Tests/bridges/fake_daemon.py; there are no sd models here), in raw rgba8 as the GIMP plug-in asks.
+fake_layers() {
+    mkdir -p "$work/fake-layers"
+    /usr/bin/python3 "$root/Tests/bridges/fake_daemon.py" "ipc://$work/fake.sock" "$work/fake.jsonl" &
+    local fake=$!
+    for _ in $(seq 200); do [ -S "$work/fake.sock" ] && break; sleep 0.05; done
+    PAINTSD_ENDPOINT="ipc://$work/fake.sock" "$run" --layers "$work/fake-layers" colorize \
+        '{"sketch": {"frame": 1, "encoding": "png"}, "engine": "sd", "output": "rgba8"}' "$work/fake.rgba" \
+        "$art/umbrella-lineart.png" >"$work/fake.out"
+    local rc=$?
+    kill $fake; wait $fake 2>/dev/null
+    [ $rc -eq 0 ] || return 1
+    [ "$(grep '^layer ' "$work/fake.out" | tr '\n' ' ')" = "layer color visible layer flats hidden " ] || { cat "$work/fake.out"; return 1; }
+    # 512x512 raw RGBA each; color's first pixel (200, 40, 30, 255), flats' (30, 60, 220, 255).
+    [ "$(stat -c %s "$work/fake-layers/color.rgba")" -eq $((512 * 512 * 4)) ] &&
+        [ "$(head -c 4 "$work/fake-layers/color.rgba" | od -An -tu1 | tr -s ' ')" = " 200 40 30 255" ] &&
+        [ "$(head -c 4 "$work/fake-layers/flats.rgba" | od -An -tu1 | tr -s ' ')" = " 30 60 220 255" ]
+}
+check layers-two-in-order-flats-hidden fake_layers
 error_reply() {
     "$run" colorize '{"sketch": {"frame": 1, "encoding": "png"}, "seed": -1}' "$work/x.png" "$art/umbrella-lineart.png"
     [ $? -eq 1 ]

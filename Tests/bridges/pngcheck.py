@@ -4,6 +4,7 @@
     pngcheck.py size FILE WIDTH HEIGHT
     pngcheck.py colors RESULT ORIGINAL [MIN_FRACTION]   opaque result pixels match the original's colours
     pngcheck.py differ A B                              the two pictures are not identical
+    pngcheck.py pixel FILE X Y R G B A                  the pixel at (X, Y) is that R,G,B,A
 Exit status 0 when the check holds; prints what it measured."""
 import struct
 import sys
@@ -78,6 +79,12 @@ def main():
         _, _, a = read_png(sys.argv[2])
         _, _, b = read_png(sys.argv[3])
         return a != b
+    if check == "pixel":
+        w, _, pixels = read_png(sys.argv[2])
+        x, y = int(sys.argv[3]), int(sys.argv[4])
+        wanted = tuple(int(v) for v in sys.argv[5:9])
+        print(f"{sys.argv[2]} at ({x}, {y}): {pixels[y * w + x]}, wanted {wanted}")
+        return pixels[y * w + x] == wanted
     raise SystemExit(__doc__)
 
 

@@ -1,5 +1,6 @@
 """Bridges/python/paintsd_client.py against a real paintsd (started by scripts/with-daemon.sh, which exports
 PAINTSD_ENDPOINT). Run: scripts/with-daemon.sh .build/debug /usr/bin/python3 -m unittest discover -s Tests/bridges"""
+import json
 import os
 import struct
 import sys
@@ -46,6 +47,15 @@ class ClientTests(unittest.TestCase):
         self.assertEqual(job.seed, 5)
         self.assertEqual(job.engine, "builtin")
         self.assertEqual(png_size(job.result.image("image")), png_size(sketch))
+
+    def test_colorize_result_as_layers(self):
+        # The builtin engine's result is one visible `color` layer: the same frame as `image`.
+        result = self.client.run("colorize", {"sketch": pc.png_frame(1), "hints": pc.png_frame(2), "seed": 5},
+                                 frames=[read("umbrella-lineart.png"), read("umbrella-hints.png")], timeout=60)
+        layers = result.layers()
+        self.assertEqual([(layer.name, layer.visible) for layer in layers], [("color", True)])
+        self.assertEqual(layers[0].data, result.image("image"))
+        self.assertEqual(layers[0].reference["encoding"], "png")
 
     def test_raw_rgba_in_and_out(self):
         w, h = 64, 48
@@ -99,6 +109,29 @@ class ClientTests(unittest.TestCase):
         with self.assertRaises(pc.PaintsdError) as caught:
             job.wait(timeout=60)
         self.assertEqual(caught.exception.code, "cancelled")
+
+
+def canned_reply(result, frames):
+    return pc.Reply([json.dumps({"protocol": 1, "id": "x", "type": "result", "result": result}).encode()] + frames)
+
+
+class LayersWithoutDaemonTests(unittest.TestCase):
+    """Reply.layers() on canned results: the sd engine's two layers, and a result from a daemon without `layers`."""
+
+    def test_two_layers_top_first_with_visibility(self):
+        ref = lambda i: {"frame": i, "encoding": "rgba8", "width": 1, "height": 1}  # noqa: E731
+        reply = canned_reply({"image": ref(1), "layers": [{"name": "color", "image": ref(2), "visible": True},
+                                                          {"name": "flats", "image": ref(3), "visible": False}]},
+                             [b"\1\1\1\xff", b"\2\2\2\xff", b"\3\3\3\xff"])
+        layers = reply.layers()
+        self.assertEqual([(layer.name, layer.visible, layer.data) for layer in layers],
+                         [("color", True, b"\2\2\2\xff"), ("flats", False, b"\3\3\3\xff")])
+        self.assertEqual(layers[1].reference, ref(3))
+
+    def test_a_result_without_layers_is_one_color_layer(self):
+        reply = canned_reply({"image": {"frame": 1, "encoding": "png"}}, [b"png bytes"])
+        self.assertEqual([(layer.name, layer.visible, layer.data) for layer in reply.layers()],
+                         [("color", True, b"png bytes")])
 
 
 class NoDaemonTests(unittest.TestCase):

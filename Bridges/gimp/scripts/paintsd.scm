@@ -1,6 +1,9 @@
-; paintsd Script-Fu procedures: the paintsd plug-in (plug-in-paintsd-colorize, plug-in-paintsd-undo-preview) on files,
-; for scripts and batch mode, e.g.
+; paintsd Script-Fu procedures: the paintsd plug-in (plug-in-paintsd-colorize, plug-in-paintsd-colorize-layers,
+; plug-in-paintsd-undo-preview) on files, for scripts and batch mode, e.g.
 ;   gimp -i -b '(script-fu-paintsd-colorize-file "lineart.png" "hints.png" "out.png" "" "" -1)' -b '(gimp-quit 0)'
+;   gimp -i -b '(script-fu-paintsd-colorize-layers-file "lineart.png" "hints.png" "out" "a girl" "sd" -1
+;               "{\"model\": \"anything-v5\", \"hint_strength\": 0.6}")' -b '(gimp-quit 0)'
+; Engine options go as one JSON object string (`paintsctl hello --json` lists each engine's options and their values).
 
 (define (paintsd-load-rgb file)
   ; The image of FILE, converted to RGB (the plug-in works on RGB images).
@@ -24,6 +27,38 @@
     (file-png-save-defaults RUN-NONINTERACTIVE image result out-file out-file)
     (gimp-image-delete image)
     size))
+
+(define (paintsd-first-word text)
+  ; TEXT up to its first space: the daemon's layer name in a result layer's name ("flats · sd model seed 42").
+  (let loop ((i 0))
+    (if (or (= i (string-length text)) (char=? (string-ref text i) #\space))
+        (substring text 0 i)
+        (loop (+ i 1)))))
+
+(define (script-fu-paintsd-colorize-layers-file sketch-file hints-file out-prefix prompt engine seed options)
+  ; Colorizes the line art of SKETCH-FILE with the scribbles of HINTS-FILE ("" for none) and the engine OPTIONS (a JSON
+  ; object, "" for none), and saves every layer of the result, top first, as OUT-PREFIX-N-NAME.png (N from 0, NAME the
+  ; daemon's: color, flats...). Returns the number of layers.
+  (let* ((image (paintsd-load-rgb sketch-file))
+         (sketch (car (gimp-image-get-active-layer image)))
+         (hints (if (equal? hints-file "")
+                    -1
+                    (let ((layer (car (gimp-file-load-layer RUN-NONINTERACTIVE image hints-file))))
+                      (gimp-image-insert-layer image layer 0 -1)
+                      (gimp-item-set-name layer "hints")
+                      layer)))
+         (result (plug-in-paintsd-colorize-layers RUN-NONINTERACTIVE image sketch hints -1 prompt engine seed options))
+         (count (car result))
+         (layers (cadr result)))
+    (let loop ((i 0))
+      (if (< i count)
+          (let* ((layer (vector-ref layers i))
+                 (file (string-append out-prefix "-" (number->string i) "-"
+                                      (paintsd-first-word (car (gimp-item-get-name layer))) ".png")))
+            (file-png-save-defaults RUN-NONINTERACTIVE image layer file file)
+            (loop (+ i 1)))))
+    (gimp-image-delete image)
+    count))
 
 (define (script-fu-paintsd-undo-preview-file in-file steps out-prefix engine seed)
   ; Undo-step previews of the picture in IN-FILE at STEPS ("999,500"; "" for the default keyframes), each saved as
@@ -52,6 +87,17 @@
   SF-STRING "Prompt" ""
   SF-STRING "Engine (empty: default)" ""
   SF-VALUE "Seed (-1: random)" "-1")
+
+(script-fu-register "script-fu-paintsd-colorize-layers-file"
+  "paintsd: colorize files as layers" "Colorizes line art from files with the paintsd daemon and saves every layer of the result."
+  "paintsd developers" "paintsd developers" "2026" ""
+  SF-FILENAME "Line art" ""
+  SF-FILENAME "Colour scribbles (empty: none)" ""
+  SF-STRING "Output prefix" ""
+  SF-STRING "Prompt" ""
+  SF-STRING "Engine (empty: default)" ""
+  SF-VALUE "Seed (-1: random)" "-1"
+  SF-STRING "Engine options (JSON object)" "")
 
 (script-fu-register "script-fu-paintsd-undo-preview-file"
   "paintsd: undo preview of a file" "Saves undo-step previews of a picture made by the paintsd daemon."

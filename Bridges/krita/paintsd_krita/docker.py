@@ -8,6 +8,7 @@ waiting on the socket), and once connected it checks now and then that the daemo
 follow the document: they are read again when a list opens, every second while the docker is shown (Krita's Python
 API has no signal for layer changes), and right before a job starts."""
 import functools
+import json
 import sys
 import time
 import traceback
@@ -17,7 +18,7 @@ from PyQt5.QtCore import QSocketNotifier, Qt, QTimer
 from PyQt5.QtGui import QImage, QPixmap
 from PyQt5.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QFrame, QHBoxLayout,
                              QLabel, QLineEdit, QProgressBar, QPushButton, QScrollArea, QSizePolicy, QSpinBox,
-                             QVBoxLayout, QWidget)
+                             QToolButton, QVBoxLayout, QWidget)
 
 from . import operations as ops
 from .operations import pc
@@ -28,6 +29,10 @@ CHECK_MS = 10000           # connected and idle: a hello this often, to notice a
 HELLO_TIMEOUT_S = 3.0      # a hello unanswered this long: no daemon (it answers hello even while busy)
 LAYERS_MS = 1000           # the layer lists are compared with the document this often
 STATUS_LINES = 4           # the status shows at most this many lines; the whole text is in its tooltip
+# Engine options shown first, in this order (those the chosen engine has); the others go under "More options".
+# Only an order: which options there are, their kinds, ranges, defaults and choices all come from the daemon's hello.
+FIRST_OPTIONS = ("model", "controlnet", "hint_strength", "strength", "control_strength", "palette_lock", "steps")
+OPTION_LABELS = {"controlnet": "ControlNet"}
 
 
 def message_of(error):
@@ -75,6 +80,180 @@ class LayerCombo(QComboBox):
         super().showPopup()
 
 
+def option_label(name):
+    return OPTION_LABELS.get(name) or name.replace("_", " ").capitalize()
+
+
+def asset_entry(assets, value):
+    """The entry of the engine's `assets` (hello) named `value`, e.g. a ControlNet's {"name", "kind", ...}, or None."""
+    for entries in (assets or {}).values():
+        for entry in entries if isinstance(entries, list) else []:
+            if isinstance(entry, dict) and entry.get("name") == value:
+                return entry
+    return None
+
+
+class OptionFields(QWidget):
+    """The fields of one engine's options for one method, built from what the daemon's hello says of each option
+    (`type`, `default`, `minimum`, `maximum`, `enum`, `description`) and of the engine's `assets`: a number is a spin
+    box within its range, a boolean a check box, a string with an `enum` a list of those values (a ControlNet's list
+    entry says its kind from `assets`, and one with a `problem` is shown but cannot be picked), another string a text
+    field. The options in FIRST_OPTIONS come first; the others are under "More options". `values()` is what differs
+    from the defaults, so the daemon's own defaults apply to the rest."""
+
+    def __init__(self):
+        super().__init__()
+        self.key = None
+        self.descriptions = {}
+        self.widgets = {}
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        self.main = QWidget()
+        self.main_form = self.make_form(self.main)
+        self.more_button = QToolButton()
+        self.more_button.setText("More options")
+        self.more_button.setCheckable(True)
+        self.more_button.setToolButtonStyle(Qt.ToolButtonTextBesideIcon)
+        self.more_button.setArrowType(Qt.RightArrow)
+        self.more_button.toggled.connect(self.show_more)
+        self.more = QWidget()
+        self.more_form = self.make_form(self.more)
+        self.more.hide()
+        for widget in (self.main, self.more_button, self.more):
+            layout.addWidget(widget)
+
+    @staticmethod
+    def make_form(parent):
+        form = QFormLayout(parent)
+        form.setContentsMargins(0, 0, 0, 0)
+        form.setFieldGrowthPolicy(QFormLayout.AllNonFixedFieldsGrow)
+        form.setRowWrapPolicy(QFormLayout.WrapLongRows)
+        return form
+
+    def show_more(self, shown):
+        self.more.setVisible(shown)
+        self.more_button.setArrowType(Qt.DownArrow if shown else Qt.RightArrow)
+
+    def build(self, engine, descriptions, assets, saved=None):
+        """Fields for these option descriptions; nothing changes when they are what the fields show already (hello
+        comes again every few seconds), and a rebuilt field keeps the value it had (else the value saved for the
+        engine, else the default) when that value still fits."""
+        key = json.dumps([engine, descriptions, assets], sort_keys=True)
+        if key == self.key:
+            return False
+        previous = self.current() if self.key is not None and json.loads(self.key)[0] == engine else {}
+        previous = dict(saved or {}, **previous)
+        self.key = key
+        for form in (self.main_form, self.more_form):
+            while form.rowCount():
+                form.removeRow(0)
+        self.descriptions = dict(descriptions or {})
+        self.widgets = {}
+        names = [n for n in FIRST_OPTIONS if n in self.descriptions]
+        names += [n for n in self.descriptions if n not in names]
+        for name in names:
+            description = self.descriptions[name]
+            widget = self.make_field(description, assets)
+            if name in previous:
+                self.set_value(widget, description, previous[name])
+            widget.setToolTip(str(description.get("description", "")))
+            self.widgets[name] = widget
+            (self.main_form if name in FIRST_OPTIONS else self.more_form).addRow(option_label(name), widget)
+        self.more_button.setVisible(any(name not in FIRST_OPTIONS for name in names))
+        return True
+
+    @staticmethod
+    def make_field(description, assets):
+        kind, default = description.get("type"), description.get("default")
+        if kind == "boolean":
+            widget = QCheckBox()
+            widget.setChecked(bool(default))
+        elif kind in ("integer", "number"):
+            low, high = description.get("minimum"), description.get("maximum")
+            if kind == "integer":
+                widget = QSpinBox()
+                widget.setRange(int(low) if low is not None else -2 ** 31, int(high) if high is not None else 2 ** 31 - 1)
+                widget.setValue(int(default or 0))
+            else:
+                widget = QDoubleSpinBox()
+                span = (high - low) if low is not None and high is not None else 100
+                widget.setDecimals(2 if span <= 10 else 1)
+                widget.setSingleStep(0.05 if span <= 2 else 0.5 if span <= 50 else 1)
+                widget.setRange(low if low is not None else -1e9, high if high is not None else 1e9)
+                widget.setValue(float(default or 0))
+        elif description.get("enum") is not None:
+            widget = QComboBox()
+            widget.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
+            widget.setMinimumContentsLength(8)
+            choices = [str(v) for v in description["enum"]]
+            if default is not None and str(default) not in choices:
+                choices.insert(0, str(default))
+            for value in choices:
+                entry = asset_entry(assets, value)
+                label = value
+                if entry and entry.get("kind"):
+                    label += f" ({entry['kind']})"
+                if entry and entry.get("problem"):
+                    label += " - unusable"
+                widget.addItem(label, value)
+                index = widget.count() - 1
+                if entry and entry.get("problem"):
+                    widget.setItemData(index, str(entry["problem"]), Qt.ToolTipRole)
+                    item = widget.model().item(index)
+                    if item is not None:
+                        item.setEnabled(False)
+                if value == str(default):
+                    widget.setCurrentIndex(index)
+        else:
+            widget = QLineEdit("" if default is None else str(default))
+        return widget
+
+    @staticmethod
+    def value_of(widget):
+        if isinstance(widget, QCheckBox):
+            return widget.isChecked()
+        if isinstance(widget, QSpinBox):
+            return widget.value()
+        if isinstance(widget, QDoubleSpinBox):
+            return round(widget.value(), widget.decimals())
+        if isinstance(widget, QComboBox):
+            return widget.currentData()
+        return widget.text()
+
+    @staticmethod
+    def set_value(widget, description, value):
+        """Shows `value` when it fits the field (a saved value the daemon's ranges or lists no longer take is left)."""
+        try:
+            if isinstance(widget, QCheckBox) and isinstance(value, bool):
+                widget.setChecked(value)
+            elif isinstance(widget, (QSpinBox, QDoubleSpinBox)) and not isinstance(value, bool):
+                if widget.minimum() <= value <= widget.maximum():
+                    widget.setValue(int(value) if isinstance(widget, QSpinBox) else float(value))
+            elif isinstance(widget, QComboBox):
+                index = widget.findData(value)
+                item = widget.model().item(index) if index >= 0 else None
+                if item is not None and item.isEnabled():
+                    widget.setCurrentIndex(index)
+            elif isinstance(widget, QLineEdit) and isinstance(value, str):
+                widget.setText(value)
+        except (TypeError, ValueError):
+            pass
+
+    def current(self):
+        return {name: self.value_of(widget) for name, widget in self.widgets.items()}
+
+    def values(self):
+        """The options to send: those whose value is not the default."""
+        out = {}
+        for name, value in self.current().items():
+            default = self.descriptions[name].get("default")
+            same = (value == default if not isinstance(value, float) or not isinstance(default, (int, float))
+                    else abs(value - default) < 1e-9)
+            if not same:
+                out[name] = value
+        return out
+
+
 class PaintsdDocker(DockWidget):
     def __init__(self):
         super().__init__()
@@ -116,10 +295,9 @@ class PaintsdDocker(DockWidget):
         self.seed.setRange(-1, 2 ** 31 - 1)
         self.seed.setValue(-1)
         self.seed.setSpecialValueText("random")
-        self.strength = QDoubleSpinBox()
-        self.strength.setRange(0.05, 1.0)
-        self.strength.setSingleStep(0.05)
-        self.strength.setValue(0.6)
+        # The chosen engine's colorize options, as hello describes them (model, ControlNet, strengths, steps...).
+        self.options = OptionFields()
+        self.engine.currentIndexChanged.connect(self.engine_changed)
         self.hints = LayerCombo(self.list_opened)
         self.hints.activated.connect(self.hints_activated)
         self.hints.addItem("(none)", None)
@@ -145,7 +323,7 @@ class PaintsdDocker(DockWidget):
         form.addRow("Engine", self.engine)
         form.addRow("Prompt", self.prompt)
         form.addRow("Seed", self.seed)
-        form.addRow("Strength", self.strength)
+        form.addRow(self.options)
         form.addRow("Hints layer", self.hints)
         form.addRow("Reference", self.reference)
         form.addRow("", reference_row)
@@ -260,11 +438,14 @@ class PaintsdDocker(DockWidget):
         chosen = self.engine.currentData()
         self.engine.clear()
         self.engine.addItem("(default)", "")
+        self.engine.blockSignals(True)
         for name, engine in self.engines.items():
             if "colorize" in engine["methods"] or "undo.preview" in engine["methods"]:
                 self.engine.addItem(f"{name} ({engine['status']})", name)
                 if name == chosen:
                     self.engine.setCurrentIndex(self.engine.count() - 1)
+        self.engine.blockSignals(False)
+        self.build_options()
         was_connected, self.connected = self.connected, True
         self.link_timer.start(CHECK_MS)
         if not was_connected and self.operation is None:
@@ -282,12 +463,30 @@ class PaintsdDocker(DockWidget):
             self.disconnected(error)
             raise ops.OperationError(self.status_text) from None
 
-    def engine_info(self, method):
-        name = self.engine.currentData() or self.defaults.get(method, "")
-        return self.engines.get(name, {}).get("capabilities", {}).get(method, {})
+    @guarded
+    def engine_changed(self, *_):
+        self.build_options()
 
-    def engine_takes(self, method, option):
-        return option in self.engine_info(method).get("options", {})
+    def chosen_engine(self, method):
+        return self.engine.currentData() or self.defaults.get(method, "")
+
+    def build_options(self):
+        """The option fields of the chosen engine's colorize, from hello (rebuilt only when they change)."""
+        name = self.chosen_engine("colorize")
+        engine = self.engines.get(name, {})
+        descriptions = engine.get("capabilities", {}).get("colorize", {}).get("options", {})
+        self.options.build(name, descriptions, engine.get("assets"), self.saved_options(name))
+
+    @staticmethod
+    def saved_options(engine):
+        try:
+            saved = json.loads(Krita.instance().readSetting("paintsd", f"options.{engine}", "") or "{}")
+        except ValueError:
+            return {}
+        return saved if isinstance(saved, dict) else {}
+
+    def engine_info(self, method):
+        return self.engines.get(self.chosen_engine(method), {}).get("capabilities", {}).get(method, {})
 
     # --- layers ---
 
@@ -376,7 +575,7 @@ class PaintsdDocker(DockWidget):
     def colorize(self, *_):
         def make(document):
             ops.check_document(document)
-            options = {"strength": self.strength.value()} if self.engine_takes("colorize", "strength") else {}
+            options = self.colorize_options()
             inputs = self.engine_info("colorize").get("inputs")
             return ops.ColorizeOperation(self.client, document, document.activeNode(),
                                          hints=self.chosen(document, self.hints),
@@ -386,6 +585,14 @@ class PaintsdDocker(DockWidget):
                                          options=options,
                                          replace=self.replace.isChecked(), engine_inputs=inputs)
         self.start(make)
+
+    def colorize_options(self):
+        """The options the artist set in the fields (those that differ from the defaults), for the engine the fields
+        were built for; remembered for that engine."""
+        self.build_options()
+        options = self.options.values()
+        Krita.instance().writeSetting("paintsd", f"options.{self.chosen_engine('colorize')}", json.dumps(options))
+        return options
 
     @guarded
     def undo_preview(self, *_):

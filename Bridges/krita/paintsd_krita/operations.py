@@ -57,9 +57,11 @@ def read_rgba(node, bounds):
 
 
 def looks_like_hints(node):
-    """Named like a scribbles layer ("hints", "colors", ...), and not one of our own results ("paintsd ...")."""
+    """Named like a scribbles layer ("hints", "colors", ...), and not one of our own results ("paintsd ...",
+    "color · builtin seed 3")."""
     name = node.name()
-    return not name.startswith("paintsd ") and any(word in name.lower() for word in HINT_NAMES)
+    return (not name.startswith("paintsd ") and not (" · " in name and " seed " in name)
+            and any(word in name.lower() for word in HINT_NAMES))
 
 
 def find_hints_layer(document, sketch):
@@ -107,14 +109,15 @@ def siblings_of(document, node):
     return parent, list(parent.childNodes())
 
 
-def previous_result(document, anchor, prefix, above):
-    """Our earlier result of this kind for `anchor`: a layer named with `prefix` ("paintsd colorize", "paintsd undo
-    preview") right above it (`above`) or right below it, where the plug-in puts its results for that layer; not the
-    result of a neighbouring layer, which sits on that one's side. An artist who renamed it keeps it."""
+def previous_result(document, anchor, named, above):
+    """Our earlier result of this kind for `anchor`: a layer whose name passes `named` (a test, or a prefix such as
+    "paintsd undo preview") right above it (`above`) or right below it, where the plug-in puts its results for that
+    layer; not the result of a neighbouring layer, which sits on that one's side. An artist who renamed it keeps it."""
     _, siblings = siblings_of(document, anchor)
     index = next((i for i, n in enumerate(siblings) if same_node(n, anchor)), None)
     i = None if index is None else index + 1 if above else index - 1
-    if i is not None and 0 <= i < len(siblings) and siblings[i].name().startswith(prefix):
+    test = named if callable(named) else (lambda name: name.startswith(named))
+    if i is not None and 0 <= i < len(siblings) and test(siblings[i].name()):
         return siblings[i]
     return None
 
@@ -217,11 +220,34 @@ NOTHING_TO_COLOUR = ("nothing to colour from: paint colour scribbles on a layer 
                      "or choose a Reference")
 
 
+def result_title(result):
+    """What made a colorize result, for its layers' names: "sd anything-v5 seed 42", "builtin seed 3"."""
+    model = (result.get("info") or {}).get("model")
+    return f"{result.get('engine', '?')}{' ' + str(model) if model else ''} seed {result.get('seed', '?')}"
+
+
+def layer_name(layer, result):
+    """A result layer's name in the document: "color · sd anything-v5 seed 42"."""
+    return f"{layer} · {result_title(result)}"
+
+
+def is_colorize_result(name):
+    """Named as a colorize result: a layer ("color · builtin seed 3"), a group of layers ("paintsd colorize · ..."),
+    or a layer of an earlier version of the plug-in ("paintsd colorize (builtin, seed 3)")."""
+    return name.startswith(COLORIZE_PREFIX) or (" · " in name and " seed " in name)
+
+
 class ColorizeOperation(Operation):
-    """Colorize Layer: the sketch (the active layer), scribbles from a hints layer, a reference layer; the colorized
-    layer goes under the sketch, named with the engine and seed (above it in Multiply mode when the sketch is opaque,
-    as line art scanned or drawn on a white background is). With `replace`, the previous colorize result of this
-    sketch (right above or below it) gives way to the new one. The sketch stays the active layer.
+    """Colorize Layer: the sketch (the active layer), scribbles from a hints layer, a reference layer. The result's
+    layers (top first: `color`, then e.g. `flats`, hidden) go under the sketch in that order, each named with the
+    engine, model and seed ("color · sd anything-v5 seed 42"), hidden where the daemon says so; above it in Multiply
+    mode when the sketch is opaque and in Normal mode, as line art scanned or drawn on a white background is. One
+    layer is added as it is; several go in one group ("paintsd colorize · ..."), because Krita's Python API records
+    each added node as an undo step of its own and has no undo macro: a group built outside the document and added
+    in one call is one undo step. (Setting Multiply is a step of its own too, which Krita records first: the first
+    Ctrl+Z takes the result away, a second one undoes nothing visible. The sketch is left as the artist has it.)
+    A result without `layers` (an older daemon) gives one layer, its `image`. With `replace`, the previous colorize
+    result of this sketch (right above or below it) gives way to the new one. The sketch stays the active layer.
 
     `engine_inputs` (from the daemon's hello: what the chosen engine reads) says whether a prompt alone is something
     to colour from; without hints (with a scribble in the work area), reference or such a prompt, nothing is sent."""
@@ -241,7 +267,8 @@ class ColorizeOperation(Operation):
         x, y, w, h = self.bounds
         frames = [read_rgba(sketch, self.bounds)]
         # Line art on an opaque background would hide a layer under it: then the colours go above it, multiplied.
-        self.sketch_opaque = frames[0][3::4] == b"\xff" * (w * h)
+        # Line art the artist already set to another mode (Multiply, Darken...) lets what is under it show.
+        self.sketch_opaque = frames[0][3::4] == b"\xff" * (w * h) and sketch.blendingMode() == "normal"
         params = {"sketch": pc.rgba_frame(1, w, h), "output": "rgba8", "options": dict(options or {})}
         hint_pixels = read_rgba(hints, self.bounds) if hints is not None else None
         if hint_pixels is not None and is_empty(hint_pixels):
@@ -270,18 +297,32 @@ class ColorizeOperation(Operation):
 
     def apply(self, reply):
         x, y, w, h = self.bounds
-        data = reply.image("image")
-        if len(data) != w * h * 4:
-            raise OperationError(f"paintsd returned {len(data)} bytes for a {w}x{h} layer")
-        if is_empty(data):
+        result = reply.result
+        layers = reply.layers()
+        if not layers:
+            raise OperationError("paintsd returned no layer")
+        for layer in layers:
+            if len(layer.data) != w * h * 4:
+                raise OperationError(f"paintsd returned {len(layer.data)} bytes for the {w}x{h} layer "
+                                     f"\"{layer.name}\"")
+        if all(is_empty(layer.data) for layer in [layer for layer in layers if layer.visible] or layers):
             raise OperationError("paintsd coloured nothing, so no layer was added: "
                                  + (self.warning or NOTHING_TO_COLOUR))
-        result = reply.result
-        node = self.document.createNode(f"{COLORIZE_PREFIX} ({result['engine']}, seed {result['seed']})", "paintlayer")
-        node.setPixelData(rgba_to_bgra(data), x, y, w, h)
+        nodes = []
+        for layer in layers:
+            node = self.document.createNode(layer_name(layer.name, result), "paintlayer")
+            node.setPixelData(rgba_to_bgra(layer.data), x, y, w, h)
+            node.setVisible(layer.visible)
+            nodes.append(node)
+        if len(nodes) == 1:
+            node = nodes[0]
+        else:
+            node = self.document.createGroupLayer(f"{COLORIZE_PREFIX} · {result_title(result)}")
+            # Bottom to top; setChildNodes on a group outside the document records no undo step (see UndoPreview).
+            node.setChildNodes(list(reversed(nodes)))
         if self.sketch_opaque:
             node.setBlendingMode("multiply")
-        old = (previous_result(self.document, self.sketch, COLORIZE_PREFIX, above=self.sketch_opaque)
+        old = (previous_result(self.document, self.sketch, is_colorize_result, above=self.sketch_opaque)
                if self.replace else None)
         placed = False
         if old is not None:
@@ -298,7 +339,7 @@ class ColorizeOperation(Operation):
             insert_above(self.document, self.sketch, node)
         else:
             insert_below(self.document, self.sketch, node)
-        keep_active(self.document, self.sketch, [node])
+        keep_active(self.document, self.sketch, [node] + nodes)
         return [node]
 
 
