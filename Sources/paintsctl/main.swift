@@ -302,6 +302,14 @@ struct Hello: ParsableCommand {
                     // An engine that cannot run says why (e.g. its model files are missing, with the path looked in).
                     let reason = engine["reason"]?.stringValue.map { " (\($0))" } ?? ""
                     lines.append("  engine \(engine["name"]?.stringValue ?? "?") [\(engine["status"]?.stringValue ?? "?")]: \(methods)\(reason)")
+                    // The files it found: models, and ControlNets with what each is for or why it cannot be used.
+                    if let models = engine["assets"]?["models"]?.arrayValue?.compactMap(\.stringValue), !models.isEmpty {
+                        lines.append("    models: \(models.joined(separator: ", "))")
+                    }
+                    for net in engine["assets"]?["controlnets"]?.arrayValue ?? [] {
+                        let problem = net["problem"]?.stringValue.map { "; cannot be used: \($0)" } ?? ""
+                        lines.append("    controlnet \(net["name"]?.stringValue ?? "?"): \(net["kind"]?.stringValue ?? "?")\(problem)")
+                    }
                 }
                 if let q = r["queue"] {
                     lines.append("  queue: \(q["queued"]?.intValue ?? 0) waiting, \(q["running"]?.intValue ?? 0) running, capacity \(q["capacity"]?.intValue ?? 0)")

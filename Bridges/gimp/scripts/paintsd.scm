@@ -11,17 +11,21 @@
     (if (not (= (car (gimp-image-base-type image)) RGB)) (gimp-image-convert-rgb image))
     image))
 
+(define (paintsd-add-hints image hints-file)
+  ; HINTS-FILE as a layer named "hints" on top of IMAGE, its ID; -1 when HINTS-FILE is "".
+  (if (equal? hints-file "")
+      -1
+      (let ((layer (car (gimp-file-load-layer RUN-NONINTERACTIVE image hints-file))))
+        (gimp-image-insert-layer image layer 0 -1)
+        (gimp-item-set-name layer "hints")
+        layer)))
+
 (define (script-fu-paintsd-colorize-file sketch-file hints-file out-file prompt engine seed)
   ; Colorizes the line art of SKETCH-FILE with the scribbles of HINTS-FILE ("" for none) and saves the colorized layer
   ; as OUT-FILE (PNG). Returns the layer's width and height.
   (let* ((image (paintsd-load-rgb sketch-file))
          (sketch (car (gimp-image-get-active-layer image)))
-         (hints (if (equal? hints-file "")
-                    -1
-                    (let ((layer (car (gimp-file-load-layer RUN-NONINTERACTIVE image hints-file))))
-                      (gimp-image-insert-layer image layer 0 -1)
-                      (gimp-item-set-name layer "hints")
-                      layer)))
+         (hints (paintsd-add-hints image hints-file))
          (result (car (plug-in-paintsd-colorize RUN-NONINTERACTIVE image sketch hints -1 prompt engine seed -1)))
          (size (list (car (gimp-drawable-width result)) (car (gimp-drawable-height result)))))
     (file-png-save-defaults RUN-NONINTERACTIVE image result out-file out-file)
@@ -41,12 +45,7 @@
   ; daemon's: color, flats...). Returns the number of layers.
   (let* ((image (paintsd-load-rgb sketch-file))
          (sketch (car (gimp-image-get-active-layer image)))
-         (hints (if (equal? hints-file "")
-                    -1
-                    (let ((layer (car (gimp-file-load-layer RUN-NONINTERACTIVE image hints-file))))
-                      (gimp-image-insert-layer image layer 0 -1)
-                      (gimp-item-set-name layer "hints")
-                      layer)))
+         (hints (paintsd-add-hints image hints-file))
          (result (plug-in-paintsd-colorize-layers RUN-NONINTERACTIVE image sketch hints -1 prompt engine seed options))
          (count (car result))
          (layers (cadr result)))
