@@ -1059,7 +1059,13 @@ static void run(const gchar *name, gint nparams, const GimpParam *param, gint *n
         status = GIMP_PDB_CALLING_ERROR;
     }
 
-    if (status == GIMP_PDB_EXECUTION_ERROR) {
+    if (status == GIMP_PDB_EXECUTION_ERROR && strcmp(name, LAYERS_PROC) == 0) {
+        /* GIMP 2.10 reads an error string in the place of the first declared return value: here an INT32 whose value
+           then sizes the INT32ARRAY after it, and a string's bits there made GIMP write an array of negative length
+           to the caller and hang. So this procedure says why on the console (or in a dialog) and returns its status only. */
+        g_message("%s", err);
+        *nreturn_vals = 1;
+    } else if (status == GIMP_PDB_EXECUTION_ERROR) {
         if (mode == GIMP_RUN_INTERACTIVE) g_message("%s", err);
         *nreturn_vals = 2;
         values[1].type = GIMP_PDB_STRING;

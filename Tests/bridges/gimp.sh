@@ -97,6 +97,10 @@ check legacy-returns-top-layer test -e "$work/legacy-color · sd anything-v5 see
 # Options that are not a JSON object: an error that says so, and nothing sent.
 PAINTSD_ENDPOINT="ipc://$fake" gimp_batch \
     "(begin $scheme_defs (let* ((made (paintsd-test-image #f))) (plug-in-paintsd-colorize-layers RUN-NONINTERACTIVE (car made) (cadr made) -1 -1 \"\" \"sd\" 11 \"[1]\")))"
+bad_options_rc=$?
+# GIMP returns from the failed call and quits, rather than hanging until the timeout (124) on a broken reply.
+check layers-bad-options-gimp-quits test "$bad_options_rc" -ne 124
+check layers-bad-options-no-critical bash -c "! grep -q CRITICAL '$work/gimp.log'"
 check layers-bad-options-said grep -q "options: not a JSON object" "$work/gimp.log"
 check layers-bad-options-not-sent bash -c "! grep -q '\"seed\": 11' '$work/fake.jsonl'"
 # The Script-Fu file procedure: every layer saved, top first, named by the daemon's layer names.
