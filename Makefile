@@ -63,16 +63,18 @@ bench-diffusion: release
 	env -u OPENBLAS_CORETYPE .build/release/paints-bench-diffusion --paints-undo $(BENCH_UNDO_MODELS); \
 	$(FIXTURE_VENV)/bin/python Benchmarks/torch/paints_undo_random.py $(BENCH_UNDO_MODELS) --time --compare $(BENCH_UNDO_MODELS)/swift-figures.json
 
-# Regenerates the parity fixtures (diffusion core, Paints-UNDO, WD taggers) with the pinned reference stack (torch,
-# diffusers, transformers, timm); CI never runs it.
+# Regenerates the parity fixtures (diffusion core, Paints-UNDO, WD taggers, ControlNets, SDRO) with the pinned reference
+# stack (torch, diffusers, transformers, timm; OpenCV for SDRO's line-art threshold); CI never runs it.
 FIXTURE_VENV ?= .venv-fixtures
 fixtures:
 	test -x $(FIXTURE_VENV)/bin/python || python3 -m venv $(FIXTURE_VENV)
-	$(FIXTURE_VENV)/bin/pip install -q -r Tests/Fixtures/diffusion/requirements.txt
+	$(FIXTURE_VENV)/bin/pip install -q -r Tests/Fixtures/diffusion/requirements.txt -r Tests/Fixtures/sdro/requirements.txt
 	$(FIXTURE_VENV)/bin/python Tests/Fixtures/diffusion/generate.py
 	$(FIXTURE_VENV)/bin/python Tests/Fixtures/paints-undo/generate.py
 	$(FIXTURE_VENV)/bin/python Tests/Fixtures/tagger/generate.py
 	$(FIXTURE_VENV)/bin/python Tests/Fixtures/controlnet/generate.py
+	$(FIXTURE_VENV)/bin/python Tests/Fixtures/ip-adapter/generate.py
+	$(FIXTURE_VENV)/bin/python Tests/Fixtures/sdro/generate.py
 
 # Fuzzing, outside CI and `make test`: a seeded random mutator over the safetensors reader, the single-file and folder
 # model loaders, the PNG decoder and the request header parser, FUZZ_ITERATIONS inputs per target from the seed corpus

@@ -12,11 +12,8 @@ public struct ControlNetModel: Sendable {
 
     let convIn: Conv2d
     let timeLinear1: Linear, timeLinear2: Linear
-    /// `controlnet_cond_embedding`: conv_in, then pairs of a size-keeping and a stride-2 convolution, SiLU after
-    /// each, then conv_out (8x downsampling for the real (16, 32, 96, 256) layout).
-    let conditioningIn: Conv2d
-    let conditioningBlocks: [Conv2d]
-    let conditioningOut: Conv2d
+    /// `controlnet_cond_embedding` (8x downsampling for the real (16, 32, 96, 256) layout).
+    let conditioningEmbedding: ConditioningEmbedding
     let downBlocks: [UNet2DConditionModel.DownBlock]
     let midBlock: UNet2DConditionModel.MidBlock
     /// `controlnet_down_blocks.N`: one 1x1 convolution per skip connection.
@@ -26,9 +23,9 @@ public struct ControlNetModel: Sendable {
     /// Channels of the UNet's latent input, read from conv_in's weight.
     public var inChannels: Int { convIn.inChannels }
     /// Channels of the hint image (3 for RGB).
-    public var conditioningChannels: Int { conditioningIn.inChannels }
+    public var conditioningChannels: Int { conditioningEmbedding.inChannels }
     /// How many times smaller the latent is than the hint (8 for Stable Diffusion): 2 per stride-2 block.
-    public var conditioningDownscale: Int { 1 << (conditioningBlocks.count / 2) }
+    public var conditioningDownscale: Int { conditioningEmbedding.downscale }
     /// How many down residuals `callAsFunction` returns (12 for SD1.5): one per skip connection of the UNet.
     public var downResidualCount: Int { controlnetDownBlocks.count }
 
@@ -51,16 +48,7 @@ public struct ControlNetModel: Sendable {
         timeLinear1 = try Linear(w.scoped("time_embedding.linear_1"))
         timeLinear2 = try Linear(w.scoped("time_embedding.linear_2"))
 
-        let e = w.scoped("controlnet_cond_embedding")
-        conditioningIn = try Conv2d(e.scoped("conv_in"))
-        var blocks: [Conv2d] = []
-        while e.contains("blocks.\(blocks.count).weight") {
-            try require(blocks.count < 64, "\(path): controlnet_cond_embedding has too many blocks")
-            // Even blocks keep the size, odd ones halve it.
-            blocks.append(try Conv2d(e.scoped("blocks.\(blocks.count)"), stride: blocks.count % 2 == 1 ? 2 : 1, padding: 1))
-        }
-        conditioningBlocks = blocks
-        conditioningOut = try Conv2d(e.scoped("conv_out"))
+        conditioningEmbedding = try ConditioningEmbedding(w.scoped("controlnet_cond_embedding"))
 
         downBlocks = try UNet2DConditionModel.loadDownBlocks(c, w)
         midBlock = try UNet2DConditionModel.loadMidBlock(c, w)
@@ -96,30 +84,8 @@ public struct ControlNetModel: Sendable {
         try require(configuration.blockOutChannels[0] == convIn.outChannels,
                     "conv_in: \(convIn.outChannels) outputs, block_out_channels starts with \(configuration.blockOutChannels[0])")
         // The conditioning embedding: 3x3 convolutions chaining from the hint's channels to conv_in's output.
-        let e = "controlnet_cond_embedding"
-        if let conditioningChannels {
-            try require(conditioningIn.inChannels == conditioningChannels, "\(e).conv_in: takes \(conditioningIn.inChannels) channels, config says \(conditioningChannels)")
-        }
-        try conditioningIn.requireSameSize(from: conditioningIn.inChannels, "\(e).conv_in")
-        var c = conditioningIn.outChannels
-        var widths = [c]
-        try require(conditioningBlocks.count % 2 == 0, "\(e): \(conditioningBlocks.count) blocks, expected pairs")
-        for (k, block) in conditioningBlocks.enumerated() {
-            if k % 2 == 0 {
-                try block.requireSameSize(from: c, "\(e).blocks.\(k)")
-                try require(block.outChannels == c, "\(e).blocks.\(k): \(c) channels in, \(block.outChannels) out")
-            } else {
-                try require(block.weight.shape[2] == 3 && block.weight.shape[3] == 3 && block.inChannels == c,
-                            "\(e).blocks.\(k): expected a 3x3 convolution from \(c) channels, got \(block.weight.shape)")
-                c = block.outChannels
-                widths.append(c)
-            }
-        }
-        if let embeddingWidths {
-            try require(embeddingWidths == widths, "\(e): the weights make widths \(widths), conditioning_embedding_out_channels says \(embeddingWidths)")
-        }
-        try conditioningOut.requireSameSize(from: c, "\(e).conv_out")
-        try require(conditioningOut.outChannels == convIn.outChannels, "\(e).conv_out: \(conditioningOut.outChannels) outputs, conv_in makes \(convIn.outChannels)")
+        try conditioningEmbedding.check(outputChannels: convIn.outChannels, conditioningChannels: conditioningChannels,
+                                        widths: embeddingWidths)
         // One zero convolution per skip connection, each keeping its channels.
         try require(controlnetDownBlocks.count == skips.count, "controlnet_down_blocks: \(controlnetDownBlocks.count) for \(skips.count) skip connections")
         for (i, (block, channels)) in zip(controlnetDownBlocks, skips).enumerated() {
@@ -130,15 +96,6 @@ public struct ControlNetModel: Sendable {
         try require(controlnetMidBlock.outChannels == midChannels, "controlnet_mid_block: \(controlnetMidBlock.outChannels) outputs for \(midChannels) channels")
     }
 
-    /// The hint image [N, C, H, W] through `controlnet_cond_embedding` (same size as conv_in's output for a hint
-    /// `conditioningDownscale` times larger than the latent).
-    func embedConditioning(_ hint: Tensor) throws(ModelError) -> Tensor {
-        try cancellationPoint()
-        var h = try conditioningIn(hint).silu()
-        for block in conditioningBlocks { h = try block(h).silu() }
-        return try conditioningOut(h)
-    }
-
     /// The hint [N, 3, H, W] (0...1, RGB) through the conditioning embedding, channels reversed first for BGR models.
     /// It does not depend on the step: a sampler embeds its hint once and passes it to every step.
     public func embedHint(_ hint: Tensor) throws(ModelError) -> Tensor {
@@ -146,7 +103,7 @@ public struct ControlNetModel: Sendable {
               hint.shape[2] % conditioningDownscale == 0, hint.shape[3] % conditioningDownscale == 0 else {
             throw .tensor(.shapeMismatch(operation: "ControlNetModel hint", shapes: [hint.shape]))
         }
-        return try embedConditioning(flipsConditioningChannels ? Self.reversingChannels(hint) : hint)
+        return try conditioningEmbedding(flipsConditioningChannels ? Self.reversingChannels(hint) : hint)
     }
 
     /// The residuals for the UNet (`UNetConditioning.downResiduals` and `.midResidual`), each multiplied by

@@ -2,7 +2,7 @@
 // Matches: diffusers UNet2DConditionModel (positional time embedding, CrossAttn/Down/Up blocks, UNetMidBlock2DCrossAttn).
 import PaintsTensor
 
-/// Extra inputs later engines feed the UNet: these are the seams for ControlNet, Paints-UNDO and SDXL-style
+/// Extra inputs later engines feed the UNet: these are the seams for ControlNet, Paints-UNDO, SDRO and SDXL-style
 /// conditioning.
 public struct UNetConditioning: Sendable {
     /// Added to the time embedding [N, T] (Paints-UNDO's operation-step embedding; SDXL's added conditions).
@@ -11,11 +11,21 @@ public struct UNetConditioning: Sendable {
     public var downResiduals: [Tensor]?
     /// Added to the mid block's output (ControlNet).
     public var midResidual: Tensor?
+    /// SDRO's blueprint [N, 3, 8h, 8w] (`UNet2DConditionModel.blueprintDownscale` times the sample's size), RGB in
+    /// 0...1, white lines on black: embedded by the UNet's `controlnet_cond_embedding` and added to conv_in's output,
+    /// once, before the down blocks. Required by a UNet that has the encoder, refused by one that has not.
+    public var blueprint: Tensor?
+    /// The blueprint already through `UNet2DConditionModel.embedBlueprint` ([N, C, h, w], conv_in's output shape):
+    /// it does not depend on the step, so a sampler embeds it once and passes it here. Used instead of `blueprint`.
+    public var blueprintEmbedding: Tensor?
 
-    public init(addedTimeEmbedding: Tensor? = nil, downResiduals: [Tensor]? = nil, midResidual: Tensor? = nil) {
+    public init(addedTimeEmbedding: Tensor? = nil, downResiduals: [Tensor]? = nil, midResidual: Tensor? = nil,
+                blueprint: Tensor? = nil, blueprintEmbedding: Tensor? = nil) {
         self.addedTimeEmbedding = addedTimeEmbedding
         self.downResiduals = downResiduals
         self.midResidual = midResidual
+        self.blueprint = blueprint
+        self.blueprintEmbedding = blueprintEmbedding
     }
 }
 
@@ -29,6 +39,9 @@ public struct UNet2DConditionModel: Sendable {
     /// `add_embedding.linear_{1,2}`: an embedding of extra numbers added to the time embedding (Paints-UNDO's
     /// operation step); nil for plain SD UNets.
     let addEmbedding: (linear1: Linear, linear2: Linear)?
+    /// `controlnet_cond_embedding`: SDRO's blueprint encoder (unet_2d_dobule_condition.py), whose output is added to
+    /// conv_in's; nil for plain UNets.
+    let blueprintEncoder: ConditioningEmbedding?
     public var downBlocks: [DownBlock]
     public var midBlock: MidBlock
     public var upBlocks: [UpBlock]
@@ -64,6 +77,8 @@ public struct UNet2DConditionModel: Sendable {
         timeLinear2 = try Linear(w.scoped("time_embedding.linear_2"))
         addEmbedding = w.contains("add_embedding.linear_1.weight")
             ? (try Linear(w.scoped("add_embedding.linear_1")), try Linear(w.scoped("add_embedding.linear_2"))) : nil
+        blueprintEncoder = w.contains("controlnet_cond_embedding.conv_in.weight")
+            ? try ConditioningEmbedding(w.scoped("controlnet_cond_embedding")) : nil
         let levels = c.blockOutChannels.count
         downBlocks = try Self.loadDownBlocks(c, w)
         midBlock = try Self.loadMidBlock(c, w)
@@ -96,6 +111,7 @@ public struct UNet2DConditionModel: Sendable {
             try require(linear2.inFeatures == linear1.outFeatures && linear2.outFeatures == time,
                         "add_embedding: \(linear1.weight.shape) then \(linear2.weight.shape) does not make a \(time)-wide time embedding")
         }
+        try blueprintEncoder?.check(outputChannels: convIn.outChannels)
         var (c, skips) = try Self.checkDownAndMidFlow(downBlocks, midBlock, from: convIn.outChannels, time: time)
         func resnet(_ r: ResnetBlock2D, _ name: String, from channels: Int) throws(ModelError) -> Int {
             try Self.checkResnet(r, name, from: channels, time: time)
@@ -133,13 +149,36 @@ public struct UNet2DConditionModel: Sendable {
         return try linear2(try linear1(projected).silu())
     }
 
+    /// Whether the UNet has SDRO's blueprint encoder (`controlnet_cond_embedding`): it then takes a blueprint.
+    public var takesBlueprint: Bool { blueprintEncoder != nil }
+
+    /// How many times larger than the sample the blueprint is (8 for SDRO); nil without a blueprint encoder.
+    public var blueprintDownscale: Int? { blueprintEncoder?.downscale }
+
+    /// The blueprint [N, 3, 8h, 8w] (RGB, 0...1) through `controlnet_cond_embedding`: [N, C, h, w], conv_in's output
+    /// shape. Pass it as `UNetConditioning.blueprintEmbedding` to every step.
+    public func embedBlueprint(_ blueprint: Tensor) throws(ModelError) -> Tensor {
+        guard let blueprintEncoder else { throw .configuration("this UNet has no blueprint encoder (controlnet_cond_embedding)") }
+        return try blueprintEncoder(blueprint)
+    }
+
     /// Loads a diffusers `unet` folder (config.json + diffusion_pytorch_model.safetensors).
     /// `variant`: the weights file variant to prefer (`WeightStore.componentFile`: "fp16" when present by default).
+    /// SDRO's UNet (`UNet2DDobuleConditionModel`) loads here too, its blueprint encoder checked against the config's
+    /// `conditioning_channels` and `conditioning_embedding_out_channels` when it gives them.
     public init(folder: String, variant: String? = nil) throws(ModelError) {
-        let configuration = try UNetConfiguration(folder: folder)
+        let (json, path) = try readConfiguration(folder: folder)
+        let configuration = try UNetConfiguration(json: json, path: path)
         let weights: WeightStore
         do { weights = try WeightStore(folder: folder, name: "diffusion_pytorch_model", variant: variant) } catch { throw .weights(error) }
         try self.init(configuration: configuration, weights: weights)
+        if let blueprintEncoder {
+            try blueprintEncoder.check(
+                outputChannels: convIn.outChannels,
+                conditioningChannels: try configurationInt(json["conditioning_channels"], "conditioning_channels", in: 1...64, path: path),
+                widths: try configurationInts(json["conditioning_embedding_out_channels"], "conditioning_embedding_out_channels",
+                                              in: 1...(1 << 16), path: path))
+        }
     }
 
     /// The noise (or v) prediction for `sample` [N, C, H, W] at `timesteps` (one per batch item, or one for all),
@@ -161,7 +200,25 @@ public struct UNet2DConditionModel: Sendable {
         }
         let activated = embedding.silu()
 
-        var (h, skips) = try Self.runDownBlocks(downBlocks, try convIn(sample), timeEmbedding: activated, context: context)
+        var stem = try convIn(sample)
+        if let blueprintEncoder {
+            // SDRO (unet_2d_dobule_condition.py forward): sample = conv_in(sample) + controlnet_cond_embedding(blueprint).
+            let embedded: Tensor
+            if let given = conditioning.blueprintEmbedding {
+                embedded = given
+            } else if let blueprint = conditioning.blueprint {
+                embedded = try blueprintEncoder(blueprint)
+            } else {
+                throw .configuration("this UNet has a blueprint encoder (controlnet_cond_embedding): it needs a blueprint")
+            }
+            guard embedded.shape == stem.shape else {
+                throw .tensor(.shapeMismatch(operation: "UNet2DConditionModel blueprint embedding", shapes: [embedded.shape, stem.shape]))
+            }
+            stem = stem + embedded
+        } else if conditioning.blueprint != nil || conditioning.blueprintEmbedding != nil {
+            throw .configuration("this UNet has no blueprint encoder (controlnet_cond_embedding) to take a blueprint")
+        }
+        var (h, skips) = try Self.runDownBlocks(downBlocks, stem, timeEmbedding: activated, context: context)
         if let residuals = conditioning.downResiduals {
             guard residuals.count == skips.count else {
                 throw .configuration("\(residuals.count) down residuals for \(skips.count) skip connections")
