@@ -14,7 +14,8 @@ struct Forward: ParsableCommand {
         abstract: "Run one component on tensors read from a safetensors file; write its outputs to another.",
         discussion: """
             Inputs and outputs by component (tensor names as diffusers/transformers call them):
-              unet          sample [N,C,H,W], timesteps [N] or [1], encoder_hidden_states [N,S,D] -> output
+              unet          sample [N,C,H,W], timesteps [N] or [1], encoder_hidden_states [N,S,D] -> output;
+                            with --ip-adapter also image_embeds ([N,E], or [N,S,W] for Plus)
               vae-encode    image [N,3,H,W] in -1..1 -> mean, logvar (unscaled)
               vae-decode    latents [N,4,h,w] (unscaled) -> decoded
               text-encoder  input_ids [N,77] (int64) -> last_hidden_state (after --clip-skip layers are skipped)
@@ -35,6 +36,9 @@ struct Forward: ParsableCommand {
     @Option(help: "safetensors file with the inputs.") var inputs: String
     @Option(help: "safetensors file to write.") var output: String
     @Option(help: "Text encoder: layers to skip from the end (0 = last layer).") var clipSkip = 0
+    @Option(help: "UNet: an IP-Adapter .safetensors; the inputs then hold image_embeds ([N,E], or [N,S,W] hidden states for Plus).")
+    var ipAdapter: String?
+    @Option(help: "UNet: the IP-Adapter's scale.") var ipAdapterScale: Float = 1
 
     func folder(_ sub: String) -> String {
         FileManager.default.fileExists(atPath: model + "/" + sub + "/config.json") ? model + "/" + sub : model
@@ -46,7 +50,11 @@ struct Forward: ParsableCommand {
         func add(_ name: String, _ t: Tensor) { out.append(.init(name, shape: t.shape, values: t.data)) }
         switch component {
         case .unet:
-            let unet = try UNet2DConditionModel(folder: folder("unet"))
+            var unet = try UNet2DConditionModel(folder: folder("unet"))
+            if let ipAdapter {
+                let adapter = try IPAdapter(path: ipAdapter)
+                unet = try adapter.applied(to: unet, tokens: try adapter.imageTokens(file.tensor("image_embeds")), scale: ipAdapterScale)
+            }
             add("output", try unet(file.tensor("sample"), timesteps: file.floats("timesteps"), context: file.tensor("encoder_hidden_states")))
         case .controlnet:
             let controlnet = model.hasSuffix(".safetensors") ? try ControlNetCheckpoint.load(path: model)

@@ -347,6 +347,25 @@ func closedLoopbackPort() -> Int {
         }
     }
 
+    /// `tool forward --component unet --ip-adapter FILE --ip-adapter-scale S` with image_embeds among the inputs.
+    @Test(arguments: ["linear/ip-adapter_tiny", "plus/ip-adapter-plus_tiny"])
+    func toolForwardRunsAUNetWithAnIPAdapter(_ adapter: String) throws {
+        let dir = try TemporaryDirectory.make(prefix: "forward")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let fixture = Repository.path("Tests/Fixtures/ip-adapter/" + adapter + ".safetensors")
+        let io = (fixture as NSString).deletingLastPathComponent + "/io.safetensors"
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Repository.executable("paintsd"))
+        process.arguments = ["tool", "forward", "--model", Repository.path("Tests/Fixtures/diffusion/unet-sd1"), "--component", "unet",
+                             "--ip-adapter", fixture, "--ip-adapter-scale", "0.7", "--inputs", io, "--output", dir + "/out.safetensors"]
+        process.standardOutput = Pipe()
+        try process.run()
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0)
+        let error = relativeError(try SafeTensorsFile(path: dir + "/out.safetensors").floats("output"), try SafeTensorsFile(path: io).floats("output"))
+        #expect(error <= 1e-4, "\(adapter): \(error)")
+    }
+
     /// A diffusers folder and an original-layout ControlNet 1.1 single file.
     @Test(arguments: ["tiny", "single/control_v11p_sd15_tiny_lineart.safetensors"])
     func toolForwardRunsAControlNet(_ model: String) throws {

@@ -57,6 +57,8 @@ public struct StableDiffusionPipeline: Sendable {
         public var strength: Float = 0.75
         /// ControlNets steering the run (residuals summed), each with its hint at the image's size.
         public var controlNets: [ControlNetGuidance] = []
+        /// A reference picture's image prompt (IP-Adapter).
+        public var imagePrompt: ImagePromptGuidance?
 
         public init(prompt: String, negativePrompt: String = "", width: Int, height: Int) {
             self.prompt = prompt
@@ -102,6 +104,7 @@ public struct StableDiffusionPipeline: Sendable {
         }
         let total = scheduler.timesteps.count
         let controlNets = try PreparedControlNets(r.controlNets, latentShape: shape)
+        let unet = try r.imagePrompt?.unet(self.unet) ?? self.unet
         for i in first..<total {
             let input = scheduler.scaleModelInput(latents, step: i)
             let batch = Tensor(shape: [2] + Array(shape.dropFirst()), data: input + input)

@@ -38,6 +38,8 @@ public struct CrossAttention: Sendable {
     var outputFeatures: Int { toOut.outFeatures }
     /// Features of the keys' and values' input (the context's width for cross-attention).
     var sourceFeatures: Int { toK.inFeatures }
+    /// Features of the projected queries, keys and values (heads x head width).
+    public var innerFeatures: Int { toQ.outFeatures }
 
     /// x [B, L, C]; context [B, S, D] (self-attention when nil).
     public func callAsFunction(_ x: Tensor, context: Tensor? = nil) throws(ModelError) -> Tensor {
