@@ -56,10 +56,10 @@ import Testing
         request.steps = Int(io.metadata["steps"] ?? "") ?? 0
         request.guidance = Float(io.metadata["guidance"] ?? "") ?? 0
         request.sampler = .dpmSolver2MKarras
-        request.imagePrompt = ImagePromptGuidance(adapter: try IPAdapter(path: "\(base)/\(kind)/\(file).safetensors"),
+        request.imagePrompts = [ImagePromptGuidance(adapter: try IPAdapter(path: "\(base)/\(kind)/\(file).safetensors"),
                                                   embeds: try io.tensor(prefix + "image_embeds"),
                                                   negativeEmbeds: try io.tensor(prefix + "negative_image_embeds"),
-                                                  scale: Float(io.metadata["scale"] ?? "") ?? 0)
+                                                  scale: Float(io.metadata["scale"] ?? "") ?? 0)]
         var noise = ReplayedNoise([try io.floats("latents")])
         let image = try sd.generate(request, noise: &noise)
         let error = relativeError(image, try io.tensor(prefix + "image"))

@@ -21,7 +21,8 @@ public struct ImagePromptGuidance: Sendable {
         self.scale = scale
     }
 
-    /// The UNet of a guidance batch [uncond; cond] with the image tokens bound to its cross-attention layers.
+    /// The UNet of a guidance batch [uncond; cond] with the image tokens bound to its cross-attention layers (beside
+    /// any bound before: several image prompts add up).
     func unet(_ unet: UNet2DConditionModel) throws(ModelError) -> UNet2DConditionModel {
         guard embeds.shape.first == 1, negativeEmbeds.shape == embeds.shape else {
             throw .tensor(.shapeMismatch(operation: "image prompt embeddings", shapes: [embeds.shape, negativeEmbeds.shape]))

@@ -57,8 +57,8 @@ public struct StableDiffusionPipeline: Sendable {
         public var strength: Float = 0.75
         /// ControlNets steering the run (residuals summed), each with its hint at the image's size.
         public var controlNets: [ControlNetGuidance] = []
-        /// A reference picture's image prompt (IP-Adapter).
-        public var imagePrompt: ImagePromptGuidance?
+        /// Image prompts (IP-Adapters: a reference picture's, a style's), their attention summed beside the text's.
+        public var imagePrompts: [ImagePromptGuidance] = []
 
         public init(prompt: String, negativePrompt: String = "", width: Int, height: Int) {
             self.prompt = prompt
@@ -104,7 +104,8 @@ public struct StableDiffusionPipeline: Sendable {
         }
         let total = scheduler.timesteps.count
         let controlNets = try PreparedControlNets(r.controlNets, latentShape: shape)
-        let unet = try r.imagePrompt?.unet(self.unet) ?? self.unet
+        var unet = self.unet
+        for prompt in r.imagePrompts { unet = try prompt.unet(unet) }
         for i in first..<total {
             let input = scheduler.scaleModelInput(latents, step: i)
             let batch = Tensor(shape: [2] + Array(shape.dropFirst()), data: input + input)
