@@ -76,6 +76,7 @@ fixtures:
 	$(FIXTURE_VENV)/bin/python Tests/Fixtures/ip-adapter/generate.py
 	$(FIXTURE_VENV)/bin/python Tests/Fixtures/ip-adapter/generate.py
 	$(FIXTURE_VENV)/bin/python Tests/Fixtures/sdro/generate.py
+	$(FIXTURE_VENV)/bin/python Tests/Fixtures/clip-vision/generate.py
 
 # Fuzzing, outside CI and `make test`: a seeded random mutator over the safetensors reader, the single-file and folder
 # model loaders, the PNG decoder and the request header parser, FUZZ_ITERATIONS inputs per target from the seed corpus

@@ -22,17 +22,20 @@ struct Forward: ParsableCommand {
               controlnet    sample [N,C,h,w], timesteps [N] or [1], encoder_hidden_states [N,S,D],
                             controlnet_cond [N,3,8h,8w] in 0..1, optional conditioning_scale [1] (default 1)
                             -> down_0 ... down_{k-1} (k = 12 for SD1.5), mid
+              clip-vision   pixel_values [N,3,S,S] (CLIPImageProcessor's output) -> last_hidden_state,
+                            penultimate_hidden_state, and image_embeds when the model has a visual_projection
             --model is the component's folder (config.json + weights), or a pipeline folder holding unet/, vae/,
-            text_encoder/, controlnet/; for controlnet also an original-layout single file (control_v11p_sd15_*.safetensors,
-            keys with or without control_model.).
+            text_encoder/, controlnet/, image_encoder/; for controlnet also an original-layout single file
+            (control_v11p_sd15_*.safetensors, keys with or without control_model.).
             """)
 
     enum Component: String, ExpressibleByArgument, CaseIterable {
         case unet, vaeEncode = "vae-encode", vaeDecode = "vae-decode", textEncoder = "text-encoder", controlnet
+        case clipVision = "clip-vision"
     }
 
     @Option(help: "Component folder or pipeline folder.") var model: String
-    @Option(help: "unet, vae-encode, vae-decode, text-encoder or controlnet.") var component: Component
+    @Option(help: "unet, vae-encode, vae-decode, text-encoder, controlnet or clip-vision.") var component: Component
     @Option(help: "safetensors file with the inputs.") var inputs: String
     @Option(help: "safetensors file to write.") var output: String
     @Option(help: "Text encoder: layers to skip from the end (0 = last layer).") var clipSkip = 0
@@ -86,6 +89,11 @@ struct Forward: ParsableCommand {
             }
             let rows = stride(from: 0, to: ids.count, by: width).map { Array(ids[$0..<($0 + width)]) }
             add("last_hidden_state", try CLIPTextModel(folder: folder("text_encoder")).encode(rows, clipSkip: clipSkip))
+        case .clipVision:
+            let encoded = try CLIPVisionModel(folder: folder("image_encoder"))(file.tensor("pixel_values"))
+            add("last_hidden_state", encoded.lastHiddenState)
+            add("penultimate_hidden_state", encoded.penultimateHiddenState)
+            if let embeds = encoded.imageEmbeds { add("image_embeds", embeds) }
         }
         try SafeTensorsWriter.write(out, to: output)
         for t in out { print("\(t.name) \(t.shape)") }

@@ -391,4 +391,28 @@ func closedLoopbackPort() -> Int {
             #expect(error <= 1e-4, "\(name): \(error)")
         }
     }
+
+    /// The CLIP vision encoders: with a projection (image_embeds) and without (its output absent).
+    @Test(arguments: ["vit-h-projection", "vit-l"])
+    func toolForwardRunsAClipVisionEncoder(_ model: String) throws {
+        let dir = try TemporaryDirectory.make(prefix: "forward")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let fixture = Repository.path("Tests/Fixtures/clip-vision/" + model)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Repository.executable("paintsd"))
+        process.arguments = ["tool", "forward", "--model", fixture, "--component", "clip-vision",
+                             "--inputs", fixture + "/io.safetensors", "--output", dir + "/clip-vision.safetensors"]
+        process.standardOutput = Pipe()
+        try process.run()
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0)
+        let got = try SafeTensorsFile(path: dir + "/clip-vision.safetensors")
+        let expected = try SafeTensorsFile(path: fixture + "/io.safetensors")
+        let names = ["last_hidden_state", "penultimate_hidden_state"] + (model == "vit-l" ? [] : ["image_embeds"])
+        #expect(got.names.sorted() == names.sorted())
+        for name in names {
+            let error = relativeError(try got.floats(name), try expected.floats(name))
+            #expect(error <= 1e-4, "\(name): \(error)")
+        }
+    }
 }

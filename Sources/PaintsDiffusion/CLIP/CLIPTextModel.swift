@@ -42,14 +42,8 @@ public struct CLIPTextModel: Sendable {
     public let configuration: CLIPTextConfiguration
     let tokenEmbedding: Weight       // [vocab, hidden]
     let positionEmbedding: Tensor    // [positions, hidden]
-    let layers: [Layer]
+    let layers: [CLIPEncoderLayer]
     let finalNorm: LayerNorm
-
-    struct Layer: Sendable {
-        let norm1: LayerNorm, norm2: LayerNorm
-        let q: Linear, k: Linear, v: Linear, out: Linear
-        let fc1: Linear, fc2: Linear
-    }
 
     /// Weights with transformers key names, with or without the `text_model.` prefix of published checkpoints.
     public init(configuration c: CLIPTextConfiguration, weights: WeightStore) throws(ModelError) {
@@ -60,23 +54,13 @@ public struct CLIPTextModel: Sendable {
         guard tokenEmbedding.rank == 2, tokenEmbedding.shape[1] == c.hiddenSize, positionEmbedding.shape == [c.maxPositions, c.hiddenSize] else {
             throw .configuration("embedding shapes \(tokenEmbedding.shape), \(positionEmbedding.shape) do not fit hidden size \(c.hiddenSize)")
         }
-        var layers: [Layer] = []
+        guard let activation = CLIPActivation(rawValue: c.activation) else {
+            throw .configuration("hidden_act \(c.activation) is not supported")
+        }
+        var layers: [CLIPEncoderLayer] = []
         for i in 0..<c.layers {
-            let l = w.scoped("encoder.layers.\(i)")
-            let layer = Layer(norm1: try LayerNorm(l.scoped("layer_norm1"), epsilon: c.epsilon),
-                              norm2: try LayerNorm(l.scoped("layer_norm2"), epsilon: c.epsilon),
-                              q: try Linear(l.scoped("self_attn.q_proj")), k: try Linear(l.scoped("self_attn.k_proj")),
-                              v: try Linear(l.scoped("self_attn.v_proj")), out: try Linear(l.scoped("self_attn.out_proj")),
-                              fc1: try Linear(l.scoped("mlp.fc1")), fc2: try Linear(l.scoped("mlp.fc2")))
-            // Both residual sums add the hidden width; the heads split the projections' width.
-            let d = c.hiddenSize, width = layer.q.outFeatures
-            guard layer.norm1.channels == d, layer.norm2.channels == d,
-                  [layer.q.inFeatures, layer.k.inFeatures, layer.v.inFeatures, layer.out.outFeatures, layer.fc1.inFeatures,
-                   layer.fc2.outFeatures].allSatisfy({ $0 == d }),
-                  layer.k.outFeatures == width, layer.v.outFeatures == width, layer.out.inFeatures == width, width % c.heads == 0,
-                  layer.fc2.inFeatures == layer.fc1.outFeatures
-            else { throw .configuration("\(l.prefix): the layer's shapes do not fit hidden size \(d) and \(c.heads) heads") }
-            layers.append(layer)
+            layers.append(try CLIPEncoderLayer(w.scoped("encoder.layers.\(i)"), hiddenSize: c.hiddenSize, heads: c.heads,
+                                               epsilon: c.epsilon, activation: activation))
         }
         self.layers = layers
         finalNorm = try LayerNorm(w.scoped("final_layer_norm"), epsilon: c.epsilon)
@@ -107,19 +91,7 @@ public struct CLIPTextModel: Sendable {
                 for i in 0..<d { h.data[(b * length + p) * d + i] += positionEmbedding.data[p * d + i] }
             }
         }
-        for layer in layers.prefix(layers.count - clipSkip) {
-            try cancellationPoint()
-            let x = try layer.norm1(h)
-            let attended = try compute { () throws(TensorError) in
-                try Tensor.attention(query: try x.linear(weight: layer.q.weight, bias: layer.q.bias),
-                                     key: try x.linear(weight: layer.k.weight, bias: layer.k.bias),
-                                     value: try x.linear(weight: layer.v.weight, bias: layer.v.bias),
-                                     heads: configuration.heads, causal: true)
-            }
-            h = h + (try layer.out(attended))
-            let hidden = try layer.fc1(try layer.norm2(h))
-            h = h + (try layer.fc2(configuration.activation == "gelu" ? hidden.gelu() : hidden.quickGELU()))
-        }
+        for layer in layers.prefix(layers.count - clipSkip) { h = try layer(h, causal: true) }
         return try finalNorm(h)
     }
 }
