@@ -220,9 +220,7 @@ public final class StableDiffusionEngine: ColorizeEngine {
         try context.checkCancellation()
         // 2. Working size: longest side `size`, both sides multiples of what the UNet and VAE need.
         let multiple = pipeline.vaeScale * (1 << (pipeline.unet.configuration.blockOutChannels.count - 1))
-        let scale = Double(settings.size) / Double(max(sketch.width, sketch.height))
-        func fit(_ v: Int) -> Int { max(multiple, Int((Double(v) * scale / Double(multiple)).rounded()) * multiple) }
-        let (w, h) = (fit(sketch.width), fit(sketch.height))
+        let (w, h) = ModelColorize.workingSize(width: sketch.width, height: sketch.height, side: settings.size, multiple: multiple)
         var request = StableDiffusionPipeline.Request(prompt: input.prompt, negativePrompt: input.negativePrompt, width: w, height: h)
         request.steps = settings.steps
         request.guidance = settings.guidance
@@ -246,12 +244,8 @@ public final class StableDiffusionEngine: ColorizeEngine {
         do {
             image = try pipeline.generate(request, noise: &noise) { step, total, latents in
                 try context.checkCancellation()
-                let preview = StableDiffusionModel.latentPreview(latents, scale: pipeline.vaeScale)
-                var picture = RGBAImage(width: preview.width, height: preview.height, fill: .white)
-                for p in 0..<(preview.width * preview.height) {
-                    picture.setPixel(p, RGBA(UInt8(preview.rgb[p * 3] * 255), UInt8(preview.rgb[p * 3 + 1] * 255), UInt8(preview.rgb[p * 3 + 2] * 255)))
-                }
-                context.report(stage: "sample", step: step, steps: total, fraction: 0.05 + 0.85 * Double(step) / Double(total), preview: picture)
+                context.report(stage: "sample", step: step, steps: total, fraction: 0.05 + 0.85 * Double(step) / Double(total),
+                               preview: ModelColorize.preview(latents, scale: pipeline.vaeScale))
             }
         } catch let error as ProtocolError {
             throw error
@@ -261,15 +255,7 @@ public final class StableDiffusionEngine: ColorizeEngine {
         // 3. Back to the canvas: the colour cut along the full-size line art, scribbled regions pulled to their
         // colours, and the one-picture form with the lines multiplied over it.
         context.report(stage: "compose", step: 0, steps: 1, fraction: 0.92, preview: nil)
-        let working = RasterTensor.image(image.map { $0 * 2 - 1 })
-        // Grey or coloured line areas stay as drawn: no colour under them, as in the flats.
-        let painted = zip(fill.inside, fill.ownColourLines).map { $0 && !$1 }
-        var color = try ColourLayers.colourLayer(working: working, canvasWidth: sketch.width, canvasHeight: sketch.height,
-                                                 inside: painted, context: context)
-        if settings.paletteLock > 0 {
-            try ColourLayers.lockPalette(&color, flats: fill.flats, scribbleColours: fill.scribbleColours, amount: settings.paletteLock, context: context)
-        }
-        let picture = try ColourLayers.linesMultiplied(color: color, sketch: sketch, context: context)
+        let (picture, color) = try ModelColorize.canvasColour(image, sketch: sketch, fill: fill, paletteLock: settings.paletteLock, context: context)
         context.report(stage: "compose", step: 1, steps: 1, fraction: 1, preview: nil)
         var info: [String: JSONValue] = [
             "model": .string(settings.model), "working_size": [JSONValue(w), JSONValue(h)], "steps": JSONValue(settings.steps),

@@ -16,6 +16,7 @@ struct Forward: ParsableCommand {
             Inputs and outputs by component (tensor names as diffusers/transformers call them):
               unet          sample [N,C,H,W], timesteps [N] or [1], encoder_hidden_states [N,S,D] -> output;
                             with --ip-adapter also image_embeds ([N,E], or [N,S,W] for Plus)
+                            a UNet with a blueprint encoder (SDRO) also controlnet_cond [N,3,8H,8W] in 0..1
               vae-encode    image [N,3,H,W] in -1..1 -> mean, logvar (unscaled)
               vae-decode    latents [N,4,h,w] (unscaled) -> decoded
               text-encoder  input_ids [N,77] (int64) -> last_hidden_state (after --clip-skip layers are skipped)
@@ -58,7 +59,10 @@ struct Forward: ParsableCommand {
                 let adapter = try IPAdapter(path: ipAdapter)
                 unet = try adapter.applied(to: unet, tokens: try adapter.imageTokens(file.tensor("image_embeds")), scale: ipAdapterScale)
             }
-            add("output", try unet(file.tensor("sample"), timesteps: file.floats("timesteps"), context: file.tensor("encoder_hidden_states")))
+            // SDRO's UNet carries a blueprint encoder and takes its blueprint as controlnet_cond.
+            let blueprint = unet.takesBlueprint ? try file.tensor("controlnet_cond") : nil
+            add("output", try unet(file.tensor("sample"), timesteps: file.floats("timesteps"), context: file.tensor("encoder_hidden_states"),
+                                   conditioning: UNetConditioning(blueprint: blueprint)))
         case .controlnet:
             let controlnet = model.hasSuffix(".safetensors") ? try ControlNetCheckpoint.load(path: model)
                 : try ControlNetModel(folder: folder("controlnet"))

@@ -122,6 +122,7 @@ struct Serve: ParsableCommand {
         let dataHome = env["XDG_DATA_HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? (NSHomeDirectory() + "/.local/share")
         let modelsDirectory = models ?? dataHome + "/paintsd/models"
         engines.register(StableDiffusionEngine(modelsDirectory: modelsDirectory, memoryBudgetBytes: Int(memoryBudgetGib * Double(1 << 30))))
+        engines.register(ReferenceOnlyEngine(modelsDirectory: modelsDirectory, memoryBudgetBytes: Int(memoryBudgetGib * Double(1 << 30))))
         // Model engines are preferred over the built-in ones while their files are present (hello says which is default).
         let tagger = WDTaggerEngine(modelsDirectory: modelsDirectory)
         engines.register(tagger)

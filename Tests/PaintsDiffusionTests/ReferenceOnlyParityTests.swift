@@ -71,3 +71,22 @@ import Testing
         }
     }
 }
+
+extension ReferenceOnlyParityTests {
+    /// The whole run from the reference picture itself: the folder's CLIP image processor and fine-tuned vision tower
+    /// make the context.
+    @Test func wholeRunFromTheReferencePicture() throws {
+        let sdro = try StableDiffusionReferenceOnlyPipeline(folder: base + "/model")
+        let io = try SafeTensorsFile(path: base + "/pipeline-io.safetensors")
+        let reference = try Repository.image("Tests/Fixtures/sdro/reference.png")
+        let context = try sdro.referenceContext(pixels: reference.pixels, width: reference.width, height: reference.height, channels: 4)
+        let contextError = relativeError(context, try io.tensor("reference_hidden_states"))
+        var request = StableDiffusionReferenceOnlyPipeline.Request(context: context, blueprint: try io.tensor("blueprint"))
+        request.steps = 5
+        var noise = ReplayedNoise([try io.floats("latents")])
+        let error = relativeError(try sdro.generate(request, noise: &noise), try io.tensor("image"))
+        print("sdro from the reference picture: context relative error \(contextError), image \(error)")
+        #expect(contextError <= 1e-4)
+        #expect(error <= 1e-3)
+    }
+}

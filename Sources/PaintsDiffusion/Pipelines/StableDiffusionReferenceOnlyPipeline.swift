@@ -14,10 +14,16 @@ public struct StableDiffusionReferenceOnlyPipeline: Sendable {
     /// The folder's scheduler config (a DDPMScheduler's in the published folder: SD2.1's betas, v-prediction); the
     /// sampler the request names runs with it, as app.py's UniPCMultistepScheduler.from_config does.
     public let schedulerConfiguration: SchedulerConfiguration
+    /// The reference's encoder: SDRO's fine-tuned CLIP vision tower (image_encoder/) and its preprocessing
+    /// (clip_image_processor/); nil for a pipeline built from a UNet and a VAE alone, which takes contexts made elsewhere.
+    public let imageEncoder: CLIPVisionModel?
+    public let imageProcessor: CLIPImageProcessor
 
     /// The UNet must carry the blueprint encoder, predict the VAE's latent channels from them, and embed a blueprint
-    /// to the latent size (its downscale equal to the VAE's).
-    public init(unet: UNet2DConditionModel, vae: AutoencoderKL, scheduler: SchedulerConfiguration) throws(ModelError) {
+    /// to the latent size (its downscale equal to the VAE's); the image encoder's hidden states must be as wide as the
+    /// context the UNet attends to.
+    public init(unet: UNet2DConditionModel, vae: AutoencoderKL, scheduler: SchedulerConfiguration,
+                imageEncoder: CLIPVisionModel? = nil, imageProcessor: CLIPImageProcessor = CLIPImageProcessor()) throws(ModelError) {
         let latent = vae.configuration.latentChannels, scale = 1 << (vae.configuration.blockOutChannels.count - 1)
         guard let downscale = unet.blueprintDownscale else {
             throw .configuration("not an SDRO UNet: its weights have no controlnet_cond_embedding (the blueprint encoder)")
@@ -25,9 +31,26 @@ public struct StableDiffusionReferenceOnlyPipeline: Sendable {
         try require(unet.inChannels == latent && unet.outChannels == latent,
                     "the UNet takes \(unet.inChannels) and predicts \(unet.outChannels) channels, the VAE's latents have \(latent)")
         try require(downscale == scale, "the blueprint encoder downsamples \(downscale)x, the VAE \(scale)x")
+        if let imageEncoder {
+            let width = unet.configuration.crossAttentionDimension
+            try require(imageEncoder.configuration.hiddenSize == width,
+                        "the image encoder's hidden states are \(imageEncoder.configuration.hiddenSize) wide, the UNet attends to \(width)")
+        }
         self.unet = unet
         self.vae = vae
         schedulerConfiguration = scheduler
+        self.imageEncoder = imageEncoder
+        self.imageProcessor = imageProcessor
+    }
+
+    /// The reference picture's context for `Request.context`: the image processor's pixel_values through the vision
+    /// tower, its last_hidden_state [1, tokens, hidden] (SDRO's encoder_prompt: no projection, no post_layernorm).
+    /// `pixels` row by row from the top, interleaved RGB (`channels` 3) or RGBA with straight alpha (4; composited
+    /// onto white).
+    public func referenceContext(pixels: [UInt8], width: Int, height: Int, channels: Int) throws(ModelError) -> Tensor {
+        guard let imageEncoder else { throw .configuration("this pipeline has no image encoder: give the reference's context") }
+        let pixelValues = try imageProcessor.pixelValues(pixels: pixels, width: width, height: height, channels: channels)
+        return try imageEncoder(pixelValues).lastHiddenState
     }
 
     /// Latent pixels per image pixel along each side (8 for SD; 2^(levels-1) of the VAE).
@@ -112,11 +135,15 @@ extension StableDiffusionReferenceOnlyPipeline {
         do { return try SchedulerConfiguration(json: json) } catch { throw .weights(error) }
     }
 
-    /// Loads the UNet, the VAE and the scheduler config of a published-layout folder (the image encoder is loaded
-    /// on its own).
+    /// Loads a published-layout folder: unet/, vae/, image_encoder/, the scheduler config, and the image processor's
+    /// settings from clip_image_processor/ (CLIP's 224-pixel defaults when it is missing).
     public init(folder: String) throws(ModelError) {
+        let fm = FileManager.default
+        let processor = fm.fileExists(atPath: folder + "/clip_image_processor/preprocessor_config.json")
+            ? try CLIPImageProcessor(folder: folder + "/clip_image_processor") : CLIPImageProcessor()
         try self.init(unet: try UNet2DConditionModel(folder: folder + "/unet"), vae: try AutoencoderKL(folder: folder + "/vae"),
-                      scheduler: try Self.schedulerConfiguration(folder: folder))
+                      scheduler: try Self.schedulerConfiguration(folder: folder),
+                      imageEncoder: try CLIPVisionModel(folder: folder + "/image_encoder"), imageProcessor: processor)
     }
 
     /// Bytes the weights of a folder take once loaded (UNet, VAE and image encoder; weights stay in their stored
