@@ -63,6 +63,13 @@ import Testing
         #expect(!StableDiffusionModel.isPipelineFolder(base + "/model"))
         #expect(!PaintsUndoPipeline.isModelFolder(base + "/model"))
         #expect(StableDiffusionReferenceOnlyPipeline.residentBytes(folder: base + "/model") > 1_000_000)
+        // Without its scheduler config (SD2.1's betas, v-prediction) it is not taken for one, nor loaded.
+        let partial = try TemporaryDirectory.make(prefix: "sdro")
+        for part in ["model_index.json", "unet", "vae", "image_encoder"] {
+            try FileManager.default.createSymbolicLink(atPath: partial + "/" + part, withDestinationPath: base + "/model/" + part)
+        }
+        #expect(!StableDiffusionReferenceOnlyPipeline.isModelFolder(partial))
+        #expect(throws: ModelError.self) { try StableDiffusionReferenceOnlyPipeline(folder: partial) }
         // A plain SD UNet is not an SDRO model, nor can the pipeline be built on it.
         let plain = try UNet2DConditionModel(folder: Repository.path("Tests/Fixtures/diffusion/unet-sd2"))
         #expect(throws: ModelError.self) {

@@ -117,9 +117,10 @@ public struct StableDiffusionReferenceOnlyPipeline: Sendable {
 
 extension StableDiffusionReferenceOnlyPipeline {
     /// The components of the published folder layout (AisingioroHao0/stable-diffusion-reference-only-automatic-coloring-0.1.2).
-    static let requiredFiles = ["model_index.json", "unet/config.json", "vae/config.json", "image_encoder/config.json"]
+    static let requiredFiles = ["model_index.json", "unet/config.json", "vae/config.json", "image_encoder/config.json",
+                                "scheduler/scheduler_config.json"]
 
-    /// Whether `folder` holds an SDRO model: model_index.json, unet/, vae/, image_encoder/, and UNet weights that carry
+    /// Whether `folder` holds an SDRO model: model_index.json, unet/, vae/, image_encoder/, scheduler/, and UNet weights that carry
     /// the blueprint encoder `controlnet_cond_embedding` (the header read once per file version).
     public static func isModelFolder(_ folder: String) -> Bool {
         let fm = FileManager.default
@@ -129,9 +130,13 @@ extension StableDiffusionReferenceOnlyPipeline {
         }
     }
 
-    /// The scheduler config of `folder/scheduler/scheduler_config.json` (diffusers' defaults when it is missing).
+    /// The scheduler config of `folder/scheduler/scheduler_config.json`, required: SDRO's betas and v-prediction are
+    /// SD2.1's, which diffusers' defaults (linear betas, epsilon) are not.
     public static func schedulerConfiguration(folder: String) throws(ModelError) -> SchedulerConfiguration {
-        guard let json = RegularFile.jsonObject(folder + "/scheduler/scheduler_config.json") else { return SchedulerConfiguration() }
+        let path = folder + "/scheduler/scheduler_config.json"
+        guard let json = RegularFile.jsonObject(path) else {
+            throw .configuration("\(path): missing, not a regular file of at most 16 MiB, or not a JSON object (the model's scheduler config says its betas and prediction type)")
+        }
         do { return try SchedulerConfiguration(json: json) } catch { throw .weights(error) }
     }
 
