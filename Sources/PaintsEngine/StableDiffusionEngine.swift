@@ -32,6 +32,15 @@ public final class StableDiffusionEngine: ColorizeEngine {
     /// The ControlNets installed, with what each is for.
     public var controlNets: [ControlNetEntry] { ControlNetLibrary.entries(in: controlNetDirectory) }
 
+    /// Where IP-Adapters and the CLIP image encoders they take their input from are looked for.
+    public var ipAdapterDirectory: String { modelsDirectory + "/ip-adapter" }
+    public var imageEncoderDirectory: String { modelsDirectory + "/clip-vision" }
+    public var imageEncoders: [ImageEncoderEntry] { ImagePromptLibrary.encoders(in: imageEncoderDirectory) }
+    /// The IP-Adapters installed, each with the encoder it takes its input from or why it has none.
+    public var ipAdapters: [ImagePromptAdapterEntry] { ImagePromptLibrary.adapters(in: ipAdapterDirectory, encoders: imageEncoders) }
+    /// References' encodings, by content.
+    public let embeddings = ImageEmbeddingCache()
+
     public var status: EngineStatus {
         if models.isEmpty {
             return .unavailable(reason: "no Stable Diffusion models (diffusers pipeline folders or single-file .safetensors checkpoints) in \(modelsDirectory)")
@@ -39,14 +48,16 @@ public final class StableDiffusionEngine: ColorizeEngine {
         return cache.loadedNames.isEmpty ? .available : .ready
     }
 
-    public var residentBytes: Int { cache.residentBytes }
+    public var residentBytes: Int { cache.residentBytes + embeddings.residentBytes }
 
     public var assets: [String: JSONValue]? {
-        ["models": .array(models.map { .string($0) }), "controlnets": .array(controlNets.map(\.json))]
+        ["models": .array(models.map { .string($0) }), "controlnets": .array(controlNets.map(\.json)),
+         "ip_adapters": .array(ipAdapters.map(\.json)), "image_encoders": .array(imageEncoders.map(\.json))]
     }
 
     public var capabilities: [MethodCapabilities] {
         let models = models, controlNets = controlNets
+        let adapters = ipAdapters.filter { $0.problem == nil && $0.input != .style }.map(\.name)
         let lineArt = controlNets.filter { $0.kind.takesLineArt && $0.problem == nil }.map(\.name)
         return [MethodCapabilities(method: .colorize, inputs: ["sketch", "hints", "reference", "prompt", "negative_prompt"], options: [
             EngineOption("model", .string, default: .string(models.first ?? ""), choices: models,
@@ -61,6 +72,15 @@ public final class StableDiffusionEngine: ColorizeEngine {
                          summary: "ControlNet 1.1's guess mode: deeper residuals weaker, the unconditional half unsteered (follows the lines with less help from the prompt)"),
             EngineOption("hint_strength", .number, default: JSONValue(Self.defaultHintStrength), minimum: 0.05, maximum: 1,
                          summary: "with scribbles or a reference: how far the picture may move from their flat colours (the img2img denoise; 1 ignores them)"),
+            EngineOption("reference_mode", .string, default: "auto", choices: ReferenceMode.allCases.map(\.rawValue),
+                         summary: "what the reference picture does: ip-adapter (its colours and look steer the model through an IP-Adapter), palette (its colours fill the regions without scribbles, as the built-in engine does), none; auto: ip-adapter when one and its image encoder are installed, else palette"),
+            EngineOption("reference_strength", .number, default: JSONValue(Self.defaultReferenceStrength), minimum: 0, maximum: 2,
+                         summary: "how strongly the reference steers with an IP-Adapter (its scale: 1 for the reference alone, about 0.5 beside a prompt)"),
+            EngineOption("ip_adapter", .string, default: "auto", choices: ["auto"] + adapters,
+                         summary: "the IP-Adapter in \(ipAdapterDirectory) (auto: the first usable one)"),
+            EngineOption("style", .string, default: "",
+                         summary: "style components for a Style Components adapter in \(ipAdapterDirectory): numbers, comma-separated (or a JSON list), as many as the adapter takes; empty: no style. paintsd cannot extract them from a picture (the published extractor is a pickled torch module, never loaded)"),
+            EngineOption("style_strength", .number, default: 1, minimum: 0, maximum: 4, summary: "multiplies the style components"),
             EngineOption("palette_lock", .number, default: JSONValue(Self.defaultPaletteLock), minimum: 0, maximum: 1,
                          summary: "pulls each scribbled region's colour toward its scribble (OKLab hue, chroma and mean lightness), keeping the model's shading; 0 leaves the model's colours"),
             EngineOption("steps", .integer, default: 20, minimum: 1, maximum: 100, summary: "sampling steps (img2img runs hint_strength x steps)"),
@@ -74,6 +94,12 @@ public final class StableDiffusionEngine: ColorizeEngine {
 
     static let defaultHintStrength = 0.75
     static let defaultPaletteLock = 0.5
+    static let defaultReferenceStrength = 0.6
+
+    /// What a reference picture does.
+    enum ReferenceMode: String, CaseIterable {
+        case auto, ipAdapter = "ip-adapter", palette, none
+    }
 
     /// Nothing ahead of a job: `colorize` loads the model its options name (or the default, the first, when they name
     /// none), and only that one. Loading the first model here, before the job's options are read, made every job load
@@ -89,7 +115,10 @@ public final class StableDiffusionEngine: ColorizeEngine {
             + ModelWorkingSet.bytes(workingPixels: ModelWorkingSet.pixels(width: job.width, height: job.height, side: side)) * 3 / 2
     }
 
-    public func unload() { cache.removeAll() }
+    public func unload() {
+        cache.removeAll()
+        embeddings.removeAll()
+    }
 
     /// One ControlNet a job asked for, before it is loaded.
     struct ControlRequest {
@@ -111,6 +140,11 @@ public final class StableDiffusionEngine: ColorizeEngine {
         /// The ControlNets to use (empty: none); `controlNetNote` says why when it is empty.
         var controls: [ControlRequest] = []
         var controlNetNote: String?
+        var referenceMode = ReferenceMode.auto
+        var referenceStrength = Float(StableDiffusionEngine.defaultReferenceStrength)
+        var ipAdapter = "auto"
+        /// Style components (empty: none), already multiplied by style_strength.
+        var style: [Float] = []
 
         init(_ options: [String: JSONValue], models: [String], controlNets: [ControlNetEntry]) throws(ProtocolError) {
             var r = ParamReader(options, path: "options.")
@@ -142,6 +176,20 @@ public final class StableDiffusionEngine: ColorizeEngine {
             guard start < end else {
                 throw ProtocolError(.invalidParams, "options.control_start (\(start)) must be before options.control_end (\(end))",
                                     details: ["param": "options.control_start"])
+            }
+            referenceMode = try r.choice("reference_mode", as: ReferenceMode.self) ?? .auto
+            referenceStrength = Float(try r.double("reference_strength", in: 0...2) ?? Double(referenceStrength))
+            ipAdapter = try r.string("ip_adapter") ?? "auto"
+            let strengthOfStyle = try r.double("style_strength", in: 0...4) ?? 1
+            if let raw = r.value("style") {
+                let parts: [String]? = raw.arrayValue.map { $0.map { $0.serializedString() } }
+                    ?? raw.stringValue.map { $0.split(whereSeparator: { $0 == "," || $0 == " " }).map(String.init) }
+                let numbers = parts?.compactMap(Float.init) ?? []
+                guard let parts, numbers.count == parts.count, numbers.count <= 4096, numbers.allSatisfy(\.isFinite) else {
+                    throw ProtocolError(.invalidParams, "options.style: expected numbers, comma-separated or as a list",
+                                        details: ["param": "options.style"])
+                }
+                style = numbers.map { $0 * Float(strengthOfStyle) }
             }
             let single = try r.string("controlnet")
             let several = try r.objectList("controlnets", maxCount: 4)
@@ -197,10 +245,12 @@ public final class StableDiffusionEngine: ColorizeEngine {
         let controlNets = controlNets
         let settings = try Settings(input.options, models: models, controlNets: controlNets)
         let sketch = input.sketch
-        // 1. The built-in fill at full size: the flats (the scribbles' colours under the lines) and the drawing's inside.
+        let (mode, adapter) = try referenceUse(settings, reference: input.reference)
+        // 1. The built-in fill at full size: the flats (the scribbles' colours under the lines, and the reference's
+        // palette in palette mode) and the drawing's inside.
         context.report(stage: "fill", step: 0, steps: 1, fraction: 0, preview: nil)
-        let fill = try BuiltinColorizer().fill(ColorizeInput(sketch: sketch, hints: input.hints, reference: input.reference, seed: input.seed),
-                                               context: InnerStepContext(context))
+        let fill = try BuiltinColorizer().fill(ColorizeInput(sketch: sketch, hints: input.hints, reference: mode == .palette ? input.reference : nil,
+                                                             seed: input.seed), context: InnerStepContext(context))
         try context.checkCancellation()
         context.report(stage: "load", step: 0, steps: 1, fraction: 0.03, preview: nil)
         let pipeline = try cache.pipeline(settings.model, path: path(of: settings.model))
@@ -227,11 +277,36 @@ public final class StableDiffusionEngine: ColorizeEngine {
         request.sampler = settings.sampler
         // Scribbles (or a reference) start the picture from their flats with the lines over them; with a ControlNet
         // and nothing to start from, noise; without a ControlNet, the sketch itself as before.
-        let startsFromFlats = input.hints != nil || input.reference != nil
+        let startsFromFlats = input.hints != nil || mode == .palette
         if startsFromFlats || guidance.isEmpty {
             let start = startsFromFlats ? try ColourLayers.linesMultiplied(color: fill.flats, sketch: sketch, context: context) : sketch
             request.source = RasterTensor.tensor(start.flattened(onto: .white).resized(width: w, height: h))
             request.strength = settings.hintStrength
+        }
+        var referenceInfo: [String: JSONValue] = ["mode": .string(mode.rawValue)]
+        if let adapter, let reference = input.reference {
+            context.report(stage: "reference", step: 0, steps: 1, fraction: 0.04, preview: nil)
+            let (prompt, cached) = try imagePrompt(adapter, reference: reference, strength: settings.referenceStrength)
+            request.imagePrompts = [prompt]
+            referenceInfo.merge(["ip_adapter": .string(adapter.name), "image_encoder": .string(adapter.encoder ?? ""),
+                                 "strength": JSONValue(Double(settings.referenceStrength)), "encoding_cached": .bool(cached)]) { _, b in b }
+        }
+        var styleInfo: JSONValue?
+        if !settings.style.isEmpty {
+            guard let entry = ipAdapters.first(where: { $0.input == .style && $0.problem == nil }) else {
+                throw ProtocolError(.modelNotFound, "options.style: no Style Components adapter (values only, one token) in \(ipAdapterDirectory)",
+                                    details: ["param": "options.style"])
+            }
+            guard entry.inputWidth == settings.style.count else {
+                throw ProtocolError(.invalidParams, "options.style: \(entry.name) takes \(entry.inputWidth) components, got \(settings.style.count)",
+                                    details: ["param": "options.style", "expected": JSONValue(entry.inputWidth)])
+            }
+            let adapter = try cache.resident("ip-adapter", entry.name, bytes: (try? SafeTensorsFile(path: entry.path))?.storedBytes ?? 0) {
+                try IPAdapter(path: entry.path)
+            }
+            let components = Tensor(shape: [1, settings.style.count], data: settings.style)
+            request.imagePrompts.append(ImagePromptGuidance(adapter: adapter, embeds: components, negativeEmbeds: Tensor(zeros: components.shape)))
+            styleInfo = ["adapter": .string(entry.name), "components": JSONValue(settings.style.count)]
         }
         if !guidance.isEmpty {
             let hint = try LineArtHint.controlImage(sketch, width: w, height: h, context: context)
@@ -269,9 +344,79 @@ public final class StableDiffusionEngine: ColorizeEngine {
         ]
         if request.source != nil { info["hint_strength"] = JSONValue(Double(settings.hintStrength)) }
         if let note = settings.controlNetNote { info["warning"] = .string(note) }
+        if input.reference != nil { info["reference"] = .object(referenceInfo) }
+        if let styleInfo { info["style"] = styleInfo }
         info["flats"] = .object(fill.info)
         return ColorizeOutput(image: picture, layers: [ColorizeLayer(name: "color", image: color),
                                                        ColorizeLayer(name: "flats", image: fill.flats, visible: false)], info: info)
+    }
+
+    /// What the job's reference does, and the IP-Adapter that takes it: `reference_mode` with `auto` and a missing
+    /// reference resolved; a named or required adapter that cannot run is `model_not_found` with the reason.
+    func referenceUse(_ settings: Settings, reference: RGBAImage?) throws(ProtocolError) -> (ReferenceMode, ImagePromptAdapterEntry?) {
+        guard reference != nil, settings.referenceMode != .none else { return (.none, nil) }
+        if settings.referenceMode == .palette { return (.palette, nil) }
+        let adapters = ipAdapters.filter { $0.input != .style }
+        let usable = adapters.filter { $0.problem == nil }
+        if settings.ipAdapter != "auto" {
+            guard let named = adapters.first(where: { $0.name == settings.ipAdapter }) else {
+                throw ProtocolError(.modelNotFound, "no IP-Adapter \"\(settings.ipAdapter)\" in \(ipAdapterDirectory)",
+                                    details: ["ip_adapter": .string(settings.ipAdapter), "available": .array(adapters.map { .string($0.name) })])
+            }
+            if let problem = named.problem {
+                throw ProtocolError(.modelNotFound, "IP-Adapter \(named.name) cannot be used: \(problem)", details: ["ip_adapter": .string(named.name)])
+            }
+            return (.ipAdapter, named)
+        }
+        if let first = usable.first { return (.ipAdapter, first) }
+        guard settings.referenceMode == .auto else {
+            let reason = adapters.first?.problem.map { "\(adapters[0].name): \($0)" } ?? "none installed in \(ipAdapterDirectory)"
+            throw ProtocolError(.modelNotFound, "reference_mode ip-adapter: no usable IP-Adapter (\(reason))", details: ["param": "options.reference_mode"])
+        }
+        return (.palette, nil)
+    }
+
+    /// The IP-Adapter guidance for `reference`: the adapter and its image encoder resident, the reference encoded once
+    /// per content (`embeddings`), "no image" as each variant defines it (a zero embedding; for Plus, the encoder's
+    /// hidden states of a zero input). Returns whether the reference's encoding was cached.
+    func imagePrompt(_ entry: ImagePromptAdapterEntry, reference: RGBAImage,
+                     strength: Float) throws(ProtocolError) -> (ImagePromptGuidance, cached: Bool) {
+        guard let encoderName = entry.encoder, let encoderEntry = imageEncoders.first(where: { $0.name == encoderName }) else {
+            throw ProtocolError(.modelNotFound, "IP-Adapter \(entry.name) has no image encoder", details: ["ip_adapter": .string(entry.name)])
+        }
+        let adapter = try cache.resident("ip-adapter", entry.name, bytes: (try? SafeTensorsFile(path: entry.path))?.storedBytes ?? 0) {
+            try IPAdapter(path: entry.path)
+        }
+        let encoder = try cache.resident("clip-vision", encoderName, bytes: (try? SafeTensorsFile(path: WeightStore.componentFile(folder: encoderEntry.path, name: "model")))?.storedBytes ?? 0) {
+            try CLIPVisionModel(folder: encoderEntry.path)
+        }
+        let hidden = entry.input == .hiddenStates
+        let output = hidden ? "penultimate" : "image_embeds"
+        func encode(_ pixels: Tensor) throws -> Tensor {
+            let out = try encoder(pixels)
+            if hidden { return out.penultimateHiddenState }
+            guard let embeds = out.imageEmbeds else { throw ModelError.configuration("image encoder \(encoderName) has no projection") }
+            return embeds
+        }
+        do {
+            // The folder's preprocessor_config.json, else CLIP's preprocessing at the encoder's own input size.
+            let side = encoder.configuration.imageSize
+            let processor = (RegularFile.jsonObject(encoderEntry.path + "/preprocessor_config.json")).flatMap { try? CLIPImageProcessor(json: $0) }
+                ?? CLIPImageProcessor(resize: .shortestEdge(side), cropSize: .init(height: side, width: side))
+            let (embeds, cached) = try embeddings.tensor(encoder: encoderName, output: output, picture: reference) {
+                try encode(try processor.pixelValues(pixels: reference.pixels, width: reference.width, height: reference.height, channels: 4))
+            }
+            let negative = hidden
+                ? try embeddings.tensor(encoder: encoderName, output: output, picture: nil) {
+                    try encode(Tensor(zeros: [1, 3, encoder.configuration.imageSize, encoder.configuration.imageSize]))
+                }.tensor
+                : Tensor(zeros: embeds.shape)
+            return (ImagePromptGuidance(adapter: adapter, embeds: embeds, negativeEmbeds: negative, scale: strength), cached)
+        } catch let error as ProtocolError {
+            throw error
+        } catch {
+            throw ProtocolError(.internalError, "encoding the reference with \(encoderName) failed: \(error)")
+        }
     }
 
     static func family(_ contextWidth: Int) -> String {

@@ -114,6 +114,9 @@ public struct ParamReader {
         return o
     }
 
+    /// A member as it was sent, for params of more than one form (the caller checks it).
+    public mutating func value(_ key: String) -> JSONValue? { take(key) }
+
     /// A list of at most `maxCount` objects (each read with its own `ParamReader`).
     public mutating func objectList(_ key: String, maxCount: Int) throws(ProtocolError) -> [[String: JSONValue]]? {
         guard let v = take(key) else { return nil }

@@ -210,3 +210,91 @@ func tinyModelsDirectory(controlNets: [String: String]) throws -> String {
         #expect(try other.call(.ping).result["pong"] == true)
     }
 }
+
+/// A reference picture through an IP-Adapter in the sd engine, with the tiny stack, a tiny CLIP image encoder with a
+/// projection and the tiny IP-Adapters of the fixtures.
+@Suite(.serialized) struct ReferenceColorizeTests {
+    func models() throws -> String {
+        let models = try tinyModelsDirectory(controlNets: ["tiny-lineart": "pipeline/controlnet-a"])
+        let fm = FileManager.default
+        for dir in ["ip-adapter", "clip-vision"] { try fm.createDirectory(atPath: models + "/" + dir, withIntermediateDirectories: true) }
+        let fixtures = Repository.path("Tests/Fixtures")
+        try fm.createSymbolicLink(atPath: models + "/ip-adapter/ip-adapter_tiny.safetensors", withDestinationPath: fixtures + "/ip-adapter/linear/ip-adapter_tiny.safetensors")
+        try fm.createSymbolicLink(atPath: models + "/ip-adapter/ip-adapter-plus_tiny.safetensors", withDestinationPath: fixtures + "/ip-adapter/plus/ip-adapter-plus_tiny.safetensors")
+        try fm.createSymbolicLink(atPath: models + "/clip-vision/tiny-vit-h", withDestinationPath: fixtures + "/clip-vision/vit-h-projection")
+        try fm.createSymbolicLink(atPath: models + "/ip-adapter/sd1-style_tiny.safetensors", withDestinationPath: fixtures + "/ip-adapter/style/ip-adapter-style_tiny.safetensors")
+        return models
+    }
+
+    @Test func styleComponentsSteerThroughAStyleAdapter() throws {
+        var engines = BuiltinEngines.registry()
+        engines.register(StableDiffusionEngine(modelsDirectory: try models(), memoryBudgetBytes: 1 << 30))
+        let d = try TestDaemon(engines: engines)
+        defer { d.stop() }
+        let client = try d.client()
+        let style = (0..<30).map { String(format: "%.2f", sin(Double($0))) }.joined(separator: ", ")
+        var styled = params(["size": 32, "steps": 2, "style": .string(style), "style_strength": 1.5], seed: 1)
+        styled["reference"] = nil
+        let frames = [try Repository.data("Examples/art/umbrella-lineart.png")]
+        let withStyle = try client.collect(.colorize, styled, frames: frames).final
+        #expect(withStyle.type == .result, "\(withStyle.header.serializedString())")
+        #expect(withStyle.result["info"]?["style"]?["adapter"] == "sd1-style_tiny" && withStyle.result["info"]?["style"]?["components"] == 30)
+        var plain = styled
+        plain["options"] = ["size": 32, "steps": 2]
+        let without = try client.collect(.colorize, plain, frames: frames).final
+        #expect(try #require(withStyle.imageData(withStyle.result["image"])) != #require(without.imageData(without.result["image"])))
+        // As a JSON list too; a wrong count or a word is a typed error.
+        styled["options"] = ["size": 32, "steps": 2, "style": .array((0..<30).map { JSONValue(Double($0) / 30) })]
+        #expect(try client.collect(.colorize, styled, frames: frames).final.type == .result)
+        styled["options"] = ["size": 32, "steps": 2, "style": "1, 2, 3"]
+        #expect(try client.collect(.colorize, styled, frames: frames).final.protocolError?.code == .invalidParams)
+        styled["options"] = ["size": 32, "steps": 2, "style": "1, two"]
+        #expect(try client.collect(.colorize, styled, frames: frames).final.protocolError?.code == .invalidParams)
+    }
+
+    func params(_ options: [String: JSONValue], seed: Int) -> [String: JSONValue] {
+        ["sketch": ["frame": 1, "encoding": "png"], "reference": ["frame": 2, "encoding": "png"], "prompt": "a watercolor painting",
+         "engine": "sd", "seed": JSONValue(seed), "options": .object(options)]
+    }
+    func frames() throws -> [Data] { [try Repository.data("Examples/art/umbrella-lineart.png"), try Repository.data("Examples/art/umbrella-colored.png")] }
+
+    @Test func aReferenceSteersThroughAnIPAdapterAndIsEncodedOnce() throws {
+        let models = try models()
+        var engines = BuiltinEngines.registry()
+        let sd = StableDiffusionEngine(modelsDirectory: models, memoryBudgetBytes: 1 << 30)
+        engines.register(sd)
+        let d = try TestDaemon(engines: engines)
+        defer { d.stop() }
+        let client = try d.client()
+        let hello = try client.call(.hello)
+        ReplySchema.check(hello, method: .hello)
+        let assets = try #require(hello.result["engines"]?.arrayValue?.first { $0["name"] == "sd" }?["assets"])
+        let adapters = assets["ip_adapters"]?.arrayValue ?? []
+        #expect(adapters.first { $0["name"] == "ip-adapter_tiny" }?["encoder"] == "tiny-vit-h")
+        // Plus takes 20-wide hidden states; the one encoder here makes 40-wide ones.
+        #expect(adapters.first { $0["name"] == "ip-adapter-plus_tiny" }?["problem"]?.stringValue?.contains("20-wide hidden states") == true)
+
+        let first = try client.collect(.colorize, params(["size": 32, "steps": 2], seed: 1), frames: try frames()).final
+        #expect(first.type == .result, "\(first.header.serializedString())")
+        ReplySchema.check(first, method: .colorize)
+        let reference = try #require(first.result["info"]?["reference"])
+        #expect(reference["mode"] == "ip-adapter" && reference["ip_adapter"] == "ip-adapter_tiny" && reference["encoding_cached"] == false)
+        // Another seed and prompt: the same reference is not encoded again.
+        var again = params(["size": 32, "steps": 2], seed: 2)
+        again["prompt"] = "a pencil drawing"
+        let second = try client.collect(.colorize, again, frames: try frames()).final
+        #expect(second.result["info"]?["reference"]?["encoding_cached"] == true)
+        #expect(sd.embeddings.count == 1)
+        // The adapter changes the picture: the same job without it differs.
+        let without = try client.collect(.colorize, params(["size": 32, "steps": 2, "reference_mode": "none"], seed: 1), frames: try frames()).final
+        #expect(without.result["info"]?["reference"]?["mode"] == "none")
+        #expect(try #require(first.imageData(first.result["image"])) != #require(without.imageData(without.result["image"])))
+        // Palette mode is the built-in fill's use of the reference, as before.
+        let palette = try client.collect(.colorize, params(["size": 32, "steps": 2, "reference_mode": "palette"], seed: 1), frames: try frames()).final
+        #expect(palette.result["info"]?["reference"]?["mode"] == "palette" && palette.result["info"]?["start"] == "flats")
+        // An adapter that cannot run is a typed error naming why.
+        let plus = try client.collect(.colorize, params(["size": 32, "steps": 2, "ip_adapter": "ip-adapter-plus_tiny"], seed: 1), frames: try frames()).final
+        #expect(plus.protocolError?.code == .modelNotFound && plus.protocolError?.message.contains("hidden states") == true)
+        #expect(try client.call(.ping).result["pong"] == true)
+    }
+}
