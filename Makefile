@@ -74,7 +74,6 @@ fixtures:
 	$(FIXTURE_VENV)/bin/python Tests/Fixtures/tagger/generate.py
 	$(FIXTURE_VENV)/bin/python Tests/Fixtures/controlnet/generate.py
 	$(FIXTURE_VENV)/bin/python Tests/Fixtures/ip-adapter/generate.py
-	$(FIXTURE_VENV)/bin/python Tests/Fixtures/ip-adapter/generate.py
 	$(FIXTURE_VENV)/bin/python Tests/Fixtures/sdro/generate.py
 	$(FIXTURE_VENV)/bin/python Tests/Fixtures/clip-vision/generate.py
 
