@@ -74,6 +74,7 @@ fixtures:
 	$(FIXTURE_VENV)/bin/python Tests/Fixtures/tagger/generate.py
 	$(FIXTURE_VENV)/bin/python Tests/Fixtures/controlnet/generate.py
 	$(FIXTURE_VENV)/bin/python Tests/Fixtures/ip-adapter/generate.py
+	$(FIXTURE_VENV)/bin/python Tests/Fixtures/reference-only/generate.py
 	$(FIXTURE_VENV)/bin/python Tests/Fixtures/sdro/generate.py
 	$(FIXTURE_VENV)/bin/python Tests/Fixtures/clip-vision/generate.py
 

@@ -287,7 +287,7 @@ static gboolean engine_takes_option(const paintsd_reply *hello, const gchar *met
  * listed but cannot be picked). The options in FIRST_OPTIONS come first, in that order; the others under "More
  * options". Only what differs from the defaults is sent. */
 static const gchar *const FIRST_OPTIONS[] = {"model", "controlnet", "hint_strength", "strength", "control_strength",
-                                             "palette_lock", "steps", NULL};
+                                             "palette_lock", "reference_mode", "reference_strength", "steps", NULL};
 
 typedef struct {
     const gchar *name;          /* borrowed from hello */

@@ -31,7 +31,8 @@ LAYERS_MS = 1000           # the layer lists are compared with the document this
 STATUS_LINES = 4           # the status shows at most this many lines; the whole text is in its tooltip
 # Engine options shown first, in this order (those the chosen engine has); the others go under "More options".
 # Only an order: which options there are, their kinds, ranges, defaults and choices all come from the daemon's hello.
-FIRST_OPTIONS = ("model", "controlnet", "hint_strength", "strength", "control_strength", "palette_lock", "steps")
+FIRST_OPTIONS = ("model", "controlnet", "hint_strength", "strength", "control_strength", "palette_lock", "reference_mode",
+                 "reference_strength", "steps")
 OPTION_LABELS = {"controlnet": "ControlNet"}
 
 
