@@ -59,6 +59,9 @@ public struct StableDiffusionPipeline: Sendable {
         public var controlNets: [ControlNetGuidance] = []
         /// Image prompts (IP-Adapters: a reference picture's, a style's), their attention summed beside the text's.
         public var imagePrompts: [ImagePromptGuidance] = []
+        /// Reference-only (no extra weights): each step a write pass of the reference, then the real pass reads it.
+        /// Combines with ControlNets (their residuals go to the real pass only) and image prompts (bound in both).
+        public var referenceOnly: ReferenceAttentionGuidance?
 
         public init(prompt: String, negativePrompt: String = "", width: Int, height: Int) {
             self.prompt = prompt
@@ -71,8 +74,9 @@ public struct StableDiffusionPipeline: Sendable {
     /// Called after each denoising step with (step, steps, latents); throw to cancel.
     public typealias StepCallback = (Int, Int, Tensor) throws -> Void
 
-    /// Generates an image [1, 3, height, width] in 0...1. Noise (the initial latents, img2img's added noise and
-    /// ancestral samplers' noise) comes from `noise`.
+    /// Generates an image [1, 3, height, width] in 0...1. Noise (the initial latents, img2img's added noise,
+    /// reference-only's fresh noise for the reference before each step and ancestral samplers' noise, in that order)
+    /// comes from `noise`.
     public func generate(_ r: Request, noise: inout some NoiseSource, onStep: StepCallback = { _, _, _ in }) throws -> Tensor {
         let f = vaeScale
         guard r.width % f == 0, r.height % f == 0, r.width > 0, r.height > 0 else {
@@ -106,13 +110,22 @@ public struct StableDiffusionPipeline: Sendable {
         let controlNets = try PreparedControlNets(r.controlNets, latentShape: shape)
         var unet = self.unet
         for prompt in r.imagePrompts { unet = try prompt.unet(unet) }
+        let reference = try r.referenceOnly.map { g throws(ModelError) in
+            try PreparedReference(g, unet: unet, vae: vae, vaeScale: f, latentShape: shape)
+        }
         for i in first..<total {
             let input = scheduler.scaleModelInput(latents, step: i)
             let batch = Tensor(shape: [2] + Array(shape.dropFirst()), data: input + input)
             let timestep = Float(scheduler.timesteps[i])
             let control = try controlNets.residuals(input: input, shape: shape, timestep: timestep, context: context,
                                                     step: i - first, of: total - first)
-            let prediction = try unet(batch, timesteps: [timestep], context: context, conditioning: control ?? UNetConditioning())
+            var model = unet
+            if let reference {
+                try reference.write(scheduler: scheduler, step: i, noise: noise.normal(count: count), shape: shape,
+                                    timestep: timestep, context: context)
+                model = reference.reader
+            }
+            let prediction = try model(batch, timesteps: [timestep], context: context, conditioning: control ?? UNetConditioning())
             let half = count
             var guided = [Float](repeating: 0, count: half)
             for k in 0..<half {

@@ -29,8 +29,25 @@ public struct UNetConditioning: Sendable {
     }
 }
 
+/// A place in the UNet where a `UNetFeatureHook` sees the feature map: after resnet (and transformer) `layer` of a
+/// down or up block, before the block keeps it as a skip connection (down) or upsamples (up); after the whole mid
+/// block, before any ControlNet mid residual is added.
+public enum UNetFeatureSite: Hashable, Sendable {
+    case down(block: Int, layer: Int)
+    case mid
+    case up(block: Int, layer: Int)
+}
+
+/// Sees, and may replace, the UNet's feature maps at each `UNetFeatureSite` (reference-only's AdaIN writes and reads
+/// per-channel statistics there). Bound per run on a copy of the UNet (`UNet2DConditionModel.featureHook`).
+public protocol UNetFeatureHook: Sendable {
+    func callAsFunction(_ x: Tensor, at site: UNetFeatureSite) throws(ModelError) -> Tensor
+}
+
 public struct UNet2DConditionModel: Sendable {
     public let configuration: UNetConfiguration
+    /// Called with the feature map at every `UNetFeatureSite`; nil (the default) leaves the forward pass as it is.
+    public var featureHook: (any UNetFeatureHook)?
     /// Input channels, read from conv_in's weight (Paints-UNDO's 8-channel UNet says 4 in its config).
     public var inChannels: Int { convIn.inChannels }
 
@@ -218,7 +235,7 @@ public struct UNet2DConditionModel: Sendable {
         } else if conditioning.blueprint != nil || conditioning.blueprintEmbedding != nil {
             throw .configuration("this UNet has no blueprint encoder (controlnet_cond_embedding) to take a blueprint")
         }
-        var (h, skips) = try Self.runDownBlocks(downBlocks, stem, timeEmbedding: activated, context: context)
+        var (h, skips) = try Self.runDownBlocks(downBlocks, stem, timeEmbedding: activated, context: context, hook: featureHook)
         if let residuals = conditioning.downResiduals {
             guard residuals.count == skips.count else {
                 throw .configuration("\(residuals.count) down residuals for \(skips.count) skip connections")
@@ -231,16 +248,18 @@ public struct UNet2DConditionModel: Sendable {
             }
         }
         h = try Self.runMidBlock(midBlock, h, timeEmbedding: activated, context: context)
+        if let featureHook { h = try featureHook(h, at: .mid) }
         if let mid = conditioning.midResidual {
             guard mid.shape == h.shape else { throw .tensor(.shapeMismatch(operation: "UNet2DConditionModel mid residual", shapes: [mid.shape, h.shape])) }
             h = h + mid
         }
 
-        for block in upBlocks {
+        for (i, block) in upBlocks.enumerated() {
             for (j, resnet) in block.resnets.enumerated() {
                 let skip = skips.removeLast()
                 h = try resnet(Tensor.concatenatingChannels(h, skip), timeEmbedding: activated)
                 if j < block.attentions.count { h = try block.attentions[j](h, context: context) }
+                if let featureHook { h = try featureHook(h, at: .up(block: i, layer: j)) }
             }
             if let upsampler = block.upsampler {
                 // Nearest 2x, or to the next skip's size when a dimension was odd.

@@ -90,15 +90,16 @@ extension UNet2DConditionModel {
     }
 
     /// Runs the down blocks on `h` (conv_in's output); returns the last feature map and every skip connection,
-    /// `h` first. `timeEmbedding` is already through SiLU.
+    /// `h` first. `timeEmbedding` is already through SiLU. `hook` sees each layer's output before it is kept.
     static func runDownBlocks(_ blocks: [DownBlock], _ input: Tensor, timeEmbedding activated: Tensor,
-                              context: Tensor) throws(ModelError) -> (Tensor, [Tensor]) {
+                              context: Tensor, hook: (any UNetFeatureHook)? = nil) throws(ModelError) -> (Tensor, [Tensor]) {
         var h = input
         var skips = [h]
-        for block in blocks {
+        for (i, block) in blocks.enumerated() {
             for (j, resnet) in block.resnets.enumerated() {
                 h = try resnet(h, timeEmbedding: activated)
                 if j < block.attentions.count { h = try block.attentions[j](h, context: context) }
+                if let hook { h = try hook(h, at: .down(block: i, layer: j)) }
                 skips.append(h)
             }
             if let downsampler = block.downsampler {
