@@ -40,50 +40,12 @@ import sys
 
 import numpy as np
 import torch
-from safetensors.torch import save_file
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+import fixture_io  # noqa: E402
+from fixture_io import hide_broken_torchvision, randomize  # noqa: E402
 ROOT = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
-
-
-def hide_broken_torchvision():
-    """torchvision from PyPI is a CUDA build that cannot load beside the CPU torch of these machines; transformers then
-    fails on import. Hide it when it is broken (nothing here uses it)."""
-    try:
-        import torchvision  # noqa: F401
-    except Exception:
-        for name in [n for n in sys.modules if n == "torchvision" or n.startswith("torchvision.")]:
-            del sys.modules[name]
-        sys.modules["torchvision"] = None
-
-
-def unchanged(path, tensors, metadata):
-    """Whether `path` already holds exactly these tensors and metadata."""
-    from safetensors import safe_open
-
-    if not os.path.exists(path):
-        return False
-    with safe_open(path, "pt") as f:
-        if set(f.keys()) != set(tensors) or (f.metadata() or {}) != (metadata or {}):
-            return False
-        return all(f.get_tensor(k).dtype == v.dtype and torch.equal(f.get_tensor(k), v) for k, v in tensors.items())
-
-
-def save(path, tensors, metadata=None):
-    tensors = {k: v.contiguous().clone() for k, v in tensors.items()}
-    if not unchanged(path, tensors, metadata):
-        save_file(tensors, path, metadata=metadata)
-    print(f"{os.path.relpath(path, HERE)}: {len(tensors)} tensors, {os.path.getsize(path) / 1024:.1f} KiB")
-
-
-def randomize(model, generator):
-    """Non-trivial weights everywhere: normal(0, 0.2), norm gains around 1, the class and position embeddings at the
-    scale of the patch embeddings."""
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            p.copy_(torch.randn(p.shape, generator=generator) * 0.2)
-            if ("norm" in name or "layrnorm" in name) and name.endswith("weight"):
-                p.add_(1.0)
 
 
 MODELS = {
@@ -96,6 +58,10 @@ MODELS = {
         config=dict(hidden_size=32, intermediate_size=128, num_hidden_layers=3, num_attention_heads=4, image_size=28,
                     patch_size=7, hidden_act="quick_gelu", layer_norm_eps=1e-5, projection_dim=16)),
 }
+
+
+def save(path, tensors, metadata=None):
+    fixture_io.save(path, tensors, metadata, root=HERE)
 
 
 def models():

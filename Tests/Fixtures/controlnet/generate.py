@@ -110,9 +110,11 @@ import sys
 import tempfile
 
 import torch
-from safetensors.torch import save_file
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+import fixture_io  # noqa: E402
+from fixture_io import hide_broken_torchvision, randomize  # noqa: E402
 DIFFUSION = os.path.join(HERE, "..", "diffusion")
 
 CASES = {
@@ -139,13 +141,8 @@ SINGLE = dict(in_channels=4, conditioning_channels=3, block_out_channels=(32, 32
               conditioning_embedding_out_channels=(4, 8, 8, 16))
 
 
-def randomize(model, generator):
-    """Non-trivial weights everywhere (zero convolutions included): normal(0, 0.2), norm gains around 1."""
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            p.copy_(torch.randn(p.shape, generator=generator) * 0.2)
-            if "norm" in name and name.endswith("weight"):
-                p.add_(1.0)
+def save(path, tensors, metadata=None):
+    fixture_io.save(path, tensors, metadata, root=HERE)
 
 
 def round_to_half(model):
@@ -153,37 +150,6 @@ def round_to_half(model):
     with torch.no_grad():
         for p in model.parameters():
             p.copy_(p.to(torch.float16).to(torch.float32))
-
-
-def unchanged(path, tensors, metadata):
-    """Whether `path` already holds exactly these tensors and metadata."""
-    from safetensors import safe_open
-
-    if not os.path.exists(path):
-        return False
-    with safe_open(path, "pt") as f:
-        if set(f.keys()) != set(tensors) or (f.metadata() or {}) != (metadata or {}):
-            return False
-        return all(f.get_tensor(k).dtype == v.dtype and torch.equal(f.get_tensor(k), v) for k, v in tensors.items())
-
-
-def save(path, tensors, metadata=None):
-    tensors = {k: v.contiguous().clone() for k, v in tensors.items()}
-    if not unchanged(path, tensors, metadata):
-        save_file(tensors, path, metadata=metadata)
-    print(f"{os.path.relpath(path, HERE)}: {len(tensors)} tensors, {os.path.getsize(path) / 1024:.1f} KiB")
-
-
-def hide_broken_torchvision():
-    """timm (in the pinned stack) pulls torchvision from PyPI, a CUDA build that cannot load beside the CPU torch of
-    these machines; transformers, which diffusers' ControlNetModel imports, then fails. Hide it when it is broken
-    (the ControlNet never uses it)."""
-    try:
-        import torchvision  # noqa: F401
-    except Exception:
-        for name in [n for n in sys.modules if n == "torchvision" or n.startswith("torchvision.")]:
-            del sys.modules[name]
-        sys.modules["torchvision"] = None
 
 
 def diffusion_fixtures():

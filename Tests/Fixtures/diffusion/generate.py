@@ -7,34 +7,19 @@ Everything is seeded; outputs are small safetensors files in this folder, commit
 """
 import json
 import os
+import sys
 
-import numpy as np
 import torch
-from safetensors.torch import save_file
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+import fixture_io  # noqa: E402
+from fixture_io import hide_broken_torchvision, randomize  # noqa: E402
 torch.manual_seed(0)
 
 
-def unchanged(path, tensors, metadata):
-    """Whether `path` already holds exactly these tensors and metadata (safetensors orders its header at random,
-    so rewriting equal content would still change the bytes)."""
-    from safetensors import safe_open
-
-    if not os.path.exists(path):
-        return False
-    with safe_open(path, "pt") as f:
-        if set(f.keys()) != set(tensors) or (f.metadata() or {}) != (metadata or {}):
-            return False
-        return all(f.get_tensor(k).dtype == v.dtype and torch.equal(f.get_tensor(k), v) for k, v in tensors.items())
-
-
 def save(name, tensors, metadata=None):
-    path = os.path.join(HERE, name)
-    tensors = {k: v.contiguous().clone() for k, v in tensors.items()}
-    if not unchanged(path, tensors, metadata):
-        save_file(tensors, path, metadata=metadata)
-    print(f"{name}: {len(tensors)} tensors, {os.path.getsize(path) / 1024:.1f} KiB")
+    fixture_io.save(os.path.join(HERE, name), tensors, metadata, root=HERE)
 
 
 def dtypes():
@@ -166,15 +151,6 @@ def ops():
     t["timestep_embedding.sd"] = get_timestep_embedding(steps, 320, flip_sin_to_cos=True, downscale_freq_shift=0)
     t["timestep_embedding.odd_shift1"] = get_timestep_embedding(steps, 16, flip_sin_to_cos=False, downscale_freq_shift=1)
     save("ops.safetensors", t)
-
-
-def randomize(model, generator):
-    """Non-trivial weights everywhere: normal(0, 0.2) for every parameter, norm gains around 1."""
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            p.copy_(torch.randn(p.shape, generator=generator) * 0.2)
-            if "norm" in name and name.endswith("weight"):
-                p.add_(1.0)
 
 
 UNET_CASES = {
@@ -524,6 +500,7 @@ def single_file_openclip():
 
 
 if __name__ == "__main__":
+    hide_broken_torchvision()
     dtypes()
     schedulers()
     ops()

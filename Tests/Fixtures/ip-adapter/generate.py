@@ -131,10 +131,11 @@ import types
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from safetensors import safe_open
-from safetensors.torch import save_file
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+import fixture_io  # noqa: E402
+from fixture_io import hide_broken_torchvision  # noqa: E402
 DIFFUSION = os.path.join(HERE, "..", "diffusion")
 
 SCALE = 0.7
@@ -172,6 +173,10 @@ class MLPProjModelFaceId(nn.Module):
 
     def forward(self, id_embeds):
         return self.norm(self.proj(id_embeds).reshape(-1, self.num_tokens, self.cross_attention_dim))
+
+
+def save(name, tensors, metadata=None):
+    fixture_io.save(os.path.join(HERE, name), tensors, metadata, root=HERE)
 
 
 def FeedForward(dim, mult=4):  # noqa: N802  (IPA resampler.py)
@@ -271,17 +276,6 @@ class RestatedIPAttnProcessor(nn.Module):
 
 # --- helpers ------------------------------------------------------------------------------------------------------
 
-def hide_broken_torchvision():
-    """timm (in the pinned stack) pulls torchvision from PyPI, a CUDA build that cannot load beside the CPU torch of
-    these machines; transformers, which diffusers' pipelines import, then fails. Hide it when it is broken."""
-    try:
-        import torchvision  # noqa: F401
-    except Exception:
-        for name in [n for n in sys.modules if n == "torchvision" or n.startswith("torchvision.")]:
-            del sys.modules[name]
-        sys.modules["torchvision"] = None
-
-
 def diffusion_fixtures():
     """Tests/Fixtures/diffusion/generate.py as a module (for SD_BETAS)."""
     spec = importlib.util.spec_from_file_location("diffusion_fixtures", os.path.join(DIFFUSION, "generate.py"))
@@ -290,25 +284,6 @@ def diffusion_fixtures():
     spec.loader.exec_module(module)
     torch.random.set_rng_state(state)  # it seeds the global generator on import; leave ours as it was
     return module
-
-
-def unchanged(path, tensors, metadata):
-    """Whether `path` already holds exactly these tensors and metadata."""
-    if not os.path.exists(path):
-        return False
-    with safe_open(path, "pt") as f:
-        if set(f.keys()) != set(tensors) or (f.metadata() or {}) != (metadata or {}):
-            return False
-        return all(f.get_tensor(k).dtype == v.dtype and torch.equal(f.get_tensor(k), v) for k, v in tensors.items())
-
-
-def save(name, tensors, metadata=None):
-    path = os.path.join(HERE, name)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tensors = {k: v.contiguous().clone() for k, v in tensors.items()}
-    if not unchanged(path, tensors, metadata):
-        save_file(tensors, path, metadata=metadata)
-    print(f"{name}: {len(tensors)} tensors, {os.path.getsize(path) / 1024:.1f} KiB")
 
 
 def randomize(module, generator):

@@ -27,6 +27,7 @@ import torch
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "diffusion"))
 from generate import randomize, save as save_in_diffusion  # noqa: E402
+import fixture_io  # noqa: E402
 
 MODEL = os.path.join(HERE, "model")
 
@@ -212,4 +213,5 @@ def main():
 
 
 if __name__ == "__main__":
+    fixture_io.hide_broken_torchvision()
     main()

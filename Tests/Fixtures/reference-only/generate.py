@@ -63,9 +63,11 @@ import types
 import torch
 import torch.nn.functional as F
 from safetensors import safe_open
-from safetensors.torch import save_file
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+import fixture_io  # noqa: E402
+from fixture_io import hide_broken_torchvision  # noqa: E402
 DIFFUSION = os.path.join(HERE, "..", "diffusion")
 CONTROLNET = os.path.join(HERE, "..", "controlnet", "pipeline")
 TIMESTEP = 500.0
@@ -244,6 +246,10 @@ class ReferenceHooks:
                 self.gn_weights[name] = module.gn_weight
 
 
+def save(name, tensors, metadata=None):
+    fixture_io.save(os.path.join(HERE, name), tensors, metadata, root=HERE)
+
+
 def torch_dfs(model, prefix=""):
     """The pipeline's torch_dfs (the module and all its children, depth first, in registration order), with names."""
     result = [(prefix, model)]
@@ -254,17 +260,6 @@ def torch_dfs(model, prefix=""):
 
 # --- helpers ------------------------------------------------------------------------------------------------------
 
-def hide_broken_torchvision():
-    """timm (in the pinned stack) pulls torchvision from PyPI, a CUDA build that cannot load beside the CPU torch of
-    these machines; transformers, which diffusers' pipelines import, then fails. Hide it when it is broken."""
-    try:
-        import torchvision  # noqa: F401
-    except Exception:
-        for name in [n for n in sys.modules if n == "torchvision" or n.startswith("torchvision.")]:
-            del sys.modules[name]
-        sys.modules["torchvision"] = None
-
-
 def diffusion_fixtures():
     """Tests/Fixtures/diffusion/generate.py as a module (for SD_BETAS)."""
     spec = importlib.util.spec_from_file_location("diffusion_fixtures", os.path.join(DIFFUSION, "generate.py"))
@@ -273,25 +268,6 @@ def diffusion_fixtures():
     spec.loader.exec_module(module)
     torch.random.set_rng_state(state)
     return module
-
-
-def unchanged(path, tensors, metadata):
-    """Whether `path` already holds exactly these tensors and metadata."""
-    if not os.path.exists(path):
-        return False
-    with safe_open(path, "pt") as f:
-        if set(f.keys()) != set(tensors) or (f.metadata() or {}) != (metadata or {}):
-            return False
-        return all(f.get_tensor(k).dtype == v.dtype and torch.equal(f.get_tensor(k), v) for k, v in tensors.items())
-
-
-def save(name, tensors, metadata=None):
-    path = os.path.join(HERE, name)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tensors = {k: v.contiguous().clone() for k, v in tensors.items()}
-    if not unchanged(path, tensors, metadata):
-        save_file(tensors, path, metadata=metadata)
-    print(f"{name}: {len(tensors)} tensors, {os.path.getsize(path) / 1024:.1f} KiB")
 
 
 def load_unet():

@@ -73,9 +73,11 @@ import sys
 import numpy as np
 import torch
 from PIL import Image
-from safetensors.torch import save_file
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+import fixture_io  # noqa: E402
+from fixture_io import hide_broken_torchvision, randomize  # noqa: E402
 ROOT = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
 MODEL = os.path.join(HERE, "model")
 
@@ -104,43 +106,8 @@ MODEL_INDEX = {"_class_name": "StableDiffusionReferenceOnlyPipeline", "_diffuser
 STEPS = 5
 
 
-def hide_broken_torchvision():
-    """The pinned stack's torchvision (a CUDA build from PyPI) cannot load beside the CPU torch of these machines, and
-    transformers then fails to import; hide it when broken (nothing here uses it; the CLIP image processor falls back
-    to its PIL backend)."""
-    try:
-        import torchvision  # noqa: F401
-    except Exception:
-        for name in [n for n in sys.modules if n == "torchvision" or n.startswith("torchvision.")]:
-            del sys.modules[name]
-        sys.modules["torchvision"] = None
-
-
-def randomize(model, generator):
-    """Non-trivial weights everywhere: normal(0, 0.2) for every parameter, norm gains around 1."""
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            p.copy_(torch.randn(p.shape, generator=generator) * 0.2)
-            if "norm" in name and name.endswith("weight"):
-                p.add_(1.0)
-
-
-def unchanged(path, tensors, metadata):
-    from safetensors import safe_open
-
-    if not os.path.exists(path):
-        return False
-    with safe_open(path, "pt") as f:
-        if set(f.keys()) != set(tensors) or (f.metadata() or {}) != (metadata or {}):
-            return False
-        return all(f.get_tensor(k).dtype == v.dtype and torch.equal(f.get_tensor(k), v) for k, v in tensors.items())
-
-
 def save(path, tensors, metadata=None):
-    tensors = {k: v.contiguous().clone() for k, v in tensors.items()}
-    if not unchanged(path, tensors, metadata):
-        save_file(tensors, path, metadata=metadata)
-    print(f"{os.path.relpath(path, HERE)}: {len(tensors)} tensors, {os.path.getsize(path) / 1024:.1f} KiB")
+    fixture_io.save(path, tensors, metadata, root=HERE)
 
 
 def write_json(path, value):
