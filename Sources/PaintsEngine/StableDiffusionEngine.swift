@@ -73,7 +73,13 @@ public final class StableDiffusionEngine: ColorizeEngine {
             EngineOption("hint_strength", .number, default: JSONValue(Self.defaultHintStrength), minimum: 0.05, maximum: 1,
                          summary: "with scribbles or a reference: how far the picture may move from their flat colours (the img2img denoise; 1 ignores them)"),
             EngineOption("reference_mode", .string, default: "auto", choices: ReferenceMode.allCases.map(\.rawValue),
-                         summary: "what the reference picture does: ip-adapter (its colours and look steer the model through an IP-Adapter), palette (its colours fill the regions without scribbles, as the built-in engine does), none; auto: ip-adapter when one and its image encoder are installed, else palette"),
+                         summary: "what the reference picture does: ip-adapter (its colours and look steer the model through an IP-Adapter), reference-only (the model's self-attention also reads the reference's features each step: no extra files, about twice the time per step), both, palette (its colours fill the regions without scribbles, as the built-in engine does), none; auto: ip-adapter when one and its image encoder are installed, else palette"),
+            EngineOption("style_fidelity", .number, default: 0.5, minimum: 0, maximum: 1,
+                         summary: "reference-only: 1 the reference steers only the prompt's half of the guidance (closest to the reference), 0 both halves alike"),
+            EngineOption("reference_attention_weight", .number, default: 1, minimum: 0, maximum: 1,
+                         summary: "reference-only: the share of attention layers, deepest first, that read the reference (0 none)"),
+            EngineOption("reference_adain_weight", .number, default: 1, minimum: 0, maximum: 2,
+                         summary: "reference-only: how many feature maps take the reference's statistics (0 the middle block only, 2 all)"),
             EngineOption("reference_strength", .number, default: JSONValue(Self.defaultReferenceStrength), minimum: 0, maximum: 2,
                          summary: "how strongly the reference steers with an IP-Adapter (its scale: 1 for the reference alone, about 0.5 beside a prompt)"),
             EngineOption("ip_adapter", .string, default: "auto", choices: ["auto"] + adapters,
@@ -98,7 +104,10 @@ public final class StableDiffusionEngine: ColorizeEngine {
 
     /// What a reference picture does.
     enum ReferenceMode: String, CaseIterable {
-        case auto, ipAdapter = "ip-adapter", palette, none
+        case auto, ipAdapter = "ip-adapter", referenceOnly = "reference-only", both, palette, none
+
+        var usesIPAdapter: Bool { self == .ipAdapter || self == .both }
+        var usesReferenceAttention: Bool { self == .referenceOnly || self == .both }
     }
 
     /// Nothing ahead of a job: `colorize` loads the model its options name (or the default, the first, when they name
@@ -143,6 +152,7 @@ public final class StableDiffusionEngine: ColorizeEngine {
         var referenceMode = ReferenceMode.auto
         var referenceStrength = Float(StableDiffusionEngine.defaultReferenceStrength)
         var ipAdapter = "auto"
+        var referenceAttention = ReferenceAttentionOptions()
         /// Style components (empty: none), already multiplied by style_strength.
         var style: [Float] = []
 
@@ -180,6 +190,9 @@ public final class StableDiffusionEngine: ColorizeEngine {
             referenceMode = try r.choice("reference_mode", as: ReferenceMode.self) ?? .auto
             referenceStrength = Float(try r.double("reference_strength", in: 0...2) ?? Double(referenceStrength))
             ipAdapter = try r.string("ip_adapter") ?? "auto"
+            referenceAttention.styleFidelity = Float(try r.double("style_fidelity", in: 0...1) ?? 0.5)
+            referenceAttention.attentionWeight = try r.double("reference_attention_weight", in: 0...1) ?? 1
+            referenceAttention.adainWeight = try r.double("reference_adain_weight", in: 0...2) ?? 1
             let strengthOfStyle = try r.double("style_strength", in: 0...4) ?? 1
             if let raw = r.value("style") {
                 let parts: [String]? = raw.arrayValue.map { $0.map { $0.serializedString() } }
@@ -291,6 +304,14 @@ public final class StableDiffusionEngine: ColorizeEngine {
             referenceInfo.merge(["ip_adapter": .string(adapter.name), "image_encoder": .string(adapter.encoder ?? ""),
                                  "strength": JSONValue(Double(settings.referenceStrength)), "encoding_cached": .bool(cached)]) { _, b in b }
         }
+        if mode.usesReferenceAttention, let reference = input.reference {
+            // The reference at the working size, as the community pipeline resizes it to the output's, over white.
+            let picture = RasterTensor.tensor(reference.flattened(onto: .white).resized(width: w, height: h))
+            request.referenceOnly = ReferenceAttentionGuidance(reference: .image(picture), options: settings.referenceAttention)
+            let o = settings.referenceAttention
+            referenceInfo.merge(["style_fidelity": JSONValue(Double(o.styleFidelity)), "attention_weight": JSONValue(o.attentionWeight),
+                                 "adain_weight": JSONValue(o.adainWeight)]) { _, b in b }
+        }
         var styleInfo: JSONValue?
         if !settings.style.isEmpty {
             guard let entry = ipAdapters.first(where: { $0.input == .style && $0.problem == nil }) else {
@@ -355,7 +376,7 @@ public final class StableDiffusionEngine: ColorizeEngine {
     /// reference resolved; a named or required adapter that cannot run is `model_not_found` with the reason.
     func referenceUse(_ settings: Settings, reference: RGBAImage?) throws(ProtocolError) -> (ReferenceMode, ImagePromptAdapterEntry?) {
         guard reference != nil, settings.referenceMode != .none else { return (.none, nil) }
-        if settings.referenceMode == .palette { return (.palette, nil) }
+        if settings.referenceMode == .palette || settings.referenceMode == .referenceOnly { return (settings.referenceMode, nil) }
         let adapters = ipAdapters.filter { $0.input != .style }
         let usable = adapters.filter { $0.problem == nil }
         if settings.ipAdapter != "auto" {
@@ -366,12 +387,12 @@ public final class StableDiffusionEngine: ColorizeEngine {
             if let problem = named.problem {
                 throw ProtocolError(.modelNotFound, "IP-Adapter \(named.name) cannot be used: \(problem)", details: ["ip_adapter": .string(named.name)])
             }
-            return (.ipAdapter, named)
+            return (settings.referenceMode == .both ? .both : .ipAdapter, named)
         }
-        if let first = usable.first { return (.ipAdapter, first) }
+        if let first = usable.first { return (settings.referenceMode == .both ? .both : .ipAdapter, first) }
         guard settings.referenceMode == .auto else {
             let reason = adapters.first?.problem.map { "\(adapters[0].name): \($0)" } ?? "none installed in \(ipAdapterDirectory)"
-            throw ProtocolError(.modelNotFound, "reference_mode ip-adapter: no usable IP-Adapter (\(reason))", details: ["param": "options.reference_mode"])
+            throw ProtocolError(.modelNotFound, "reference_mode \(settings.referenceMode.rawValue): no usable IP-Adapter (\(reason))", details: ["param": "options.reference_mode"])
         }
         return (.palette, nil)
     }

@@ -292,6 +292,15 @@ func tinyModelsDirectory(controlNets: [String: String]) throws -> String {
         // Palette mode is the built-in fill's use of the reference, as before.
         let palette = try client.collect(.colorize, params(["size": 32, "steps": 2, "reference_mode": "palette"], seed: 1), frames: try frames()).final
         #expect(palette.result["info"]?["reference"]?["mode"] == "palette" && palette.result["info"]?["start"] == "flats")
+        // Reference-only (the reference read by the self-attention each step), alone and with the IP-Adapter.
+        let referenceOnly = try client.collect(.colorize, params(["size": 32, "steps": 2, "reference_mode": "reference-only",
+                                                                  "style_fidelity": 1], seed: 1), frames: try frames()).final
+        #expect(referenceOnly.type == .result, "\(referenceOnly.header.serializedString())")
+        #expect(referenceOnly.result["info"]?["reference"]?["mode"] == "reference-only" && referenceOnly.result["info"]?["reference"]?["style_fidelity"] == 1)
+        #expect(try #require(referenceOnly.imageData(referenceOnly.result["image"])) != #require(without.imageData(without.result["image"])))
+        let both = try client.collect(.colorize, params(["size": 32, "steps": 2, "reference_mode": "both"], seed: 1), frames: try frames()).final
+        #expect(both.result["info"]?["reference"]?["mode"] == "both" && both.result["info"]?["reference"]?["ip_adapter"] == "ip-adapter_tiny")
+        #expect(try #require(both.imageData(both.result["image"])) != #require(referenceOnly.imageData(referenceOnly.result["image"])))
         // An adapter that cannot run is a typed error naming why.
         let plus = try client.collect(.colorize, params(["size": 32, "steps": 2, "ip_adapter": "ip-adapter-plus_tiny"], seed: 1), frames: try frames()).final
         #expect(plus.protocolError?.code == .modelNotFound && plus.protocolError?.message.contains("hidden states") == true)
