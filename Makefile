@@ -43,14 +43,19 @@ bench-builtin: release
 # Full-size SD1.5 components with random weights and a line-art ControlNet (diffusers' ControlNetModel.from_unet): the
 # Swift engine, then PyTorch on the same weights, then both side by side with the ratios (one CFG step with the
 # ControlNet among them); then a whole sd colorize of a 2048x2048 sketch with hints and the ControlNet through a fresh
-# paintsd (time per step, time outside sampling, peak RSS beside the estimate). Needs the fixture venv; writes ~8 GB
-# under $(BENCH_MODELS), not committed. PAINTSD_BENCH_QUICK=1: a smoke run of the same code at small sizes, one round,
-# 4 steps (its figures mean nothing), without the Paints-UNDO part.
+# paintsd (time per step, time outside sampling, peak RSS beside the estimate). Issue 13's parts in the same two runs:
+# CLIP ViT-H/14 image encode, an SD1.5 CFG step with and without an IP-Adapter, one SDRO step (SD2.1-shaped UNet with
+# the blueprint encoder). Needs the fixture venv; writes ~14 GB under $(BENCH_MODELS), not committed.
+# PAINTSD_BENCH_QUICK=1: a smoke run of the same code at small sizes, one round, 4 steps (its figures mean nothing),
+# issue 13's CLIP and SDRO parts on small stand-ins under $(BENCH_MODELS)/quick/, without the Paints-UNDO part.
 BENCH_MODELS ?= /tmp/paintsd-sd15-random
 BENCH_UNDO_MODELS ?= /tmp/paintsd-undo-random
 bench-diffusion: release
 	test -x $(FIXTURE_VENV)/bin/python || $(MAKE) fixtures
+	@case "$$PAINTSD_BENCH_QUICK" in ""|0) sub=;; *) sub=/quick;; esac; set -x; \
 	test -f $(BENCH_MODELS)/text_encoder/model.fp16.safetensors -a -f $(BENCH_MODELS)/controlnet/sd15-lineart-random/diffusion_pytorch_model.fp16.safetensors \
+		-a -f $(BENCH_MODELS)/ip-adapter/ip-adapter_sd15-random.safetensors -a -f $(BENCH_MODELS)$$sub/clip-vision/vit-h-random/model.safetensors \
+		-a -f $(BENCH_MODELS)$$sub/sdro-random/unet/diffusion_pytorch_model.safetensors \
 		|| $(FIXTURE_VENV)/bin/python Benchmarks/torch/sd15_random.py $(BENCH_MODELS) --write
 	# The daemon's own kernel choice is what is measured: an OPENBLAS_CORETYPE inherited from the shell (some machines
 	# here export Haswell) would pin the AVX2 kernels.

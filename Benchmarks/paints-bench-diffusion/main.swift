@@ -6,7 +6,15 @@
 // Prints the figures and writes them as JSON to OUT_DIR/swift-figures.json for the PyTorch script to compare.
 // With --paints-undo, OUT_DIR is a Paints-UNDO single-frame folder (Benchmarks/torch/paints_undo_random.py) and the
 // figures are its sampling step at 512x640 (two UNet calls), VAE passes and a whole keyframe from the fp16 files.
-// --quick (or PAINTSD_BENCH_QUICK=1): a smoke run of the same code at 128x128 (16x16 latents), one round (SD1.5 part).
+// Then issue 13's parts, timed as the ControlNet step (a warm-up, then rounds; min and median; peak RSS per part), on the
+// f32 files Benchmarks/torch/sd15_random.py writes: one SD1.5 CFG step (UNet batch 2) with the IP-Adapter of
+// OUT_DIR/ip-adapter/ip-adapter_sd15-random.safetensors (IPAdapter.applied, scale 0.6, tokens of [zeros; random]
+// image embeddings, made once per run and timed apart) beside the same step without it, alternating in each round;
+// one CLIP ViT-H/14 image encode at 224x224 (OUT_DIR/clip-vision/vit-h-random); one SDRO sampling step
+// (OUT_DIR/sdro-random/unet: one UNet call, batch 1, context [1, 257, 1024], the blueprint embedded once per run as
+// StableDiffusionReferenceOnlyPipeline does, and that embedding timed apart).
+// --quick (or PAINTSD_BENCH_QUICK=1): a smoke run of the same code at 128x128 (16x16 latents), one round (SD1.5 part);
+// issue 13's CLIP and SDRO parts then take the small stand-ins under OUT_DIR/quick/.
 //
 //     paints-bench-diffusion OUT_DIR [--steps N] [--controlnet DIR] [--quick]
 //     paints-bench-diffusion --paints-undo OUT_DIR [--steps N]
@@ -209,5 +217,76 @@ if FileManager.default.fileExists(atPath: controlNetPath + "/config.json") {
     report("controlnet_peak_rss_gib", peakRSS(), "peak RSS of the controlnet part (GiB)")
 } else {
     print("controlnet step: left out, no ControlNet folder at \(controlNetPath) (Benchmarks/torch/sd15_random.py OUT_DIR --write adds it)")
+}
+// 4. Issue 13 (f32 files, as PyTorch runs them). Each part's models are the only ones alive while it runs.
+figures["issue13_rounds"] = rounds
+let issue13Base = quick ? folder + "/quick" : folder
+/// One warm-up call of each step, then `rounds` rounds calling each in turn: seconds per round, by name.
+func timedRounds(_ steps: [(String, () throws -> Void)]) throws -> [String: [Double]] {
+    var times: [String: [Double]] = [:]
+    for r in 0...rounds {
+        for (name, step) in steps {
+            let t = try seconds(step)
+            if r > 0 { times[name, default: []].append(t) }
+        }
+    }
+    return times
+}
+@MainActor func reportRounds(_ key: String, _ values: [Double], _ label: String) {
+    report("\(key)_min_s", values.min()!, "\(label), min of \(rounds) (s)")
+    report("\(key)_median_s", median(values), "\(label), median of \(rounds) (s)")
+}
+let ipAdapterPath = folder + "/ip-adapter/ip-adapter_sd15-random.safetensors"
+if FileManager.default.fileExists(atPath: ipAdapterPath) {
+    resetPeakRSS()
+    let unet = try UNet2DConditionModel(folder: folder + "/unet", variant: "")
+    let adapter = try IPAdapter(path: ipAdapterPath)
+    let n = latentSide, width = unet.configuration.crossAttentionDimension
+    let x = Tensor(shape: [2, 4, n, n], data: noise.normal(count: 2 * 4 * n * n))
+    let c = Tensor(shape: [2, 77, width], data: noise.normal(count: 2 * 77 * width))
+    // [uncond; cond]: IPA's negative is the projection of a zero embedding.
+    let embeds = Tensor(shape: [2, adapter.inputWidth], data: [Float](repeating: 0, count: adapter.inputWidth) + noise.normal(count: adapter.inputWidth))
+    var adapted = unet
+    report("ip_adapter_apply_s", try seconds {
+        adapted = try adapter.applied(to: unet, tokens: try adapter.imageTokens(embeds), scale: 0.6)
+    }, "IP-Adapter image tokens and their keys/values, once per run (s)")
+    let times = try timedRounds([("plain", { _ = try unet(x, timesteps: [500], context: c) }),
+                                 ("adapter", { _ = try adapted(x, timesteps: [500], context: c) })])
+    reportRounds("ip_adapter_plain_step", times["plain"]!, "cfg step \(n)x\(n) batch 2 without the IP-Adapter")
+    reportRounds("ip_adapter_step", times["adapter"]!, "cfg step \(n)x\(n) batch 2 with the IP-Adapter (\(adapter.layerCount) layers, \(adapter.tokenCount) tokens)")
+    report("ip_adapter_peak_rss_gib", peakRSS(), "peak RSS of the IP-Adapter part (GiB)")
+} else {
+    print("ip-adapter step: left out, no \(ipAdapterPath) (Benchmarks/torch/sd15_random.py OUT_DIR --write adds it)")
+}
+let visionFolder = issue13Base + "/clip-vision/vit-h-random"
+if FileManager.default.fileExists(atPath: visionFolder + "/config.json") {
+    resetPeakRSS()
+    let tower = try CLIPVisionModel(folder: visionFolder, variant: "")
+    let c = tower.configuration
+    let pixels = Tensor(shape: [1, 3, c.imageSize, c.imageSize], data: noise.normal(count: 3 * c.imageSize * c.imageSize))
+    let times = try timedRounds([("encode", { _ = try tower(pixels) })])
+    figures["clip_vision_layers"] = c.layers
+    reportRounds("clip_vision_encode", times["encode"]!, "CLIP vision encode \(c.imageSize)x\(c.imageSize) (hidden \(c.hiddenSize), \(c.layers) layers)")
+    report("clip_vision_peak_rss_gib", peakRSS(), "peak RSS of the CLIP vision part (GiB)")
+} else {
+    print("clip vision encode: left out, no \(visionFolder) (Benchmarks/torch/sd15_random.py OUT_DIR --write adds it)")
+}
+let sdroFolder = issue13Base + "/sdro-random/unet"
+if FileManager.default.fileExists(atPath: sdroFolder + "/config.json") {
+    resetPeakRSS()
+    let unet = try UNet2DConditionModel(folder: sdroFolder, variant: "")
+    let n = latentSide, width = unet.configuration.crossAttentionDimension, d = unet.blueprintDownscale ?? 8
+    let x = Tensor(shape: [1, 4, n, n], data: noise.normal(count: 4 * n * n))
+    let context = Tensor(shape: [1, 257, width], data: noise.normal(count: 257 * width))
+    let blueprint = Tensor(shape: [1, 3, n * d, n * d], data: noise.normal(count: 3 * n * d * n * d).map { $0 > 1.28 ? 1 : 0 })
+    var embedded = try unet.embedBlueprint(blueprint)
+    let conditioning = UNetConditioning(blueprintEmbedding: embedded)
+    let times = try timedRounds([("step", { _ = try unet(x, timesteps: [500], context: context, conditioning: conditioning) }),
+                                 ("embed", { embedded = try unet.embedBlueprint(blueprint) })])
+    reportRounds("sdro_step", times["step"]!, "SDRO step \(n)x\(n) batch 1 (one UNet call, blueprint embedded before)")
+    reportRounds("sdro_blueprint_embed", times["embed"]!, "SDRO blueprint embedding \(n * d)x\(n * d), once per run")
+    report("sdro_peak_rss_gib", peakRSS(), "peak RSS of the SDRO part (GiB)")
+} else {
+    print("sdro step: left out, no \(sdroFolder) (Benchmarks/torch/sd15_random.py OUT_DIR --write adds it)")
 }
 try writeFigures()
