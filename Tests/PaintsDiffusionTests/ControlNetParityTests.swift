@@ -205,7 +205,7 @@ import Testing
         return (try sd.generate(request, noise: &noise), try io.tensor(name + "_image"))
     }
 
-    @Test(arguments: ["txt2img", "img2img", "guess", "multi"])
+    @Test(arguments: ["txt2img", "img2img", "guess", "multi", "nocfg", "nocfg_guess"])
     func matchesDiffusers(_ name: String) throws {
         let (image, expected) = try run(name)
         let error = relativeError(image, expected)
@@ -228,5 +228,37 @@ import Testing
         #expect(throws: ModelError.self) {
             _ = try run("txt2img") { $0.controlNets[0].hint = Tensor(zeros: [1, 3, 16, 12]) }
         }
+    }
+}
+
+/// An attention processor that records the batch of every query it sees (the UNet's rows per call).
+final class RowRecorder: AttentionProcessor, @unchecked Sendable {
+    var rows: [Int] = []
+    func attention(query: Tensor, key: Tensor, value: Tensor, heads: Int) throws(ModelError) -> Tensor {
+        rows.append(query.shape[0])
+        return try ScaledDotProductAttention().attention(query: query, key: key, value: value, heads: heads)
+    }
+}
+
+@Suite struct GuidanceRowsTests {
+    /// Guidance 1 runs the prompt's row alone, one UNet call per step, ControlNet included; above 1 a batch of two.
+    @Test(arguments: [(Float(1), 1), (Float(7.5), 2)])
+    func theUNetRunsOneRowWithoutGuidance(_ guidance: Float, rows: Int) throws {
+        let base = Repository.path("Tests/Fixtures/diffusion")
+        var unet = try UNet2DConditionModel(folder: base + "/unet-sd1")
+        let recorder = RowRecorder()
+        try unet.updateTransformerBlocks { (k, block) throws(ModelError) in if k == 0 { block.selfAttention.processor = recorder } }
+        let sd = StableDiffusionPipeline(unet: unet, vae: try AutoencoderKL(folder: base + "/vae"),
+                                         prompts: PromptEncoder(tokenizer: try CLIPTokenizer(folder: base + "/tokenizer"),
+                                                                textModel: try CLIPTextModel(folder: base + "/clip-sd1")),
+                                         scheduler: SchedulerConfiguration())
+        var request = StableDiffusionPipeline.Request(prompt: "a cat", width: 24, height: 32)
+        request.steps = 3
+        request.guidance = guidance
+        request.controlNets = [ControlNetGuidance(model: try ControlNetModel(folder: Repository.path("Tests/Fixtures/controlnet/pipeline/controlnet-a")),
+                                                  hint: Tensor(zeros: [1, 3, 32, 24]))]
+        var noise = SeededNormalNoise(seed: 1)
+        _ = try sd.generate(request, noise: &noise)
+        #expect(recorder.rows == Array(repeating: rows, count: 3), "\(recorder.rows)")
     }
 }

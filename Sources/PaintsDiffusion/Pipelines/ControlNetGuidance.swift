@@ -71,15 +71,22 @@ struct PreparedControlNets {
     var isEmpty: Bool { units.isEmpty }
 
     /// The summed residuals of the units acting at step `index` of `count`, for a guidance batch [uncond; cond] whose
-    /// one half is `input` (the scaled latents, `shape`) and whose text is `context` [2, S, D]; nil when none acts.
+    /// one half is `input` (the scaled latents, `shape`) and whose text is `context` [2, S, D]; without guidance
+    /// (`guided` false) for the cond row alone, `context` [1, S, D]. nil when none acts.
     func residuals(input: [Float], shape: [Int], timestep: Float, context: Tensor, step index: Int,
-                   of count: Int) throws(ModelError) -> UNetConditioning? {
+                   of count: Int, guided: Bool = true) throws(ModelError) -> UNetConditioning? {
         var down: [Tensor]?
         var mid: Tensor?
         for unit in units where unit.guidance.acts(atStep: index, of: count) {
             let g = unit.guidance
             var (d, m): ([Tensor], Tensor)
-            if g.guessMode {
+            if !guided {
+                // One row: the ControlNet sees what the UNet sees; guess mode keeps its scales (diffusers does too).
+                (d, m) = try g.model(Tensor(shape: shape, data: input), timesteps: [timestep], context: context, embeddedHint: unit.single)
+                let scales = g.residualScales(count: d.count + 1)
+                d = d.enumerated().map { ControlNetModel.scaled($1, by: scales[$0]) }
+                m = ControlNetModel.scaled(m, by: scales[d.count])
+            } else if g.guessMode {
                 // The conditional half only; the unconditional half gets zero residuals.
                 let half = context.shape[1] * context.shape[2]
                 let cond = Tensor(shape: [1] + Array(context.shape.dropFirst()), data: Array(context.data[half...]))

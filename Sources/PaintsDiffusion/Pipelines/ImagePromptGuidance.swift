@@ -23,11 +23,14 @@ public struct ImagePromptGuidance: Sendable {
 
     /// The UNet of a guidance batch [uncond; cond] with the image tokens bound to its cross-attention layers (beside
     /// any bound before: several image prompts add up).
-    func unet(_ unet: UNet2DConditionModel) throws(ModelError) -> UNet2DConditionModel {
+    /// Without guidance (`guided` false) the batch is the cond row alone and takes the positive tokens only.
+    func unet(_ unet: UNet2DConditionModel, guided: Bool = true) throws(ModelError) -> UNet2DConditionModel {
         guard embeds.shape.first == 1, negativeEmbeds.shape == embeds.shape else {
             throw .tensor(.shapeMismatch(operation: "image prompt embeddings", shapes: [embeds.shape, negativeEmbeds.shape]))
         }
-        let negative = try adapter.imageTokens(negativeEmbeds), positive = try adapter.imageTokens(embeds)
+        let positive = try adapter.imageTokens(embeds)
+        guard guided else { return try adapter.applied(to: unet, tokens: positive, scale: scale) }
+        let negative = try adapter.imageTokens(negativeEmbeds)
         let tokens = Tensor(shape: [2] + Array(positive.shape.dropFirst()), data: negative.data + positive.data)
         return try adapter.applied(to: unet, tokens: tokens, scale: scale)
     }

@@ -30,10 +30,14 @@ struct PreparedReference {
     let writer: UNet2DConditionModel
     let reader: UNet2DConditionModel
 
-    /// `unet` as the run uses it (image prompts already bound; the write pass sees them too); the batch is
-    /// [uncond; cond] of one latent of `latentShape`.
+    /// The guidance batch's rows: 2 ([uncond; cond]) or 1 (the cond row alone, no guidance).
+    let rows: Int
+
+    /// `unet` as the run uses it (image prompts already bound; the write pass sees them too); the batch is `rows`
+    /// copies of one latent of `latentShape`.
     init(_ g: ReferenceAttentionGuidance, unet: UNet2DConditionModel, vae: AutoencoderKL, vaeScale f: Int,
-         latentShape shape: [Int]) throws(ModelError) {
+         latentShape shape: [Int], rows: Int = 2) throws(ModelError) {
+        self.rows = rows
         switch g.reference {
         case .image(let image):
             guard image.shape == [1, 3, shape[2] * f, shape[3] * f] else {
@@ -50,7 +54,7 @@ struct PreparedReference {
             }
             latents = given.data
         }
-        let reference = try ReferenceAttention(options: g.options, unconditionalRows: 1)
+        let reference = try ReferenceAttention(options: g.options, unconditionalRows: rows - 1)
         writer = try reference.writer(unet)
         reader = try reference.reader(unet)
     }
@@ -60,6 +64,7 @@ struct PreparedReference {
     func write(scheduler: some Scheduler, step index: Int, noise: [Float], shape: [Int], timestep: Float,
                context: Tensor) throws(ModelError) {
         let noised = scheduler.scaleModelInput(scheduler.addNoise(latents, noise: noise, step: index), step: index)
-        _ = try writer(Tensor(shape: [2] + Array(shape.dropFirst()), data: noised + noised), timesteps: [timestep], context: context)
+        _ = try writer(Tensor(shape: [rows] + Array(shape.dropFirst()), data: Array([[Float]](repeating: noised, count: rows).joined())),
+                       timesteps: [timestep], context: context)
     }
 }

@@ -86,11 +86,20 @@ public struct StableDiffusionPipeline: Sendable {
         guard unet.inChannels == shape[1] else {
             throw ModelError.configuration("the UNet takes \(unet.inChannels) channels, the VAE makes \(shape[1]) (inpainting models need their own pipeline)")
         }
-        // Text: [uncond; cond], windows padded to the same count.
-        let windows = max(prompts.windowCount(r.prompt), prompts.windowCount(r.negativePrompt))
-        let cond = try prompts.encode(r.prompt, minimumWindows: windows)
-        let uncond = try prompts.encode(r.negativePrompt, minimumWindows: windows)
-        let context = Tensor(shape: [2] + Array(cond.shape.dropFirst()), data: uncond.data + cond.data)
+        // Classifier-free guidance runs a batch of two, [uncond; cond]; a guidance of 1 or less runs the prompt's half
+        // alone, one UNet call per step (diffusers: `guidance_scale > 1`).
+        let guided = r.guidance > 1
+        let rows = guided ? 2 : 1
+        // Text: [uncond; cond], windows padded to the same count; or cond alone.
+        let context: Tensor
+        if guided {
+            let windows = max(prompts.windowCount(r.prompt), prompts.windowCount(r.negativePrompt))
+            let cond = try prompts.encode(r.prompt, minimumWindows: windows)
+            let uncond = try prompts.encode(r.negativePrompt, minimumWindows: windows)
+            context = Tensor(shape: [2] + Array(cond.shape.dropFirst()), data: uncond.data + cond.data)
+        } else {
+            context = try prompts.encode(r.prompt)
+        }
 
         var scheduler = r.sampler.makeScheduler(schedulerConfiguration, steps: r.steps)
         var first = 0
@@ -109,16 +118,16 @@ public struct StableDiffusionPipeline: Sendable {
         let total = scheduler.timesteps.count
         let controlNets = try PreparedControlNets(r.controlNets, latentShape: shape)
         var unet = self.unet
-        for prompt in r.imagePrompts { unet = try prompt.unet(unet) }
+        for prompt in r.imagePrompts { unet = try prompt.unet(unet, guided: guided) }
         let reference = try r.referenceOnly.map { g throws(ModelError) in
-            try PreparedReference(g, unet: unet, vae: vae, vaeScale: f, latentShape: shape)
+            try PreparedReference(g, unet: unet, vae: vae, vaeScale: f, latentShape: shape, rows: rows)
         }
         for i in first..<total {
             let input = scheduler.scaleModelInput(latents, step: i)
-            let batch = Tensor(shape: [2] + Array(shape.dropFirst()), data: input + input)
+            let batch = guided ? Tensor(shape: [2] + Array(shape.dropFirst()), data: input + input) : Tensor(shape: shape, data: input)
             let timestep = Float(scheduler.timesteps[i])
             let control = try controlNets.residuals(input: input, shape: shape, timestep: timestep, context: context,
-                                                    step: i - first, of: total - first)
+                                                    step: i - first, of: total - first, guided: guided)
             var model = unet
             if let reference {
                 try reference.write(scheduler: scheduler, step: i, noise: noise.normal(count: count), shape: shape,
@@ -126,13 +135,15 @@ public struct StableDiffusionPipeline: Sendable {
                 model = reference.reader
             }
             let prediction = try model(batch, timesteps: [timestep], context: context, conditioning: control ?? UNetConditioning())
-            let half = count
-            var guided = [Float](repeating: 0, count: half)
-            for k in 0..<half {
-                let u = prediction.data[k], t = prediction.data[half + k]
-                guided[k] = u + r.guidance * (t - u)
+            var output = prediction.data
+            if guided {
+                output = [Float](repeating: 0, count: count)
+                for k in 0..<count {
+                    let u = prediction.data[k], t = prediction.data[count + k]
+                    output[k] = u + r.guidance * (t - u)
+                }
             }
-            latents = scheduler.step(output: guided, step: i, sample: latents, noise: &noise)
+            latents = scheduler.step(output: output, step: i, sample: latents, noise: &noise)
             try onStep(i - first + 1, total - first, Tensor(shape: shape, data: latents))
         }
         let decoded = try vae.decode(Tensor(shape: shape, data: latents.map { $0 / vae.configuration.scalingFactor }))

@@ -369,6 +369,7 @@ def pipelines():
     img2img_noise = torch.randn((1, 4, 8, 6), generator=latent_g)
     guess_latents = torch.randn((1, 4, 8, 6), generator=latent_g)
     multi_latents = torch.randn((1, 4, 8, 6), generator=latent_g)
+    nocfg_latents = torch.randn((1, 4, 8, 6), generator=latent_g)
 
     prompt, negative = "a watercolor painting of a cat", "blurry"
     common = dict(prompt=prompt, negative_prompt=negative, num_inference_steps=5, output_type="np")
@@ -477,6 +478,22 @@ def pipelines():
     assert [r["scale"] for r in records[0]] == [0.7] * 5 and [r["scale"] for r in records[1]] == [0.0, 0.5, 0.5, 0, 0]
     tensors.update(multi_latents=multi_latents, multi_control_a=control_a, multi_control_b=control_b,
                    multi_image=image)
+
+    # e. No classifier-free guidance (guidance 1: one UNet row per step, the ControlNet on that row alone), plain and
+    # in guess mode (the 0.825 scales; no zero half without guidance).
+    settings = dict(height=32, width=24, guidance_scale=1.0, controlnet_conditioning_scale=0.8,
+                    control_guidance_start=0.0, control_guidance_end=0.8)
+    image, records = run("nocfg", StableDiffusionControlNetPipeline, ["a"], settings,
+                         image=control_a.clone(), latents=nocfg_latents.clone())
+    assert all(r["sample"] == 1 and r["text"] == 1 for r in records[0])
+    tensors.update(nocfg_latents=nocfg_latents, nocfg_control=control_a, nocfg_image=image)
+    settings = dict(height=32, width=24, guidance_scale=1.0, controlnet_conditioning_scale=1.0, guess_mode=True)
+    with cn11_guess_scales(len(nets["a"].controlnet_down_blocks) + 1) as calls:
+        image, records = run("nocfg_guess", StableDiffusionControlNetPipeline, ["a"], settings,
+                             image=control_a.clone(), latents=nocfg_latents.clone())
+    assert calls == [5] * 5, calls
+    assert all(r["sample"] == 1 and r["text"] == 1 for r in records[0])
+    tensors.update(nocfg_guess_latents=nocfg_latents, nocfg_guess_control=control_a, nocfg_guess_image=image)
 
     save(os.path.join(out, "io.safetensors"), tensors, metadata)
 
