@@ -28,6 +28,11 @@ public final class ModelCache: Sendable {
     /// The ControlNets resident, by name.
     public var loadedControlNets: [String] { names(of: "controlnet") }
 
+    /// The resident models of `kind` that are `M`s.
+    func residents<M: Sendable>(_ kind: String, as: M.Type) -> [M] {
+        entries.withLock { $0.filter { $0.key.kind == kind }.compactMap { $0.value.model as? M } }
+    }
+
     func names(of kind: String) -> [String] { entries.withLock { $0.keys.filter { $0.kind == kind }.map(\.name).sorted() } }
 
     /// Serialises loads, so two workers asking for one model load it once. Separate from `entries`, which the socket

@@ -48,7 +48,11 @@ public final class StableDiffusionEngine: ColorizeEngine {
         return cache.loadedNames.isEmpty ? .available : .ready
     }
 
-    public var residentBytes: Int { cache.residentBytes + embeddings.residentBytes }
+    /// Models, reference encodings, and the loaded pipelines' kept text embeddings and img2img latents.
+    public var residentBytes: Int {
+        cache.residentBytes + embeddings.residentBytes
+            + cache.residents("model", as: StableDiffusionPipeline.self).reduce(0) { $0 + $1.caches.residentBytes }
+    }
 
     public var assets: [String: JSONValue]? {
         ["models": .array(models.map { .string($0) }), "controlnets": .array(controlNets.map(\.json)),

@@ -33,6 +33,9 @@ public struct StableDiffusionPipeline: Sendable {
     public let vae: AutoencoderKL
     public var prompts: PromptEncoder
     public let schedulerConfiguration: SchedulerConfiguration
+    /// Text embeddings and img2img latents kept between runs (a second press with the same prompt or the same flats
+    /// skips the text encoder or the VAE encoder).
+    public let caches = PipelineCaches()
 
     public init(unet: UNet2DConditionModel, vae: AutoencoderKL, prompts: PromptEncoder, scheduler: SchedulerConfiguration) {
         self.unet = unet
@@ -71,6 +74,13 @@ public struct StableDiffusionPipeline: Sendable {
         }
     }
 
+    /// The text encoder's output for `prompt` padded to at least `windows` windows, kept by `caches`.
+    func encodeText(_ prompt: String, windows: Int) throws(ModelError) -> Tensor {
+        try caches.text.tensor(PipelineCaches.TextKey(prompt: prompt, windows: windows)) { () throws(ModelError) in
+            try prompts.encode(prompt, minimumWindows: windows)
+        }.tensor
+    }
+
     /// Called after each denoising step with (step, steps, latents); throw to cancel.
     public typealias StepCallback = (Int, Int, Tensor) throws -> Void
 
@@ -94,11 +104,11 @@ public struct StableDiffusionPipeline: Sendable {
         let context: Tensor
         if guided {
             let windows = max(prompts.windowCount(r.prompt), prompts.windowCount(r.negativePrompt))
-            let cond = try prompts.encode(r.prompt, minimumWindows: windows)
-            let uncond = try prompts.encode(r.negativePrompt, minimumWindows: windows)
+            let cond = try encodeText(r.prompt, windows: windows)
+            let uncond = try encodeText(r.negativePrompt, windows: windows)
             context = Tensor(shape: [2] + Array(cond.shape.dropFirst()), data: uncond.data + cond.data)
         } else {
-            context = try prompts.encode(r.prompt)
+            context = try encodeText(r.prompt, windows: 0)
         }
 
         var scheduler = r.sampler.makeScheduler(schedulerConfiguration, steps: r.steps)
@@ -110,7 +120,10 @@ public struct StableDiffusionPipeline: Sendable {
             let run = min(r.steps, Int(Float(r.steps) * r.strength))
             first = max(r.steps - run, 0)
             guard first < r.steps else { throw ModelError.configuration("strength leaves no step to run") }
-            let encoded = try vae.encode(source).mean.data.map { $0 * vae.configuration.scalingFactor }
+            let key = PipelineCaches.SourceKey(shape: source.shape, content: contentHash(source.data))
+            let encoded = try caches.sourceLatents.tensor(key) { () throws(ModelError) in
+                try vae.encode(source).mean.map { [s = vae.configuration.scalingFactor] in $0 * s }
+            }.tensor.data
             latents = scheduler.addNoise(encoded, noise: noise.normal(count: count), step: first)
         } else {
             latents = noise.normal(count: count).map { $0 * scheduler.initNoiseSigma }
