@@ -82,6 +82,7 @@ fixtures:
 	$(FIXTURE_VENV)/bin/python Tests/Fixtures/reference-only/generate.py
 	$(FIXTURE_VENV)/bin/python Tests/Fixtures/sdro/generate.py
 	$(FIXTURE_VENV)/bin/python Tests/Fixtures/clip-vision/generate.py
+	$(FIXTURE_VENV)/bin/python Tests/Fixtures/taesd/generate.py
 
 # Fuzzing, outside CI and `make test`: a seeded random mutator over the safetensors reader, the single-file and folder
 # model loaders, the PNG decoder and the request header parser, FUZZ_ITERATIONS inputs per target from the seed corpus

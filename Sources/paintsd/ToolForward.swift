@@ -19,6 +19,8 @@ struct Forward: ParsableCommand {
                             a UNet with a blueprint encoder (SDRO) also controlnet_cond [N,3,8H,8W] in 0..1
               vae-encode    image [N,3,H,W] in -1..1 -> mean, logvar (unscaled)
               vae-decode    latents [N,4,h,w] (unscaled) -> decoded
+              taesd-encode  image [N,3,H,W] in -1..1 -> latents (as the UNet sees them: TAESD's scaling_factor is 1)
+              taesd-decode  latents [N,4,h,w] (as the UNet sees them, not unscaled) -> decoded (about -1..1)
               text-encoder  input_ids [N,77] (int64) -> last_hidden_state (after --clip-skip layers are skipped)
               controlnet    sample [N,C,h,w], timesteps [N] or [1], encoder_hidden_states [N,S,D],
                             controlnet_cond [N,3,8h,8w] in 0..1, optional conditioning_scale [1] (default 1)
@@ -26,17 +28,18 @@ struct Forward: ParsableCommand {
               clip-vision   pixel_values [N,3,S,S] (CLIPImageProcessor's output) -> last_hidden_state,
                             penultimate_hidden_state, and image_embeds when the model has a visual_projection
             --model is the component's folder (config.json + weights), or a pipeline folder holding unet/, vae/,
-            text_encoder/, controlnet/, image_encoder/; for controlnet also an original-layout single file
+            text_encoder/, controlnet/, image_encoder/, taesd/; for controlnet also an original-layout single file
             (control_v11p_sd15_*.safetensors, keys with or without control_model.).
             """)
 
     enum Component: String, ExpressibleByArgument, CaseIterable {
         case unet, vaeEncode = "vae-encode", vaeDecode = "vae-decode", textEncoder = "text-encoder", controlnet
         case clipVision = "clip-vision"
+        case taesdEncode = "taesd-encode", taesdDecode = "taesd-decode"
     }
 
     @Option(help: "Component folder or pipeline folder.") var model: String
-    @Option(help: "unet, vae-encode, vae-decode, text-encoder, controlnet or clip-vision.") var component: Component
+    @Option(help: "unet, vae-encode, vae-decode, text-encoder, controlnet, clip-vision, taesd-encode or taesd-decode.") var component: Component
     @Option(help: "safetensors file with the inputs.") var inputs: String
     @Option(help: "safetensors file to write.") var output: String
     @Option(help: "Text encoder: layers to skip from the end (0 = last layer).") var clipSkip = 0
@@ -85,6 +88,10 @@ struct Forward: ParsableCommand {
             add("logvar", logVariance)
         case .vaeDecode:
             add("decoded", try AutoencoderKL(folder: folder("vae")).decode(file.tensor("latents")))
+        case .taesdEncode:
+            add("latents", try AutoencoderTiny(folder: folder("taesd")).encode(file.tensor("image")))
+        case .taesdDecode:
+            add("decoded", try AutoencoderTiny(folder: folder("taesd")).decode(file.tensor("latents")))
         case .textEncoder:
             let ids = try file.integers("input_ids"), shape = try file.entry("input_ids").shape
             // [N, L] or [L], with N and L at least 1 (a zero width would make a zero stride).
