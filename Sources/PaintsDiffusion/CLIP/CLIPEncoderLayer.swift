@@ -45,11 +45,9 @@ struct CLIPEncoderLayer: Sendable {
     func callAsFunction(_ h: Tensor, causal: Bool) throws(ModelError) -> Tensor {
         try cancellationPoint()
         let x = try norm1(h)
+        let (query, key, value) = (try q(x), try k(x), try v(x))   // through the layers: a bound LoRA adds its terms
         let attended = try compute { () throws(TensorError) in
-            try Tensor.attention(query: try x.linear(weight: q.weight, bias: q.bias),
-                                 key: try x.linear(weight: k.weight, bias: k.bias),
-                                 value: try x.linear(weight: v.weight, bias: v.bias),
-                                 heads: heads, causal: causal)
+            try Tensor.attention(query: query, key: key, value: value, heads: heads, causal: causal)
         }
         let h = h + (try out(attended))
         let hidden = try fc1(try norm2(h))

@@ -44,6 +44,8 @@ public struct CLIPTextModel: Sendable {
     let positionEmbedding: Tensor    // [positions, hidden]
     let layers: [CLIPEncoderLayer]
     let finalNorm: LayerNorm
+    /// LoRAs bound to this copy (`LoRA.applied(to:weight:)`); nil runs the base weights alone.
+    public var lora: LoRABinding?
 
     /// Weights with transformers key names, with or without the `text_model.` prefix of published checkpoints.
     public init(configuration c: CLIPTextConfiguration, weights: WeightStore) throws(ModelError) {
@@ -78,6 +80,9 @@ public struct CLIPTextModel: Sendable {
     /// Hidden states [B, L, hidden] for token ids [B][L]. `clipSkip` = 0 uses the last layer; k > 0 the output of the
     /// layer k before it (A1111's "CLIP skip k+1"); both pass through the final layer norm, as diffusers does.
     public func encode(_ ids: [[Int]], clipSkip: Int = 0) throws(ModelError) -> Tensor {
+        if let lora, LoRABinding.current !== lora {
+            return try LoRABinding.with(lora) { () throws(ModelError) in try encode(ids, clipSkip: clipSkip) }
+        }
         let batch = ids.count, length = ids.first?.count ?? 0, d = configuration.hiddenSize
         guard batch > 0, length >= 1, length <= configuration.maxPositions, ids.allSatisfy({ $0.count == length }), clipSkip >= 0, clipSkip < layers.count else {
             throw .configuration("token ids must be \(batch) rows of equal length <= \(configuration.maxPositions), clip skip in 0..<\(layers.count)")

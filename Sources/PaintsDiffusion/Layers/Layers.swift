@@ -54,9 +54,12 @@ public struct Conv2d: Sendable {
     public let bias: Tensor?
     public let stride: Int
     public let padding: Int
+    /// The module path (`down_blocks.0.resnets.0.conv1`): what a bound LoRA finds the layer by.
+    public let name: String
 
     /// Reads `weight` [O, I, K, K] (and `bias` [O] when present); padding defaults to K/2.
     public init(_ w: WeightStore, stride: Int = 1, padding: Int? = nil) throws(ModelError) {
+        name = String(w.prefix.dropLast())
         weight = try w.loadWeight("weight")
         guard weight.rank == 4, weight.shape.allSatisfy({ $0 >= 1 }) else {
             throw .configuration("\(w.prefix)weight: expected a 4-d convolution kernel, got \(weight.shape)")
@@ -72,15 +75,19 @@ public struct Conv2d: Sendable {
     public var outChannels: Int { weight.shape[0] }
 
     public func callAsFunction(_ x: Tensor) throws(ModelError) -> Tensor {
-        try compute { () throws(TensorError) in try x.conv2d(weight: weight, bias: bias, stride: stride, padding: padding) }
+        let y = try compute { () throws(TensorError) in try x.conv2d(weight: weight, bias: bias, stride: stride, padding: padding) }
+        return try LoRABinding.adding(to: y, input: x, layer: name)
     }
 }
 
 public struct Linear: Sendable {
     public let weight: Weight
     public let bias: Tensor?
+    /// The module path (`...attn1.to_q`): what a bound LoRA finds the layer by.
+    public let name: String
 
     public init(_ w: WeightStore) throws(ModelError) {
+        name = String(w.prefix.dropLast())
         weight = try w.loadWeight("weight")
         guard weight.rank == 2, weight.shape.allSatisfy({ $0 >= 1 }) else {
             throw .configuration("\(w.prefix)weight: expected a matrix, got \(weight.shape)")
@@ -93,7 +100,8 @@ public struct Linear: Sendable {
     public var inFeatures: Int { weight.shape[1] }
 
     public func callAsFunction(_ x: Tensor) throws(ModelError) -> Tensor {
-        try compute { () throws(TensorError) in try x.linear(weight: weight, bias: bias) }
+        let y = try compute { () throws(TensorError) in try x.linear(weight: weight, bias: bias) }
+        return try LoRABinding.adding(to: y, input: x, layer: name)
     }
 }
 

@@ -48,6 +48,8 @@ public struct UNet2DConditionModel: Sendable {
     public let configuration: UNetConfiguration
     /// Called with the feature map at every `UNetFeatureSite`; nil (the default) leaves the forward pass as it is.
     public var featureHook: (any UNetFeatureHook)?
+    /// LoRAs bound to this copy (`LoRA.applied(to:weight:)`); nil runs the base weights alone.
+    public var lora: LoRABinding?
     /// Input channels, read from conv_in's weight (Paints-UNDO's 8-channel UNet says 4 in its config).
     public var inChannels: Int { convIn.inChannels }
 
@@ -202,6 +204,9 @@ public struct UNet2DConditionModel: Sendable {
     /// conditioned on `context` [N, S, D].
     public func callAsFunction(_ sample: Tensor, timesteps: [Float], context: Tensor,
                                conditioning: UNetConditioning = UNetConditioning()) throws(ModelError) -> Tensor {
+        if let lora, LoRABinding.current !== lora {
+            return try LoRABinding.with(lora) { () throws(ModelError) in try self(sample, timesteps: timesteps, context: context, conditioning: conditioning) }
+        }
         guard sample.rank == 4, sample.shape.allSatisfy({ $0 >= 1 }), sample.shape[1] == inChannels, context.rank == 3,
               context.shape[0] == sample.shape[0], context.shape[1] >= 1, timesteps.count == 1 || timesteps.count == sample.shape[0]
         else {

@@ -1,0 +1,112 @@
+// LoRA against diffusers on the tiny SD1 UNet and CLIP text encoder (Tests/Fixtures/lora, from its generate.py): a
+// kohya file (rank 4, alpha 2, LoCon 3x3 convs in the resnets) at 0.8, a diffusers/PEFT file (rank 3, no alpha) at
+// 1.3, and both stacked; diffusers' outputs come from load_lora_into_unet / _text_encoder, unfused.
+import Foundation
+import PaintsDiffusion
+import PaintsTensor
+import PaintsTestSupport
+import Testing
+
+@Suite struct LoRAParityTests {
+    let base = Repository.path("Tests/Fixtures/lora")
+    let diffusion = Repository.path("Tests/Fixtures/diffusion")
+
+    struct Inputs {
+        let sample: Tensor, timesteps: [Float], context: Tensor, ids: [[Int]]
+        let io: SafeTensorsFile
+    }
+
+    func inputs() throws -> Inputs {
+        let io = try SafeTensorsFile(path: base + "/io.safetensors")
+        let flat = try io.integers("input_ids")
+        return Inputs(sample: try io.tensor("sample"), timesteps: try io.floats("timesteps"), context: try io.tensor("encoder_hidden_states"),
+                      ids: stride(from: 0, to: flat.count, by: 77).map { Array(flat[$0..<($0 + 77)]) }, io: io)
+    }
+
+    var kohya: String { base + "/kohya/lora_tiny.safetensors" }
+    var peft: String { base + "/peft/pytorch_lora_weights.safetensors" }
+
+    @Test(arguments: ["kohya", "peft", "both"])
+    func unetAndTextEncoderMatchDiffusers(_ run: String) throws {
+        let x = try inputs()
+        let m = try x.io.floats("multiplier")[0], pm = try x.io.floats("peft_multiplier")[0]
+        let files: [(String, Float)] = run == "kohya" ? [(kohya, m)] : run == "peft" ? [(peft, pm)] : [(kohya, m), (peft, pm)]
+        var unet = try UNet2DConditionModel(folder: diffusion + "/unet-sd1")
+        var text = try CLIPTextModel(folder: diffusion + "/clip-sd1")
+        for (path, weight) in files {
+            let lora = try LoRA(path: path)
+            #expect(lora.adaptsUNet && lora.adaptsTextEncoder)
+            unet = try lora.applied(to: unet, weight: weight)
+            text = try lora.applied(to: text, weight: weight)
+        }
+        let output = try unet(x.sample, timesteps: x.timesteps, context: x.context)
+        let hidden = try text.encode(x.ids)
+        let unetError = relativeError(output, try x.io.tensor("unet_\(run)"))
+        let textError = relativeError(hidden, try x.io.tensor("te_\(run)"))
+        print("lora \(run): UNet relative error \(unetError), text encoder \(textError)")
+        #expect(unetError <= 1e-4 && textError <= 1e-4)
+        // The comparison can fail: the base outputs are far from diffusers' outputs with the LoRA, and so is the LoRA at
+        // another multiplier.
+        #expect(relativeError(try x.io.tensor("unet_base"), try x.io.tensor("unet_\(run)")) > 1e-2)
+        #expect(relativeError(try x.io.tensor("te_base"), try x.io.tensor("te_\(run)")) > 1e-2)
+        let other = try LoRA(path: files[0].0).applied(to: try UNet2DConditionModel(folder: diffusion + "/unet-sd1"), weight: files[0].1 * 0.9)
+        #expect(relativeError(try other(x.sample, timesteps: x.timesteps, context: x.context), try x.io.tensor("unet_\(run)")) > 1e-3)
+    }
+
+    /// The base model a LoRA was bound onto is untouched: it gives the original output exactly, before and after.
+    @Test func theBaseModelStaysIntact() throws {
+        let x = try inputs()
+        let unet = try UNet2DConditionModel(folder: diffusion + "/unet-sd1")
+        let text = try CLIPTextModel(folder: diffusion + "/clip-sd1")
+        let before = try unet(x.sample, timesteps: x.timesteps, context: x.context), textBefore = try text.encode(x.ids)
+        let lora = try LoRA(path: kohya)
+        let adapted = try lora.applied(to: unet, weight: 0.8), adaptedText = try lora.applied(to: text, weight: 0.8)
+        let withLoRA = try adapted(x.sample, timesteps: x.timesteps, context: x.context)
+        _ = try adaptedText.encode(x.ids)
+        let after = try unet(x.sample, timesteps: x.timesteps, context: x.context), textAfter = try text.encode(x.ids)
+        #expect(before.data == after.data && textBefore.data == textAfter.data)
+        #expect(relativeError(after, try x.io.tensor("unet_base")) <= 1e-4)
+        #expect(relativeError(textAfter, try x.io.tensor("te_base")) <= 1e-4)
+        #expect(withLoRA.data != after.data)
+        // A multiplier of 0 is the base model exactly (every term is multiplied by zero).
+        let zero = try lora.applied(to: unet, weight: 0)(x.sample, timesteps: x.timesteps, context: x.context)
+        #expect(relativeError(zero, before) <= 1e-6)
+    }
+
+    /// Bad files are refused with what is wrong named: LoHa / LoKr by name, keys of another form, modules matching no
+    /// layer.
+    @Test func refusesWhatItCannotApply() throws {
+        let dir = try TemporaryDirectory.make(prefix: "lora")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        func write(_ name: String, _ tensors: [(String, [Int])]) throws -> String {
+            let path = dir + "/" + name
+            try SafeTensorsWriter.write(tensors.map { SafeTensorsWriter.Tensor($0.0, shape: $0.1, values: [Float](repeating: 0.1, count: $0.1.reduce(1, *))) },
+                                        to: path)
+            return path
+        }
+        let loha = try write("loha.safetensors", [("lora_unet_mid_block_attentions_0_proj_in.hada_w1_a", [4, 2])])
+        #expect(throws: ModelError.self) { try LoRA(path: loha) }
+        do { _ = try LoRA(path: loha) } catch { #expect("\(error)".contains("LoHa")) }
+        let lokr = try write("lokr.safetensors", [("lora_unet_mid_block_attentions_0_proj_in.lokr_w1", [4, 2])])
+        do { _ = try LoRA(path: lokr); Issue.record("LoKr accepted") } catch { #expect("\(error)".contains("LoKr")) }
+        let odd = try write("odd.safetensors", [("unet.mid_block.attentions.0.proj_in.weird.weight", [4, 2])])
+        do { _ = try LoRA(path: odd); Issue.record("unknown key accepted") } catch { #expect("\(error)".contains("weird")) }
+        // A module for a layer the UNet does not have: named in the error, not dropped.
+        let stray = try write("stray.safetensors", [
+            ("lora_unet_mid_block_attentions_0_transformer_blocks_0_attn1_to_q.lora_down.weight", [2, 64]),
+            ("lora_unet_mid_block_attentions_0_transformer_blocks_0_attn1_to_q.lora_up.weight", [64, 2]),
+            ("lora_unet_down_blocks_7_attentions_0_proj_in.lora_down.weight", [2, 32]),
+            ("lora_unet_down_blocks_7_attentions_0_proj_in.lora_up.weight", [32, 2]),
+        ])
+        let unet = try UNet2DConditionModel(folder: diffusion + "/unet-sd1")
+        do { _ = try LoRA(path: stray).applied(to: unet, weight: 1); Issue.record("stray module accepted") } catch {
+            #expect("\(error)".contains("lora_unet_down_blocks_7_attentions_0_proj_in") && !"\(error)".contains("attn1_to_q"))
+        }
+        // Shapes that do not fit the layer.
+        let wrong = try write("wrong.safetensors", [
+            ("unet.mid_block.attentions.0.transformer_blocks.0.attn1.to_q.lora_A.weight", [2, 63]),
+            ("unet.mid_block.attentions.0.transformer_blocks.0.attn1.to_q.lora_B.weight", [64, 2]),
+        ])
+        #expect(throws: ModelError.self) { try LoRA(path: wrong).applied(to: unet, weight: 1) }
+    }
+}
