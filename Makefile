@@ -83,6 +83,7 @@ fixtures:
 	$(FIXTURE_VENV)/bin/python Tests/Fixtures/sdro/generate.py
 	$(FIXTURE_VENV)/bin/python Tests/Fixtures/clip-vision/generate.py
 	$(FIXTURE_VENV)/bin/python Tests/Fixtures/taesd/generate.py
+	$(FIXTURE_VENV)/bin/pip install -q peft==0.21.2 && $(FIXTURE_VENV)/bin/python Tests/Fixtures/lora/generate.py
 
 # Fuzzing, outside CI and `make test`: a seeded random mutator over the safetensors reader, the single-file and folder
 # model loaders, the PNG decoder and the request header parser, FUZZ_ITERATIONS inputs per target from the seed corpus

@@ -10,13 +10,19 @@ struct SchedulerFixture {
     let className: String
     let configuration: SchedulerConfiguration
     let steps: Int
+    /// LCM and TCD: img2img strength (set_timesteps(strength=)) and TCD's gamma (step's eta), from the metadata.
+    let strength: Float
+    let gamma: Double
 
-    init(_ name: String) throws {
-        file = try SafeTensorsFile(path: Repository.path("Tests/Fixtures/diffusion/scheduler-\(name).safetensors"))
+    /// `folder`: the fixture folder under Tests/Fixtures (schedulers-fewstep's scripts write the same format).
+    init(_ name: String, folder: String = "diffusion") throws {
+        file = try SafeTensorsFile(path: Repository.path("Tests/Fixtures/\(folder)/scheduler-\(name).safetensors"))
         className = file.metadata["class"] ?? ""
         let json = try JSONSerialization.jsonObject(with: Data((file.metadata["config"] ?? "{}").utf8)) as? [String: Any] ?? [:]
         configuration = try SchedulerConfiguration(json: json)
         steps = Int(file.metadata["steps"] ?? "") ?? 0
+        strength = Float(file.metadata["strength"] ?? "") ?? 1
+        gamma = Double(file.metadata["gamma"] ?? "") ?? 0.3
     }
 
     func makeScheduler() -> any Scheduler {
@@ -24,6 +30,8 @@ struct SchedulerFixture {
         case "DDIMScheduler": DDIMScheduler(configuration, steps: steps)
         case "EulerAncestralDiscreteScheduler": EulerAncestralScheduler(configuration, steps: steps)
         case "DPMSolverMultistepScheduler": DPMSolverMultistepScheduler(configuration, steps: steps)
+        case "LCMScheduler": LCMScheduler(configuration, steps: steps, strength: strength)
+        case "TCDScheduler": TCDScheduler(configuration, steps: steps, strength: strength, gamma: gamma)
         default: UniPCMultistepScheduler(configuration, steps: steps)
         }
     }

@@ -11,12 +11,33 @@ public enum SamplerKind: String, Sendable, CaseIterable {
     case dpmSolver2M = "dpmpp_2m"
     case dpmSolver2MKarras = "dpmpp_2m_karras"
     case uniPC = "unipc"
+    /// Few-step samplers (issue 14): LCM (LCM-LoRA, 2-8 steps), TCD with gamma 0.3 (TCD-LoRA, Hyper-SD's unified
+    /// LoRA), and DDIM / Euler ancestral with "trailing" timestep spacing whatever the model's config says
+    /// (Hyper-SD N-step and SDXL-Lightning LoRAs: 999, 749, 499, 249 for 4 steps).
+    case lcm
+    case tcd
+    case ddimTrailing = "ddim_trailing"
+    case eulerAncestralTrailing = "euler_a_trailing"
 
-    public func makeScheduler(_ configuration: SchedulerConfiguration, steps: Int) -> any Scheduler {
+    /// LCM and TCD fold img2img's strength into their timestep choice and run all their steps (diffusers
+    /// `set_timesteps(strength=)`, as LatentConsistencyModelImg2ImgPipeline does); the others skip the first
+    /// (1 - strength) of their steps (StableDiffusionImg2ImgPipeline `get_timesteps`).
+    public var schedulesStrength: Bool { self == .lcm || self == .tcd }
+
+    /// - Parameter strength: img2img's strength, read by the samplers that `schedulesStrength` (1 for txt2img).
+    public func makeScheduler(_ configuration: SchedulerConfiguration, steps: Int, strength: Float = 1) -> any Scheduler {
         var c = configuration
         switch self {
         case .ddim: return DDIMScheduler(c, steps: steps)
         case .eulerAncestral: return EulerAncestralScheduler(c, steps: steps)
+        case .lcm: return LCMScheduler(c, steps: steps, strength: strength)
+        case .tcd: return TCDScheduler(c, steps: steps, strength: strength)
+        case .ddimTrailing:
+            c.timestepSpacing = .trailing
+            return DDIMScheduler(c, steps: steps)
+        case .eulerAncestralTrailing:
+            c.timestepSpacing = .trailing
+            return EulerAncestralScheduler(c, steps: steps)
         case .dpmSolver2M:
             c.useKarrasSigmas = false
             return DPMSolverMultistepScheduler(c, steps: steps)
@@ -111,15 +132,17 @@ public struct StableDiffusionPipeline: Sendable {
             context = try encodeText(r.prompt, windows: 0)
         }
 
-        var scheduler = r.sampler.makeScheduler(schedulerConfiguration, steps: r.steps)
+        var scheduler = r.sampler.makeScheduler(schedulerConfiguration, steps: r.steps,
+                                                strength: r.source != nil && r.sampler.schedulesStrength ? r.strength : 1)
         var first = 0
         var latents: [Float]
         let count = shape.reduce(1, *)
         if let source = r.source {
             // img2img: skip the first (1 - strength) of the schedule and start from the noised source latents.
-            let run = min(r.steps, Int(Float(r.steps) * r.strength))
+            // (LCM and TCD: their timesteps already start below the strength, all of them run.)
+            let run = r.sampler.schedulesStrength ? r.steps : min(r.steps, Int(Float(r.steps) * r.strength))
             first = max(r.steps - run, 0)
-            guard first < r.steps else { throw ModelError.configuration("strength leaves no step to run") }
+            guard first < r.steps, !scheduler.timesteps.isEmpty else { throw ModelError.configuration("strength leaves no step to run") }
             let key = PipelineCaches.SourceKey(shape: source.shape, content: contentHash(source.data))
             let encoded = try caches.sourceLatents.tensor(key) { () throws(ModelError) in
                 try vae.encode(source).mean.map { [s = vae.configuration.scalingFactor] in $0 * s }

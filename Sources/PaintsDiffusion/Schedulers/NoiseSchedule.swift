@@ -31,6 +31,11 @@ public struct SchedulerConfiguration: Sendable, Equatable {
     public var setAlphaToOne = true
     /// DPM-Solver and UniPC: Karras et al. (2022) sigmas.
     public var useKarrasSigmas = false
+    /// LCM and TCD: the distillation schedule's step count, whose timesteps (every num_train_timesteps / it, ending at
+    /// the last) are the only ones they sample at.
+    public var originalInferenceSteps = 50
+    /// LCM: the factor on the timestep in the consistency boundary condition (c_skip, c_out).
+    public var timestepScaling = 10.0
 
     public init() {}
 
@@ -66,6 +71,11 @@ public struct SchedulerConfiguration: Sendable, Equatable {
         if let v = json["rescale_betas_zero_snr"] as? Bool { rescaleBetasZeroSNR = v }
         if let v = json["set_alpha_to_one"] as? Bool { setAlphaToOne = v }
         if let v = json["use_karras_sigmas"] as? Bool { useKarrasSigmas = v }
+        if let v = try integer("original_inference_steps", in: 1...100_000) { originalInferenceSteps = v }
+        if let v = number("timestep_scaling") {
+            guard v.isFinite, v > 0 else { throw bad("timestep_scaling must be a positive number, got \(v)") }
+            timestepScaling = v
+        }
         guard numTrainTimesteps >= 2 else { throw bad("num_train_timesteps must be at least 2") }
     }
 }
