@@ -46,18 +46,35 @@ struct Forward: ParsableCommand {
     @Option(help: "UNet: an IP-Adapter .safetensors; the inputs then hold image_embeds ([N,E], or [N,S,W] hidden states for Plus).")
     var ipAdapter: String?
     @Option(help: "UNet: the IP-Adapter's scale.") var ipAdapterScale: Float = 1
+    @Option(help: "UNet or text encoder: a LoRA .safetensors (kohya or diffusers/PEFT layout) and its weight, FILE[:WEIGHT] (default 1); repeatable, they stack.")
+    var lora: [String] = []
+
+    /// The --lora files with their weights: FILE or FILE:WEIGHT (a path may itself hold ':', so only a number after the
+    /// last one is a weight).
+    func loras() throws -> [(LoRA, Float)] {
+        try lora.map { spec in
+            if let colon = spec.lastIndex(of: ":"), let weight = Float(spec[spec.index(after: colon)...]) {
+                return (try LoRA(path: String(spec[..<colon])), weight)
+            }
+            return (try LoRA(path: spec), 1)
+        }
+    }
 
     func folder(_ sub: String) -> String {
         FileManager.default.fileExists(atPath: model + "/" + sub + "/config.json") ? model + "/" + sub : model
     }
 
     func run() throws {
+        guard lora.isEmpty || component == .unet || component == .textEncoder else {
+            throw ModelError.configuration("--lora applies to --component unet or text-encoder only")
+        }
         let file = try SafeTensorsFile(path: inputs)
         var out: [SafeTensorsWriter.Tensor] = []
         func add(_ name: String, _ t: Tensor) { out.append(.init(name, shape: t.shape, values: t.data)) }
         switch component {
         case .unet:
             var unet = try UNet2DConditionModel(folder: folder("unet"))
+            for (adapter, weight) in try loras() { unet = try adapter.applied(to: unet, weight: weight) }
             if let ipAdapter {
                 let adapter = try IPAdapter(path: ipAdapter)
                 unet = try adapter.applied(to: unet, tokens: try adapter.imageTokens(file.tensor("image_embeds")), scale: ipAdapterScale)
@@ -99,7 +116,9 @@ struct Forward: ParsableCommand {
                 throw ModelError.configuration("input_ids must have shape [N, L] or [L] with N, L >= 1, not \(shape)")
             }
             let rows = stride(from: 0, to: ids.count, by: width).map { Array(ids[$0..<($0 + width)]) }
-            add("last_hidden_state", try CLIPTextModel(folder: folder("text_encoder")).encode(rows, clipSkip: clipSkip))
+            var textModel = try CLIPTextModel(folder: folder("text_encoder"))
+            for (adapter, weight) in try loras() { textModel = try adapter.applied(to: textModel, weight: weight) }
+            add("last_hidden_state", try textModel.encode(rows, clipSkip: clipSkip))
         case .clipVision:
             let encoded = try CLIPVisionModel(folder: folder("image_encoder"))(file.tensor("pixel_values"))
             add("last_hidden_state", encoded.lastHiddenState)
