@@ -75,6 +75,7 @@ fixtures:
 	test -x $(FIXTURE_VENV)/bin/python || python3 -m venv $(FIXTURE_VENV)
 	$(FIXTURE_VENV)/bin/pip install -q -r Tests/Fixtures/diffusion/requirements.txt -r Tests/Fixtures/sdro/requirements.txt
 	$(FIXTURE_VENV)/bin/python Tests/Fixtures/diffusion/generate.py
+	$(FIXTURE_VENV)/bin/python Tests/Fixtures/schedulers-fewstep/generate.py
 	$(FIXTURE_VENV)/bin/python Tests/Fixtures/paints-undo/generate.py
 	$(FIXTURE_VENV)/bin/python Tests/Fixtures/tagger/generate.py
 	$(FIXTURE_VENV)/bin/python Tests/Fixtures/controlnet/generate.py

@@ -16,6 +16,35 @@ enum ModelColorize {
 
     /// A progress preview of SD latents [1, 4, h, w]: `StableDiffusionModel.latentPreview` as an opaque picture,
     /// `scale` times larger.
+    /// A progress preview decoded by TAESD: the latents area-averaged to at most `maxLatentSide` a side first (a
+    /// preview is at most 256 px a side: 32 latent pixels), so its cost stays small beside the step.
+    static func preview(_ latents: Tensor, taesd: AutoencoderTiny, maxLatentSide: Int = 32) throws(ModelError) -> RGBAImage {
+        let (c, h, w) = (latents.shape[1], latents.shape[2], latents.shape[3])
+        let f = max(1, (max(h, w) + maxLatentSide - 1) / maxLatentSide)
+        var small = latents
+        if f > 1 {
+            let (sh, sw) = ((h + f - 1) / f, (w + f - 1) / f)
+            small = Tensor(zeros: [1, c, sh, sw])
+            for k in 0..<c {
+                for y in 0..<sh {
+                    for x in 0..<sw {
+                        var sum: Float = 0, n: Float = 0
+                        for yy in (y * f)..<min(h, y * f + f) {
+                            for xx in (x * f)..<min(w, x * f + f) { sum += latents.data[(k * h + yy) * w + xx]; n += 1 }
+                        }
+                        small.data[(k * sh + y) * sw + x] = sum / n
+                    }
+                }
+            }
+        }
+        let image = try taesd.decode(small)
+        let (ih, iw) = (image.shape[2], image.shape[3]), plane = ih * iw
+        var picture = RGBAImage(width: iw, height: ih, fill: .white)
+        func byte(_ v: Float) -> UInt8 { UInt8(min(255, max(0, (v / 2 + 0.5) * 255)).rounded()) }
+        for p in 0..<plane { picture.setPixel(p, RGBA(byte(image.data[p]), byte(image.data[plane + p]), byte(image.data[2 * plane + p]))) }
+        return picture
+    }
+
     static func preview(_ latents: Tensor, scale: Int) -> RGBAImage {
         let preview = StableDiffusionModel.latentPreview(latents, scale: scale)
         var picture = RGBAImage(width: preview.width, height: preview.height, fill: .white)

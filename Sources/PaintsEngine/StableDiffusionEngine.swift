@@ -36,6 +36,12 @@ public final class StableDiffusionEngine: ColorizeEngine {
     public var ipAdapterDirectory: String { modelsDirectory + "/ip-adapter" }
     public var imageEncoderDirectory: String { modelsDirectory + "/clip-vision" }
     public var imageEncoders: [ImageEncoderEntry] { ImagePromptLibrary.encoders(in: imageEncoderDirectory) }
+    /// Where LoRAs are looked for, and those found.
+    public var loraDirectory: String { modelsDirectory + "/lora" }
+    public var loras: [LoRAEntry] { LoRALibrary.entries(in: loraDirectory) }
+    /// TAESD (madebyollin/taesd in diffusers' layout) in MODELS/taesd: previews each step, and drafts (`decoder`).
+    public var taesdDirectory: String { modelsDirectory + "/taesd" }
+    public var hasTAESD: Bool { FileManager.default.fileExists(atPath: taesdDirectory + "/config.json") }
     /// The IP-Adapters installed, each with the encoder it takes its input from or why it has none.
     public var ipAdapters: [ImagePromptAdapterEntry] { ImagePromptLibrary.adapters(in: ipAdapterDirectory, encoders: imageEncoders) }
     /// References' encodings, by content.
@@ -56,7 +62,9 @@ public final class StableDiffusionEngine: ColorizeEngine {
 
     public var assets: [String: JSONValue]? {
         ["models": .array(models.map { .string($0) }), "controlnets": .array(controlNets.map(\.json)),
-         "ip_adapters": .array(ipAdapters.map(\.json)), "image_encoders": .array(imageEncoders.map(\.json))]
+         "ip_adapters": .array(ipAdapters.map(\.json)), "image_encoders": .array(imageEncoders.map(\.json)),
+         "loras": .array(loras.map(\.json)), "presets": .array(Quality.allCases.map { $0.description(loras: loras) }),
+         "decoders": .array(["full"] + (hasTAESD ? ["taesd"] : []))]
     }
 
     public var capabilities: [MethodCapabilities] {
@@ -93,6 +101,12 @@ public final class StableDiffusionEngine: ColorizeEngine {
             EngineOption("style_strength", .number, default: 1, minimum: 0, maximum: 4, summary: "multiplies the style components"),
             EngineOption("palette_lock", .number, default: JSONValue(Self.defaultPaletteLock), minimum: 0, maximum: 1,
                          summary: "pulls each scribbled region's colour toward its scribble (OKLab hue, chroma and mean lightness), keeping the model's shading; 0 leaves the model's colours"),
+            EngineOption("quality", .string, default: .string(Quality.balanced.rawValue), choices: Quality.allCases.map(\.rawValue),
+                         summary: "a preset for steps, sampler and guidance: fast (an installed LCM, TCD or Hyper-SD LoRA, its sampler and steps, guidance 1: one UNet call per step), balanced (20 steps), best (30 steps); options given beside it win"),
+            EngineOption("loras", .string, default: "",
+                         summary: "LoRAs from \(loraDirectory): a list of {\"name\", \"weight\"} (weight 1 when left out)"),
+            EngineOption("decoder", .string, default: "full", choices: ["full", "taesd"],
+                         summary: "full: the model's VAE; taesd: a draft decoded by TAESD (\(taesdDirectory)) in a fraction of the time. With TAESD installed every step's preview is decoded by it"),
             EngineOption("steps", .integer, default: 20, minimum: 1, maximum: 100, summary: "sampling steps (img2img runs hint_strength x steps)"),
             EngineOption("guidance", .number, default: 7, minimum: 1, maximum: 30, summary: "classifier-free guidance scale"),
             EngineOption("sampler", .string, default: .string(SamplerKind.dpmSolver2MKarras.rawValue), choices: SamplerKind.allCases.map(\.rawValue),
@@ -105,6 +119,41 @@ public final class StableDiffusionEngine: ColorizeEngine {
     static let defaultHintStrength = 0.75
     static let defaultPaletteLock = 0.5
     static let defaultReferenceStrength = 0.6
+
+    /// Presets an artist picks instead of numbers.
+    enum Quality: String, CaseIterable {
+        case fast, balanced, best
+
+        /// The few-step LoRA `fast` uses: the first installed, LCM, then TCD, then Hyper-SD.
+        static func fastLoRA(_ loras: [LoRAEntry]) -> LoRAEntry? {
+            for kind in ["lcm", "tcd", "hyper-sd"] {
+                if let hit = loras.first(where: { $0.fewStep?.kind == kind && $0.problem == nil }) { return hit }
+            }
+            return nil
+        }
+
+        static let fastNeeds = "an LCM, TCD or Hyper-SD LoRA for SD1.5 (e.g. latent-consistency/lcm-lora-sdv1-5 as lcm-lora-sdv1-5.safetensors) in the models directory's lora/ folder"
+
+        /// How `hello` lists it: whether it can run with the files present and what it implies.
+        func description(loras: [LoRAEntry]) -> JSONValue {
+            switch self {
+            case .fast:
+                if let lora = Self.fastLoRA(loras), let f = lora.fewStep {
+                    return ["name": "fast", "available": true, "lora": .string(lora.name), "sampler": .string(f.sampler.rawValue),
+                            "steps": JSONValue(f.steps), "guidance": JSONValue(Double(f.guidance))]
+                }
+                return ["name": "fast", "available": false, "needs": .string(Self.fastNeeds)]
+            case .balanced: return ["name": "balanced", "available": true, "sampler": "dpmpp_2m_karras", "steps": 20, "guidance": 7]
+            case .best: return ["name": "best", "available": true, "sampler": "dpmpp_2m_karras", "steps": 30, "guidance": 7]
+            }
+        }
+    }
+
+    /// One LoRA a job asked for.
+    struct LoRARequest {
+        var name: String
+        var weight: Float
+    }
 
     /// What a reference picture does.
     enum ReferenceMode: String, CaseIterable {
@@ -159,12 +208,45 @@ public final class StableDiffusionEngine: ColorizeEngine {
         var referenceAttention = ReferenceAttentionOptions()
         /// Style components (empty: none), already multiplied by style_strength.
         var style: [Float] = []
+        var quality = Quality.balanced
+        var loras: [LoRARequest] = []
+        var draft = false
 
-        init(_ options: [String: JSONValue], models: [String], controlNets: [ControlNetEntry]) throws(ProtocolError) {
+        init(_ options: [String: JSONValue], models: [String], controlNets: [ControlNetEntry],
+             loras installed: [LoRAEntry] = []) throws(ProtocolError) {
             var r = ParamReader(options, path: "options.")
             model = try r.string("model") ?? models.first ?? ""
             guard models.contains(model) else {
                 throw ProtocolError(.modelNotFound, "no model \"\(model)\"", details: ["available": .array(models.map { .string($0) })])
+            }
+            // The preset first; options given beside it win.
+            quality = try r.choice("quality", as: Quality.self) ?? .balanced
+            switch quality {
+            case .fast:
+                guard let lora = Quality.fastLoRA(installed), let f = lora.fewStep else {
+                    throw ProtocolError(.modelNotFound, "quality fast needs \(Quality.fastNeeds)", details: ["param": "options.quality"])
+                }
+                (steps, sampler, guidance) = (f.steps, f.sampler, f.guidance)
+                loras.append(LoRARequest(name: lora.name, weight: 1))
+            case .balanced: break
+            case .best: steps = 30
+            }
+            for (i, o) in (try r.objectList("loras", maxCount: 8) ?? []).enumerated() {
+                var l = ParamReader(o, path: "options.loras[\(i)].")
+                let name = try l.requiredString("name")
+                let weight = Float(try l.double("weight", in: -4...4) ?? 1)
+                try l.finish()
+                guard let entry = installed.first(where: { $0.name == name }) else {
+                    throw ProtocolError(.modelNotFound, "no LoRA \"\(name)\"", details: ["lora": .string(name), "available": .array(installed.map { .string($0.name) })])
+                }
+                if let problem = entry.problem { throw ProtocolError(.modelNotFound, "LoRA \(name) cannot be used: \(problem)", details: ["lora": .string(name)]) }
+                if let k = loras.firstIndex(where: { $0.name == name }) { loras[k].weight = weight } else { loras.append(LoRARequest(name: name, weight: weight)) }
+            }
+            switch try r.string("decoder") ?? "full" {
+            case "full": draft = false
+            case "taesd": draft = true
+            case let other:
+                throw ProtocolError(.invalidParams, "options.decoder: full or taesd, got \"\(other.prefix(40))\"", details: ["param": "options.decoder"])
             }
             steps = try r.int("steps", in: 1...100) ?? steps
             // `strength` is what this option was called before ControlNets came; both are read, one may be given.
@@ -260,7 +342,8 @@ public final class StableDiffusionEngine: ColorizeEngine {
 
     public func colorize(_ input: ColorizeInput, context: JobContext) throws(ProtocolError) -> ColorizeOutput {
         let controlNets = controlNets
-        let settings = try Settings(input.options, models: models, controlNets: controlNets)
+        let loraEntries = loras
+        let settings = try Settings(input.options, models: models, controlNets: controlNets, loras: loraEntries)
         let sketch = input.sketch
         let (mode, adapter) = try referenceUse(settings, reference: input.reference)
         // 1. The built-in fill at full size: the flats (the scribbles' colours under the lines, and the reference's
@@ -270,7 +353,8 @@ public final class StableDiffusionEngine: ColorizeEngine {
                                                              seed: input.seed), context: InnerStepContext(context))
         try context.checkCancellation()
         context.report(stage: "load", step: 0, steps: 1, fraction: 0.03, preview: nil)
-        let pipeline = try cache.pipeline(settings.model, path: path(of: settings.model))
+        var pipeline = try cache.pipeline(settings.model, path: path(of: settings.model))
+        try applyLoRAs(settings.loras, entries: loraEntries, to: &pipeline)
         var guidance: [(ControlRequest, ControlNetModel)] = []
         for request in settings.controls {
             try context.checkCancellation()
@@ -339,13 +423,25 @@ public final class StableDiffusionEngine: ColorizeEngine {
                 ControlNetGuidance(model: model, hint: hint, scale: r.strength, start: r.start, end: r.end, guessMode: settings.guessMode)
             }
         }
+        // TAESD, when installed: each step's preview, and the final decode when `decoder` is taesd.
+        let taesd: AutoencoderTiny? = hasTAESD ? try cache.resident("taesd", "taesd", bytes: ControlNetLibrary.residentBytes(path: taesdDirectory)) {
+            try AutoencoderTiny(folder: taesdDirectory)
+        } : nil
+        if settings.draft {
+            guard let taesd else {
+                throw ProtocolError(.modelNotFound, "options.decoder taesd: no TAESD in \(taesdDirectory) (madebyollin/taesd: config.json, diffusion_pytorch_model.safetensors)",
+                                    details: ["param": "options.decoder"])
+            }
+            request.decoder = taesd
+        }
         var noise = SeededNormalNoise(seed: UInt64(truncatingIfNeeded: input.seed))
         let image: Tensor
         do {
             image = try pipeline.generate(request, noise: &noise) { step, total, latents in
                 try context.checkCancellation()
-                context.report(stage: "sample", step: step, steps: total, fraction: 0.05 + 0.85 * Double(step) / Double(total),
-                               preview: ModelColorize.preview(latents, scale: pipeline.vaeScale))
+                let preview = try taesd.map { t throws(ModelError) in try ModelColorize.preview(latents, taesd: t) }
+                    ?? ModelColorize.preview(latents, scale: pipeline.vaeScale)
+                context.report(stage: "sample", step: step, steps: total, fraction: 0.05 + 0.85 * Double(step) / Double(total), preview: preview)
             }
         } catch let error as ProtocolError {
             throw error
@@ -371,6 +467,12 @@ public final class StableDiffusionEngine: ColorizeEngine {
         if let note = settings.controlNetNote { info["warning"] = .string(note) }
         if input.reference != nil { info["reference"] = .object(referenceInfo) }
         if let styleInfo { info["style"] = styleInfo }
+        info["quality"] = .string(settings.quality.rawValue)
+        info["decoder"] = .string(settings.draft ? "taesd" : "full")
+        info["preview"] = .string(taesd == nil ? "latent projection" : "taesd")
+        if !settings.loras.isEmpty {
+            info["loras"] = .array(settings.loras.map { ["name": .string($0.name), "weight": JSONValue(Double($0.weight))] })
+        }
         info["flats"] = .object(fill.info)
         return ColorizeOutput(image: picture, layers: [ColorizeLayer(name: "color", image: color),
                                                        ColorizeLayer(name: "flats", image: fill.flats, visible: false)], info: info)
@@ -442,6 +544,32 @@ public final class StableDiffusionEngine: ColorizeEngine {
         } catch {
             throw ProtocolError(.internalError, "encoding the reference with \(encoderName) failed: \(error)")
         }
+    }
+
+    /// The job's LoRAs bound onto a copy of the UNet and the text encoder; the resident base model stays as it is, so
+    /// the next job without them runs the model's own weights. Text embeddings are kept per LoRA set.
+    func applyLoRAs(_ requests: [LoRARequest], entries: [LoRAEntry], to pipeline: inout StableDiffusionPipeline) throws(ProtocolError) {
+        guard !requests.isEmpty else { return }
+        var unet = pipeline.unet, text = pipeline.prompts.textModel
+        var variant: [String] = []
+        for r in requests {
+            guard let entry = entries.first(where: { $0.name == r.name }) else { continue }
+            let lora = try cache.resident("lora", entry.name, bytes: (try? SafeTensorsFile(path: entry.path))?.storedBytes ?? 0) {
+                try LoRA(path: entry.path)
+            }
+            do {
+                if lora.adaptsUNet { unet = try lora.applied(to: unet, weight: r.weight) }
+                if lora.adaptsTextEncoder {
+                    text = try lora.applied(to: text, weight: r.weight)
+                    variant.append("\(r.name):\(r.weight)")
+                }
+            } catch {
+                throw ProtocolError(.invalidParams, "LoRA \(r.name) does not fit model: \(error)", details: ["lora": .string(r.name)])
+            }
+        }
+        pipeline.unet = unet
+        pipeline.prompts = PromptEncoder(tokenizer: pipeline.prompts.tokenizer, textModel: text, clipSkip: pipeline.prompts.clipSkip)
+        pipeline.textEncoderVariant = variant.joined(separator: ",")
     }
 
     static func family(_ contextWidth: Int) -> String {

@@ -50,13 +50,16 @@ public enum SamplerKind: String, Sendable, CaseIterable {
 }
 
 public struct StableDiffusionPipeline: Sendable {
-    public let unet: UNet2DConditionModel
+    public var unet: UNet2DConditionModel
     public let vae: AutoencoderKL
     public var prompts: PromptEncoder
     public let schedulerConfiguration: SchedulerConfiguration
     /// Text embeddings and img2img latents kept between runs (a second press with the same prompt or the same flats
     /// skips the text encoder or the VAE encoder).
     public let caches = PipelineCaches()
+    /// Names what was changed in the text encoder (LoRAs and their weights; empty for the model's own), so that text
+    /// embeddings kept by `caches` are only reused for the same encoder.
+    public var textEncoderVariant = ""
 
     public init(unet: UNet2DConditionModel, vae: AutoencoderKL, prompts: PromptEncoder, scheduler: SchedulerConfiguration) {
         self.unet = unet
@@ -86,6 +89,8 @@ public struct StableDiffusionPipeline: Sendable {
         /// Reference-only (no extra weights): each step a write pass of the reference, then the real pass reads it.
         /// Combines with ControlNets (their residuals go to the real pass only) and image prompts (bound in both).
         public var referenceOnly: ReferenceAttentionGuidance?
+        /// Decodes the final latents instead of the model's VAE (TAESD: a draft in milliseconds).
+        public var decoder: AutoencoderTiny?
 
         public init(prompt: String, negativePrompt: String = "", width: Int, height: Int) {
             self.prompt = prompt
@@ -97,7 +102,7 @@ public struct StableDiffusionPipeline: Sendable {
 
     /// The text encoder's output for `prompt` padded to at least `windows` windows, kept by `caches`.
     func encodeText(_ prompt: String, windows: Int) throws(ModelError) -> Tensor {
-        try caches.text.tensor(PipelineCaches.TextKey(prompt: prompt, windows: windows)) { () throws(ModelError) in
+        try caches.text.tensor(PipelineCaches.TextKey(prompt: prompt, windows: windows, encoder: textEncoderVariant)) { () throws(ModelError) in
             try prompts.encode(prompt, minimumWindows: windows)
         }.tensor
     }
@@ -182,6 +187,7 @@ public struct StableDiffusionPipeline: Sendable {
             latents = scheduler.step(output: output, step: i, sample: latents, noise: &noise)
             try onStep(i - first + 1, total - first, Tensor(shape: shape, data: latents))
         }
+        if let tiny = r.decoder { return try tiny.decode(Tensor(shape: shape, data: latents)).map { min(1, max(0, $0 / 2 + 0.5)) } }
         let decoded = try vae.decode(Tensor(shape: shape, data: latents.map { $0 / vae.configuration.scalingFactor }))
         return decoded.map { min(1, max(0, $0 / 2 + 0.5)) }
     }

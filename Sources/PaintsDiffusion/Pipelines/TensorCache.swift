@@ -61,6 +61,8 @@ public final class PipelineCaches: Sendable {
     public struct TextKey: Hashable, Sendable {
         var prompt: String
         var windows: Int
+        /// `StableDiffusionPipeline.textEncoderVariant`.
+        var encoder: String
     }
     public struct SourceKey: Hashable, Sendable {
         var shape: [Int]

@@ -1,0 +1,92 @@
+// Issue 14 through a real daemon with the tiny stack: LoRAs per job (the base model intact for the next), the quality
+// presets and what they need, TAESD previews each step and TAESD drafts.
+import Foundation
+import PaintsClient
+import PaintsEngine
+import PaintsProtocol
+import PaintsRaster
+import PaintsTestSupport
+import Testing
+
+@Suite(.serialized) struct SpeedOptionsTests {
+    func models(taesd: Bool = false, fewStep: Bool = false) throws -> String {
+        let models = try tinyModelsDirectory()
+        let fm = FileManager.default
+        try fm.createDirectory(atPath: models + "/lora", withIntermediateDirectories: true)
+        let fixtures = Repository.path("Tests/Fixtures")
+        try fm.createSymbolicLink(atPath: models + "/lora/ink-style.safetensors", withDestinationPath: fixtures + "/lora/kohya/lora_tiny.safetensors")
+        if fewStep {
+            // Any LoRA named as an LCM-LoRA is taken for one (the tiny one is not really distilled; the test counts steps).
+            try fm.createSymbolicLink(atPath: models + "/lora/lcm-lora-sdv1-5.safetensors", withDestinationPath: fixtures + "/lora/peft/pytorch_lora_weights.safetensors")
+        }
+        if taesd { try fm.createSymbolicLink(atPath: models + "/taesd", withDestinationPath: fixtures + "/taesd/tiny") }
+        return models
+    }
+
+    func daemon(_ models: String) throws -> TestDaemon {
+        var engines = BuiltinEngines.registry()
+        engines.register(StableDiffusionEngine(modelsDirectory: models, memoryBudgetBytes: 1 << 30))
+        return try TestDaemon(engines: engines)
+    }
+
+    func params(_ options: [String: JSONValue]) -> [String: JSONValue] {
+        ["sketch": ["frame": 1, "encoding": "png"], "prompt": "a watercolor painting", "engine": "sd", "seed": 4,
+         "options": .object(["size": 32, "steps": 2, "controlnet": "none"].merging(options) { _, b in b })]
+    }
+    let sketch = { try Repository.data("Examples/art/umbrella-lineart.png") }
+
+    @Test func aLoRAChangesThePictureAndLeavingItOutRestoresItExactly() throws {
+        let d = try daemon(try models())
+        defer { d.stop() }
+        let client = try d.client()
+        func image(_ options: [String: JSONValue]) throws -> Data {
+            let final = try client.collect(.colorize, params(options), frames: [try sketch()]).final
+            #expect(final.type == .result, "\(final.header.serializedString())")
+            return try #require(final.imageData(final.result["image"]))
+        }
+        let plain = try image([:])
+        let styled = try image(["loras": [["name": "ink-style", "weight": 0.8]]])
+        #expect(styled != plain)
+        #expect(try image([:]) == plain)            // the base model stayed as it was
+        #expect(try image(["loras": [["name": "ink-style", "weight": 0.8]]]) == styled)
+        let hello = try client.call(.hello)
+        let assets = hello.result["engines"]?.arrayValue?.first { $0["name"] == "sd" }?["assets"]
+        #expect(assets?["loras"]?.arrayValue?.first?["name"] == "ink-style")
+        #expect(assets?["presets"]?.arrayValue?.first { $0["name"] == "fast" }?["available"] == false)
+        let missing = try client.collect(.colorize, params(["loras": [["name": "nope"]]]), frames: [try sketch()]).final
+        #expect(missing.protocolError?.code == .modelNotFound)
+        // Without a few-step LoRA, fast says which file would enable it.
+        let fast = try client.collect(.colorize, params(["quality": "fast"]), frames: [try sketch()]).final
+        #expect(fast.protocolError?.code == .modelNotFound && fast.protocolError?.message.contains("lcm-lora-sdv1-5") == true)
+    }
+
+    @Test func fastRunsItsFewStepsWithoutGuidanceAndTAESDPreviewsEachStep() throws {
+        let d = try daemon(try models(taesd: true, fewStep: true))
+        defer { d.stop() }
+        let client = try d.client()
+        let preset = try client.call(.hello).result["engines"]?.arrayValue?.first { $0["name"] == "sd" }?["assets"]?["presets"]?.arrayValue?
+            .first { $0["name"] == "fast" }
+        #expect(preset?["available"] == true && preset?["lora"] == "lcm-lora-sdv1-5" && preset?["steps"] == 4)
+        var options: [String: JSONValue] = ["quality": "fast"]
+        options["steps"] = nil
+        var p = params(options)
+        p["options"] = ["size": 32, "controlnet": "none", "quality": "fast"]
+        let (events, final) = try client.collect(.colorize, p, frames: [try sketch()], stream: true)
+        #expect(final.type == .result, "\(final.header.serializedString())")
+        let info = try #require(final.result["info"])
+        #expect(info["quality"] == "fast" && info["steps"] == 4 && info["guidance"] == 1 && info["sampler"] == "lcm")
+        #expect(info["loras"]?.arrayValue?.first?["name"] == "lcm-lora-sdv1-5" && info["preview"] == "taesd")
+        // One preview per step, each decoded by TAESD: 8x the 8x8 latent (the latent projection would be 4x: 32x32).
+        let previews = events.filter { $0.body["progress"]?["stage"] == "sample" }.compactMap { $0.imageData($0.body["preview"]) }
+        #expect(previews.count == 4)
+        for data in previews {
+            let picture = try PNGCodec.decode(data)
+            #expect(picture.width == 64 && picture.height == 64, "\(picture.width)x\(picture.height)")
+        }
+        // A TAESD draft instead of the VAE's decode.
+        var draft = p
+        draft["options"] = ["size": 32, "steps": 2, "controlnet": "none", "decoder": "taesd"]
+        let drafted = try client.collect(.colorize, draft, frames: [try sketch()]).final
+        #expect(drafted.result["info"]?["decoder"] == "taesd")
+    }
+}
