@@ -1,6 +1,7 @@
 // LoRA against diffusers on the tiny SD1 UNet and CLIP text encoder (Tests/Fixtures/lora, from its generate.py): a
 // kohya file (rank 4, alpha 2, LoCon 3x3 convs in the resnets) at 0.8, a diffusers/PEFT file (rank 3, no alpha) at
-// 1.3, and both stacked; diffusers' outputs come from load_lora_into_unet / _text_encoder, unfused.
+// 1.3, both stacked, and the PEFT file with diffusers' lora_adapter_metadata (lora_alpha, alpha_pattern) at 0.6;
+// diffusers' outputs come from load_lora_into_unet / _text_encoder, unfused.
 import Foundation
 import PaintsDiffusion
 import PaintsTensor
@@ -26,11 +27,16 @@ import Testing
     var kohya: String { base + "/kohya/lora_tiny.safetensors" }
     var peft: String { base + "/peft/pytorch_lora_weights.safetensors" }
 
-    @Test(arguments: ["kohya", "peft", "both"])
+    @Test(arguments: ["kohya", "peft", "both", "peft_alpha"])
     func unetAndTextEncoderMatchDiffusers(_ run: String) throws {
         let x = try inputs()
-        let m = try x.io.floats("multiplier")[0], pm = try x.io.floats("peft_multiplier")[0]
-        let files: [(String, Float)] = run == "kohya" ? [(kohya, m)] : run == "peft" ? [(peft, pm)] : [(kohya, m), (peft, pm)]
+        let m = try x.io.floats("multiplier")[0], pm = try x.io.floats("peft_multiplier")[0], am = try x.io.floats("alpha_multiplier")[0]
+        let files: [(String, Float)] = switch run {
+        case "kohya": [(kohya, m)]
+        case "peft": [(peft, pm)]
+        case "both": [(kohya, m), (peft, pm)]
+        default: [(base + "/peft-alpha/pytorch_lora_weights.safetensors", am)]   // scales from lora_adapter_metadata
+        }
         var unet = try UNet2DConditionModel(folder: diffusion + "/unet-sd1")
         var text = try CLIPTextModel(folder: diffusion + "/clip-sd1")
         for (path, weight) in files {
@@ -51,6 +57,11 @@ import Testing
         #expect(relativeError(try x.io.tensor("te_base"), try x.io.tensor("te_\(run)")) > 1e-2)
         let other = try LoRA(path: files[0].0).applied(to: try UNet2DConditionModel(folder: diffusion + "/unet-sd1"), weight: files[0].1 * 0.9)
         #expect(relativeError(try other(x.sample, timesteps: x.timesteps, context: x.context), try x.io.tensor("unet_\(run)")) > 1e-3)
+        if run == "peft_alpha" {
+            // The metadata's alphas matter: the same tensors without them (scale 1) are far off.
+            let plain = try LoRA(path: peft).applied(to: try UNet2DConditionModel(folder: diffusion + "/unet-sd1"), weight: am)
+            #expect(relativeError(try plain(x.sample, timesteps: x.timesteps, context: x.context), try x.io.tensor("unet_peft_alpha")) > 1e-2)
+        }
     }
 
     /// The base model a LoRA was bound onto is untouched: it gives the original output exactly, before and after.

@@ -165,7 +165,7 @@ public struct UNet2DConditionModel: Sendable {
     public func codedConditionEmbedding(_ values: [Float]) throws(ModelError) -> Tensor {
         guard let (linear1, linear2) = addEmbedding else { throw .configuration("this UNet has no add_embedding") }
         let projected = TimestepEmbedding.sinusoidal(values, dim: linear1.inFeatures, flipSinToCos: true, downscaleFreqShift: 0)
-        return try linear2(try linear1(projected).silu())
+        return try LoRABinding.with(lora) { () throws(ModelError) in try linear2(try linear1(projected).silu()) }
     }
 
     /// Whether the UNet has SDRO's blueprint encoder (`controlnet_cond_embedding`): it then takes a blueprint.
@@ -178,7 +178,7 @@ public struct UNet2DConditionModel: Sendable {
     /// shape. Pass it as `UNetConditioning.blueprintEmbedding` to every step.
     public func embedBlueprint(_ blueprint: Tensor) throws(ModelError) -> Tensor {
         guard let blueprintEncoder else { throw .configuration("this UNet has no blueprint encoder (controlnet_cond_embedding)") }
-        return try blueprintEncoder(blueprint)
+        return try LoRABinding.with(lora) { () throws(ModelError) in try blueprintEncoder(blueprint) }
     }
 
     /// Loads a diffusers `unet` folder (config.json + diffusion_pytorch_model.safetensors).

@@ -17,10 +17,15 @@ Files
 - peft/pytorch_lora_weights.safetensors (f16, no metadata): the diffusers/PEFT layout (what save_lora_weights
   writes): unet.<path>.lora_A.weight / lora_B.weight and text_encoder.<path>.lora_A.weight / lora_B.weight, rank 3,
   no alpha (scale 1), on the transformers' attention projections and ff and the text encoder's q/k/v/out_proj.
+- peft-alpha/pytorch_lora_weights.safetensors: the same tensors as peft/ with the metadata diffusers' save_lora_weights
+  writes since 0.35 ("lora_adapter_metadata": each component's LoraConfig as JSON, keys prefixed "unet." /
+  "text_encoder."): UNet lora_alpha 6 with r 3 (scale 2) and alpha_pattern {"attn2.to_k": 1.5} (scale 0.5 on every
+  attn2.to_k: PEFT matches a pattern against the module path's tail), text encoder lora_alpha 1.5 (scale 0.5). diffusers
+  loads it with lora_state_dict(return_lora_metadata=True) and metadata=... (what load_lora_weights does).
 - io.safetensors (f32): sample [2,4,8,6], timesteps [2] (10, 700), encoder_hidden_states [2,5,32], input_ids [2,77]
-  (int64, from ../diffusion/clip-sd1/io.safetensors), multiplier [1] (0.8 for kohya), peft_multiplier [1] (1.3);
+  (int64, from ../diffusion/clip-sd1/io.safetensors), multiplier [1] (0.8 for kohya), peft_multiplier [1] (1.3), alpha_multiplier [1] (0.6, peft-alpha);
   unet_base / te_base: the outputs without any LoRA; unet_kohya / te_kohya: with the kohya file at 0.8;
-  unet_peft / te_peft: with the PEFT file at 1.3; unet_both / te_both: with both stacked (kohya 0.8, PEFT 1.3).
+  unet_peft / te_peft: with the PEFT file at 1.3; unet_both / te_both: with both stacked (kohya 0.8, PEFT 1.3); unet_peft_alpha / te_peft_alpha: peft-alpha at 0.6.
   te_* are last_hidden_state [2,77,32].
 
 How the expected outputs are made: diffusers 0.42.1 StableDiffusionLoraLoaderMixin.lora_state_dict (which converts
@@ -33,6 +38,7 @@ Weights are normal(0, 0.2) for down and up (so the LoRA changes the output clear
 anything is computed.
 """
 import copy
+import json
 import os
 import sys
 
@@ -51,7 +57,7 @@ from safetensors.torch import load_file  # noqa: E402
 from transformers import CLIPTextModel  # noqa: E402
 
 DIFFUSION = os.path.join(os.path.dirname(HERE), "diffusion")
-KOHYA_MULT, PEFT_MULT = 0.8, 1.3
+KOHYA_MULT, PEFT_MULT, ALPHA_MULT = 0.8, 1.3, 0.6
 
 
 def save(name, tensors, metadata=None):
@@ -114,7 +120,17 @@ def make_files(unet, text):
             peft_modules[(prefix, name)] = (down, up, 1.0)
     save("kohya/lora_tiny.safetensors", kohya)
     save("peft/pytorch_lora_weights.safetensors", peft)
-    return kohya_modules, peft_modules
+    # The same tensors with diffusers' adapter metadata (what save_lora_weights writes since 0.35): the UNet at
+    # lora_alpha 6 (scale 2) except the attn2.to_k layers (alpha_pattern 1.5, scale 0.5), the text encoder at 1.5.
+    config = {"unet.r": 3, "unet.lora_alpha": 6, "unet.alpha_pattern": {"attn2.to_k": 1.5}, "unet.rank_pattern": {},
+              "unet.target_modules": ["to_q", "to_k", "to_v", "to_out.0", "ff.net.0.proj", "ff.net.2"],
+              "text_encoder.r": 3, "text_encoder.lora_alpha": 1.5, "text_encoder.alpha_pattern": {}, "text_encoder.rank_pattern": {},
+              "text_encoder.target_modules": ["q_proj", "k_proj", "v_proj", "out_proj"]}
+    save("peft-alpha/pytorch_lora_weights.safetensors", peft,
+         {"format": "pt", "lora_adapter_metadata": json.dumps(config, indent=2, sort_keys=True)})
+    alpha_modules = {(p, n): (d, u, (1.5 if n.endswith("attn2.to_k") else 6.0) / 3 if p == "unet." else 0.5)
+                     for (p, n), (d, u, _) in peft_modules.items()}
+    return kohya_modules, peft_modules, alpha_modules
 
 
 def merged(model, modules, component_prefixes, mult):
@@ -136,12 +152,13 @@ def with_diffusers(unet, text, files):
     """Copies of the UNet and text encoder with `files` [(path, adapter, multiplier)] loaded as diffusers does, unfused."""
     unet, text = copy.deepcopy(unet), copy.deepcopy(text)
     for path, adapter, _ in files:
-        state, alphas = StableDiffusionLoraLoaderMixin.lora_state_dict(path)
+        state, alphas, metadata = StableDiffusionLoraLoaderMixin.lora_state_dict(path, return_lora_metadata=True)
         n_unet = sum(k.startswith("unet.") for k in state)
         n_te = sum(k.startswith("text_encoder.") for k in state)
         assert n_unet + n_te == len(state), f"{path}: keys diffusers did not assign: {[k for k in state if not k.startswith(('unet.', 'text_encoder.'))]}"
-        StableDiffusionLoraLoaderMixin.load_lora_into_unet(state, alphas, unet, adapter_name=adapter)
-        StableDiffusionLoraLoaderMixin.load_lora_into_text_encoder(state, alphas, text, prefix="text_encoder", adapter_name=adapter)
+        StableDiffusionLoraLoaderMixin.load_lora_into_unet(state, alphas, unet, adapter_name=adapter, metadata=metadata)
+        StableDiffusionLoraLoaderMixin.load_lora_into_text_encoder(state, alphas, text, prefix="text_encoder", adapter_name=adapter,
+                                                                   metadata=metadata)
     names, weights = [a for _, a, _ in files], [m for _, _, m in files]
     unet.set_adapters(names, weights=weights)
     set_weights_and_activate_adapters(text, names, weights)
@@ -155,7 +172,7 @@ def count_loaded(model, adapter):
 def main():
     torch.manual_seed(0)
     unet, text = base_models()
-    kohya_modules, peft_modules = make_files(unet, text)
+    kohya_modules, peft_modules, alpha_modules = make_files(unet, text)
     g = torch.Generator().manual_seed(7)
     sample = torch.randn(2, 4, 8, 6, generator=g)
     timesteps = torch.tensor([10.0, 700.0])
@@ -167,15 +184,18 @@ def main():
             return u(sample, timesteps, encoder_hidden_states=context).sample, t(input_ids).last_hidden_state
 
     io = {"sample": sample, "timesteps": timesteps, "encoder_hidden_states": context, "input_ids": input_ids,
-          "multiplier": torch.tensor([KOHYA_MULT]), "peft_multiplier": torch.tensor([PEFT_MULT])}
+          "multiplier": torch.tensor([KOHYA_MULT]), "peft_multiplier": torch.tensor([PEFT_MULT]),
+          "alpha_multiplier": torch.tensor([ALPHA_MULT])}
     io["unet_base"], io["te_base"] = run(unet, text)
     kohya_file, peft_file = os.path.join(HERE, "kohya/lora_tiny.safetensors"), os.path.join(HERE, "peft/pytorch_lora_weights.safetensors")
     runs = {"kohya": [(kohya_file, "kohya", KOHYA_MULT)], "peft": [(peft_file, "peft", PEFT_MULT)],
-            "both": [(kohya_file, "kohya", KOHYA_MULT), (peft_file, "peft", PEFT_MULT)]}
+            "both": [(kohya_file, "kohya", KOHYA_MULT), (peft_file, "peft", PEFT_MULT)],
+            "peft_alpha": [(os.path.join(HERE, "peft-alpha/pytorch_lora_weights.safetensors"), "alpha", ALPHA_MULT)]}
+    by_adapter = {"kohya": kohya_modules, "peft": peft_modules, "alpha": alpha_modules}
     for label, files in runs.items():
         u, t = with_diffusers(unet, text, files)
         for _, adapter, _ in files:
-            modules = kohya_modules if adapter == "kohya" else peft_modules
+            modules = by_adapter[adapter]
             expected_unet = sum(p in ("lora_unet_", "unet.") for p, _ in modules)
             assert count_loaded(u, adapter) == expected_unet, (label, adapter, count_loaded(u, adapter), expected_unet)
             assert count_loaded(t, adapter) == len(modules) - expected_unet, (label, adapter)
@@ -183,7 +203,7 @@ def main():
         # Cross-check against the merged restatement.
         mu, mt = unet, text
         for _, adapter, mult in files:
-            modules = kohya_modules if adapter == "kohya" else peft_modules
+            modules = by_adapter[adapter]
             mu = merged(mu, modules, ("lora_unet_", "unet."), mult)
             mt = merged(mt, modules, ("lora_te_", "text_encoder."), mult)
         ru, rt = run(mu, mt)
