@@ -64,6 +64,24 @@ import Testing
         }
     }
 
+    /// LyCORIS LoCon with Tucker lora_mid on 3x3 convs (one with stride 2), against the merge restated in generate.py
+    /// (diffusers cannot load lora_mid).
+    @Test func tuckerLoConMatchesTheRestatedMerge() throws {
+        let x = try inputs()
+        let lora = try LoRA(path: base + "/locon-tucker/lora_tiny.safetensors")
+        #expect(lora.adaptsUNet && !lora.adaptsTextEncoder)
+        let unet = try UNet2DConditionModel(folder: diffusion + "/unet-sd1")
+        let m = try x.io.floats("tucker_multiplier")[0]
+        let output = try lora.applied(to: unet, weight: m)(x.sample, timesteps: x.timesteps, context: x.context)
+        let error = relativeError(output, try x.io.tensor("unet_tucker"))
+        print("lora tucker: UNet relative error \(error)")
+        #expect(error <= 1e-4)
+        #expect(relativeError(try x.io.tensor("unet_base"), try x.io.tensor("unet_tucker")) > 1e-2)
+        // A text encoder is returned as it was: the file has no text encoder modules.
+        let text = try CLIPTextModel(folder: diffusion + "/clip-sd1")
+        #expect(try lora.applied(to: text, weight: m).lora == nil)
+    }
+
     /// The base model a LoRA was bound onto is untouched: it gives the original output exactly, before and after.
     @Test func theBaseModelStaysIntact() throws {
         let x = try inputs()

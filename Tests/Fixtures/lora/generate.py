@@ -22,10 +22,13 @@ Files
   "text_encoder."): UNet lora_alpha 6 with r 3 (scale 2) and alpha_pattern {"attn2.to_k": 1.5} (scale 0.5 on every
   attn2.to_k: PEFT matches a pattern against the module path's tail), text encoder lora_alpha 1.5 (scale 0.5). diffusers
   loads it with lora_state_dict(return_lora_metadata=True) and metadata=... (what load_lora_weights does).
+- locon-tucker/lora_tiny.safetensors (f16): LyCORIS LoCon with Tucker lora_mid on the resnets' 3x3 convs and the
+  down/upsamplers (rank 3, alpha 1.5); see tucker_file. Expected output RESTATED (diffusers cannot load lora_mid).
 - io.safetensors (f32): sample [2,4,8,6], timesteps [2] (10, 700), encoder_hidden_states [2,5,32], input_ids [2,77]
   (int64, from ../diffusion/clip-sd1/io.safetensors), multiplier [1] (0.8 for kohya), peft_multiplier [1] (1.3), alpha_multiplier [1] (0.6, peft-alpha);
   unet_base / te_base: the outputs without any LoRA; unet_kohya / te_kohya: with the kohya file at 0.8;
-  unet_peft / te_peft: with the PEFT file at 1.3; unet_both / te_both: with both stacked (kohya 0.8, PEFT 1.3); unet_peft_alpha / te_peft_alpha: peft-alpha at 0.6.
+  unet_peft / te_peft: with the PEFT file at 1.3; unet_both / te_both: with both stacked (kohya 0.8, PEFT 1.3); unet_peft_alpha / te_peft_alpha: peft-alpha at 0.6;
+  tucker_multiplier [1] (0.7), unet_tucker: the UNet with the Tucker file merged in at 0.7 (restated).
   te_* are last_hidden_state [2,77,32].
 
 How the expected outputs are made: diffusers 0.42.1 StableDiffusionLoraLoaderMixin.lora_state_dict (which converts
@@ -57,7 +60,7 @@ from safetensors.torch import load_file  # noqa: E402
 from transformers import CLIPTextModel  # noqa: E402
 
 DIFFUSION = os.path.join(os.path.dirname(HERE), "diffusion")
-KOHYA_MULT, PEFT_MULT, ALPHA_MULT = 0.8, 1.3, 0.6
+KOHYA_MULT, PEFT_MULT, ALPHA_MULT, TUCKER_MULT = 0.8, 1.3, 0.6, 0.7
 
 
 def save(name, tensors, metadata=None):
@@ -131,6 +134,32 @@ def make_files(unet, text):
     alpha_modules = {(p, n): (d, u, (1.5 if n.endswith("attn2.to_k") else 6.0) / 3 if p == "unet." else 0.5)
                      for (p, n), (d, u, _) in peft_modules.items()}
     return kohya_modules, peft_modules, alpha_modules
+
+
+def tucker_file(unet):
+    """A LyCORIS LoCon file with Tucker decomposition (lycoris/modules/locon.py, use_tucker): lora_down 1x1 [r, I, 1, 1],
+    lora_mid [r, r, k, k] with the layer's stride and padding, lora_up 1x1 [O, r, 1, 1], alpha; on every 3x3 conv of
+    the resnets and the down/upsamplers (the downsampler has stride 2). diffusers cannot load lora_mid, so the expected
+    output is the merge restated: dW[o, i] = sum_ab up[o, a] mid[a, b] down[b, i] (kh, kw kept), ComfyUI's
+    LoRAAdapter folds mid into down the same way."""
+    g = torch.Generator().manual_seed(1515)
+    tensors, deltas = {}, {}
+    rank, alpha = 3, 1.5
+
+    def r(*shape):
+        return (torch.randn(*shape, generator=g) * 0.2).half().float()
+    for name, m in unet.named_modules():
+        if not (isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3)):
+            continue
+        if not (".resnets." in name and name.endswith(("conv1", "conv2")) or "samplers.0.conv" in name):
+            continue
+        down, mid, up = r(rank, m.in_channels, 1, 1), r(rank, rank, 3, 3), r(m.out_channels, rank, 1, 1)
+        key = "lora_unet_" + name.replace(".", "_")
+        tensors.update({key + ".lora_down.weight": down.half(), key + ".lora_mid.weight": mid.half(),
+                        key + ".lora_up.weight": up.half(), key + ".alpha": torch.tensor(alpha).half()})
+        deltas[name] = torch.einsum("oa,abhw,bi->oihw", up[:, :, 0, 0], mid, down[:, :, 0, 0]) * (alpha / rank)
+    save("locon-tucker/lora_tiny.safetensors", tensors)
+    return deltas
 
 
 def merged(model, modules, component_prefixes, mult):
@@ -212,6 +241,15 @@ def main():
         change = (io[f"unet_{label}"] - io["unet_base"]).abs().max().item()
         print(f"{label}: diffusers vs merged restatement: unet {du:.2e}, text encoder {dt:.2e}; LoRA changes the UNet output by {change:.3f}")
         assert du < 1e-4 and dt < 1e-4
+    deltas = tucker_file(unet)
+    tucker = copy.deepcopy(unet)
+    named = dict(tucker.named_modules())
+    with torch.no_grad():
+        for name, delta in deltas.items():
+            named[name].weight.add_(TUCKER_MULT * delta)
+    io["tucker_multiplier"] = torch.tensor([TUCKER_MULT])
+    io["unet_tucker"], _ = run(tucker, text)
+    print(f"tucker: {len(deltas)} convs; LoRA changes the UNet output by {(io['unet_tucker'] - io['unet_base']).abs().max().item():.3f}")
     save("io.safetensors", io)
 
 
