@@ -112,7 +112,6 @@ public enum ControlNetLibrary {
 
     /// Bytes a ControlNet's weights take once loaded (stored dtype, read from the header).
     public static func residentBytes(path: String) -> Int {
-        let file = path.hasSuffix(".safetensors") ? path : WeightStore.componentFile(folder: path, name: "diffusion_pytorch_model")
-        return (try? SafeTensorsFile(path: file))?.storedBytes ?? 0
+        path.hasSuffix(".safetensors") ? ModelCache.weightBytes(file: path) : ModelCache.weightBytes(folder: path, name: "diffusion_pytorch_model")
     }
 }

@@ -77,6 +77,14 @@ public final class ModelCache: Sendable {
         return try result.get()
     }
 
+    /// Bytes the weights of a `.safetensors` file take once loaded (stored dtype, from its header); 0 when unreadable.
+    public static func weightBytes(file path: String) -> Int { (try? SafeTensorsFile(path: path))?.storedBytes ?? 0 }
+
+    /// The same for a component folder's weights file (`name[.fp16].safetensors`, as the loaders pick it).
+    public static func weightBytes(folder: String, name: String) -> Int {
+        weightBytes(file: WeightStore.componentFile(folder: folder, name: name))
+    }
+
     /// The pipeline of `path` (a pipeline folder or single-file checkpoint named `name`).
     public func pipeline(_ name: String, path: String) throws(ProtocolError) -> StableDiffusionPipeline {
         try resident("model", name, bytes: StableDiffusionModel.residentBytes(path: path)) { try StableDiffusionModel.load(path: path) }

@@ -410,7 +410,7 @@ public final class StableDiffusionEngine: ColorizeEngine {
                 throw ProtocolError(.invalidParams, "options.style: \(entry.name) takes \(entry.inputWidth) components, got \(settings.style.count)",
                                     details: ["param": "options.style", "expected": JSONValue(entry.inputWidth)])
             }
-            let adapter = try cache.resident("ip-adapter", entry.name, bytes: (try? SafeTensorsFile(path: entry.path))?.storedBytes ?? 0) {
+            let adapter = try cache.resident("ip-adapter", entry.name, bytes: ModelCache.weightBytes(file: entry.path)) {
                 try IPAdapter(path: entry.path)
             }
             let components = Tensor(shape: [1, settings.style.count], data: settings.style)
@@ -424,7 +424,7 @@ public final class StableDiffusionEngine: ColorizeEngine {
             }
         }
         // TAESD, when installed: each step's preview, and the final decode when `decoder` is taesd.
-        let taesd: AutoencoderTiny? = hasTAESD ? try cache.resident("taesd", "taesd", bytes: ControlNetLibrary.residentBytes(path: taesdDirectory)) {
+        let taesd: AutoencoderTiny? = hasTAESD ? try cache.resident("taesd", "taesd", bytes: ModelCache.weightBytes(folder: taesdDirectory, name: "diffusion_pytorch_model")) {
             try AutoencoderTiny(folder: taesdDirectory)
         } : nil
         if settings.draft {
@@ -511,10 +511,10 @@ public final class StableDiffusionEngine: ColorizeEngine {
         guard let encoderName = entry.encoder, let encoderEntry = imageEncoders.first(where: { $0.name == encoderName }) else {
             throw ProtocolError(.modelNotFound, "IP-Adapter \(entry.name) has no image encoder", details: ["ip_adapter": .string(entry.name)])
         }
-        let adapter = try cache.resident("ip-adapter", entry.name, bytes: (try? SafeTensorsFile(path: entry.path))?.storedBytes ?? 0) {
+        let adapter = try cache.resident("ip-adapter", entry.name, bytes: ModelCache.weightBytes(file: entry.path)) {
             try IPAdapter(path: entry.path)
         }
-        let encoder = try cache.resident("clip-vision", encoderName, bytes: (try? SafeTensorsFile(path: WeightStore.componentFile(folder: encoderEntry.path, name: "model")))?.storedBytes ?? 0) {
+        let encoder = try cache.resident("clip-vision", encoderName, bytes: ModelCache.weightBytes(folder: encoderEntry.path, name: "model")) {
             try CLIPVisionModel(folder: encoderEntry.path)
         }
         let hidden = entry.input == .hiddenStates
@@ -554,7 +554,7 @@ public final class StableDiffusionEngine: ColorizeEngine {
         var variant: [String] = []
         for r in requests {
             guard let entry = entries.first(where: { $0.name == r.name }) else { continue }
-            let lora = try cache.resident("lora", entry.name, bytes: (try? SafeTensorsFile(path: entry.path))?.storedBytes ?? 0) {
+            let lora = try cache.resident("lora", entry.name, bytes: ModelCache.weightBytes(file: entry.path)) {
                 try LoRA(path: entry.path)
             }
             do {
