@@ -56,12 +56,20 @@ bench-diffusion: release
 	test -f $(BENCH_MODELS)/text_encoder/model.fp16.safetensors -a -f $(BENCH_MODELS)/controlnet/sd15-lineart-random/diffusion_pytorch_model.fp16.safetensors \
 		-a -f $(BENCH_MODELS)/ip-adapter/ip-adapter_sd15-random.safetensors -a -f $(BENCH_MODELS)$$sub/clip-vision/vit-h-random/model.safetensors \
 		-a -f $(BENCH_MODELS)$$sub/sdro-random/unet/diffusion_pytorch_model.safetensors \
+		-a -f $(BENCH_MODELS)/lora/lcm-lora-sdv1-5.safetensors -a -f $(BENCH_MODELS)/taesd/config.json \
 		|| $(FIXTURE_VENV)/bin/python Benchmarks/torch/sd15_random.py $(BENCH_MODELS) --write
 	# The daemon's own kernel choice is what is measured: an OPENBLAS_CORETYPE inherited from the shell (some machines
 	# here export Haswell) would pin the AVX2 kernels.
 	env -u OPENBLAS_CORETYPE .build/release/paints-bench-diffusion $(BENCH_MODELS)
 	$(FIXTURE_VENV)/bin/python Benchmarks/torch/sd15_random.py $(BENCH_MODELS) --time --compare $(BENCH_MODELS)/swift-figures.json
 	env -u OPENBLAS_CORETYPE .build/release/paints-bench --sd-colorize $(BENCH_MODELS) Examples/art
+	# Issue 14's speed options (runnable alone: the lines below): a random rank-64 kohya LoRA named like the LCM-LoRA
+	# (times only, not a distillation) read and bound in-process; then through a fresh paintsd: quality fast with and
+	# without TAESD previews, balanced at 6 steps (its per-step time is the figure), a 1-step LoRA switch; then PyTorch's
+	# fast run (LCMScheduler, 4 steps, guidance 1, the same LoRA by load_lora_weights).
+	env -u OPENBLAS_CORETYPE .build/release/paints-bench-diffusion --lora-bind $(BENCH_MODELS)
+	env -u OPENBLAS_CORETYPE .build/release/paints-bench --sd-speed $(BENCH_MODELS) Examples/art
+	$(FIXTURE_VENV)/bin/python Benchmarks/torch/sd15_speed.py $(BENCH_MODELS) Examples/art
 	# The Paints-UNDO single-frame model at its default 512x640 (~6 GB more under $(BENCH_UNDO_MODELS)).
 	@case "$$PAINTSD_BENCH_QUICK" in ""|0) ;; *) echo "quick run: the Paints-UNDO part left out"; exit 0;; esac; set -ex; \
 	test -f $(BENCH_UNDO_MODELS)/text_encoder/model.fp16.safetensors || $(FIXTURE_VENV)/bin/python Benchmarks/torch/paints_undo_random.py $(BENCH_UNDO_MODELS) --write; \

@@ -55,7 +55,7 @@ func cpuSummary() -> String {
 }
 
 OpenBLASKernel.selectBestKernelOrReexecute()
-var arguments = CommandLine.arguments.filter { $0 != "--paints-undo" && $0 != "--quick" }
+var arguments = CommandLine.arguments.filter { $0 != "--paints-undo" && $0 != "--quick" && $0 != "--lora-bind" }
 let paintsUndo = CommandLine.arguments.contains("--paints-undo")
 let quick = CommandLine.arguments.contains("--quick") || !["", "0"].contains(ProcessInfo.processInfo.environment["PAINTSD_BENCH_QUICK"] ?? "")
 let controlNetFolder = arguments.firstIndex(of: "--controlnet").map { arguments[$0 + 1] }
@@ -65,6 +65,39 @@ let steps = arguments.firstIndex(of: "--steps").map { Int(arguments[$0 + 1]) ?? 
 let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
 print("paints-bench-diffusion: \(OpenBLASKernel.description), \(Parallel.cores) cores")
 print("CPU: \(cpuSummary())")
+// --lora-bind: issue 14's LoRA switch in-process: reading OUT_DIR/lora/lcm-lora-sdv1-5.safetensors (the random rank-64
+// kohya LoRA sd15_random.py --write makes) and binding it to the f32 UNet and text encoder (LoRA.applied: copies that
+// carry a LoRABinding; the base weights untouched), 3 rounds, min and median; then one UNet pass 64x64 batch 1 with and
+// without it (after a warm-up of each).
+if CommandLine.arguments.contains("--lora-bind") {
+    let loraPath = folder + "/lora/lcm-lora-sdv1-5.safetensors"
+    let unet = try UNet2DConditionModel(folder: folder + "/unet", variant: "")
+    let clip = try CLIPTextModel(folder: folder + "/text_encoder", variant: "")
+    var reads: [Double] = [], unetBinds: [Double] = [], clipBinds: [Double] = []
+    var bound = unet
+    var layers = (0, 0)
+    for _ in 0..<3 {
+        var lora: LoRA?
+        reads.append(try seconds { lora = try LoRA(path: loraPath) })
+        unetBinds.append(try seconds { bound = try lora!.applied(to: unet, weight: 1) })
+        var te = clip
+        clipBinds.append(try seconds { te = try lora!.applied(to: clip, weight: 1) })
+        layers = (bound.lora?.layerCount ?? -1, te.lora?.layerCount ?? -1)
+    }
+    func mm(_ v: [Double]) -> String { String(format: "min %.1f ms, median %.1f ms", v.min()! * 1000, median(v) * 1000) }
+    print("lora rank-64 (random, kohya, \(layers.0) UNet + \(layers.1) text encoder layers): read \(mm(reads)); bind UNet \(mm(unetBinds)); bind text encoder \(mm(clipBinds))")
+    var noise = SeededNormalNoise(seed: 1)
+    let n = quick ? 16 : 64
+    let x = Tensor(shape: [1, 4, n, n], data: noise.normal(count: 4 * n * n))
+    let c = Tensor(shape: [1, 77, 768], data: noise.normal(count: 77 * 768))
+    _ = try unet(x, timesteps: [500], context: c)
+    _ = try bound(x, timesteps: [500], context: c)
+    let plain = try seconds { _ = try unet(x, timesteps: [500], context: c) }
+    let withLoRA = try seconds { _ = try bound(x, timesteps: [500], context: c) }
+    print(String(format: "unet pass %dx%d batch 1: %.2f s without, %.2f s with the rank-64 LoRA (+%.1f%%)", n, n, plain, withLoRA, 100 * (withLoRA / plain - 1)))
+    exit(0)
+}
+
 // The SD1.5 part's image side and timed rounds of the ControlNet step (--quick: a smoke run, not figures).
 let imageSide = quick && !paintsUndo ? 128 : 512
 let latentSide = imageSide / 8

@@ -4,6 +4,7 @@
 //
 //     paints-bench [ART_DIR [MODELS_DIR]]
 //     paints-bench --sd-colorize [BENCH_MODELS [ART_DIR]] [--quick]     (see SDColorize.swift)
+//     paints-bench --sd-speed [BENCH_MODELS [ART_DIR]] [--quick]        (see SDSpeed.swift)
 //
 // MODELS_DIR (or $PAINTS_BENCH_MODELS) adds the model engines (sd, paints-undo, wd-tagger) to the cancel and memory
 // figures: a models directory as the daemon reads it, `fixtures` (the default when run from the repository root: the
@@ -70,6 +71,11 @@ func cpuSummary() -> String {
 // fresh daemon (SDColorize.swift; run by `make bench-diffusion`).
 if CommandLine.arguments.count > 1, CommandLine.arguments[1] == "--sd-colorize" {
     exit(sdColorizeBench(Array(CommandLine.arguments.dropFirst(2))))
+}
+// `paints-bench --sd-speed [BENCH_MODELS [ART_DIR]]`: issue 14's quality presets, TAESD previews and a LoRA switch
+// through a fresh daemon (SDSpeed.swift; run by `make bench-diffusion`).
+if CommandLine.arguments.count > 1, CommandLine.arguments[1] == "--sd-speed" {
+    exit(sdSpeedBench(Array(CommandLine.arguments.dropFirst(2))))
 }
 
 let art = CommandLine.arguments.count > 1 ? CommandLine.arguments[1] : "Examples/art"

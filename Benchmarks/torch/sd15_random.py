@@ -13,6 +13,10 @@ convolutions and the hint embedding's conv_out, which from_unet zeroes, get the 
 so that its residuals are not zero. --time loads the ControlNet from its f32 file (the weights the Swift benchmark
 reads); the UNet, VAE and text encoder are rebuilt from the same seed as written.
 
+Issue 14's speed parts (written by --write when missing; timed by paints-bench --sd-speed and sd15_speed.py):
+lora/lcm-lora-sdv1-5.safetensors, a RANDOM rank-64 kohya LoRA (not an LCM distillation), and taesd/ (AutoencoderTiny
+at its default config, random); see write_speed_models.
+
 Issue 13's parts (written by --write when missing, timed by --time beside the Swift figures):
 - clip-vision/vit-h-random/: transformers' CLIPVisionModelWithProjection at CLIP ViT-H/14's size (hidden 1280, 32
   layers, 16 heads, intermediate 5120, patch 14, 224x224, projection 1024, GELU; transformers' own random
@@ -146,6 +150,7 @@ def main():
                 write_ip_adapter(os.path.join(out, IP_ADAPTER), unet)
             del unet, vae, clip
         write_issue13_models(out, quick, missing)
+        write_speed_models(out)
     if "--time" not in sys.argv:
         return
     torch.manual_seed(0)
@@ -240,6 +245,48 @@ def controlnet_step(unet, controlnet, side, rounds, generator):
         figures[f"controlnet_{name}_min_s"] = min(parts[name])
         figures[f"controlnet_{name}_median_s"] = statistics.median(parts[name])
     return figures
+
+
+SPEED_LORA = "lora/lcm-lora-sdv1-5.safetensors"
+SPEED_TAESD = "taesd"
+
+
+def write_speed_models(out):
+    """Issue 14's speed parts for paints-bench --sd-speed, written when missing: OUT/lora/lcm-lora-sdv1-5.safetensors, a
+    RANDOM rank-64 LoRA in kohya's layout (lora_unet_<path>.lora_down.weight [64, in] / lora_up.weight [out, 64] / alpha
+    64, f16 as published LoRAs ship) on every UNet attention linear (attn1/attn2 to_q, to_k, to_v, to_out.0) and
+    feed-forward linear (ff.net.0.proj, ff.net.2) and the text encoder's q/k/v/out_proj. It is named like the LCM-LoRA so
+    that the engine's `quality: fast` takes it, but it is no LCM distillation: its pictures are noise, only its time
+    means something. And OUT/taesd: diffusers' AutoencoderTiny at its default config (madebyollin/taesd's shape),
+    random weights."""
+    from diffusers import AutoencoderTiny, UNet2DConditionModel
+    from safetensors.torch import save_file
+    from transformers import CLIPTextConfig, CLIPTextModel
+    lora_path = os.path.join(out, SPEED_LORA)
+    if not os.path.exists(lora_path):
+        g = torch.Generator().manual_seed(14)
+        rank, tensors = 64, {}
+        unet = UNet2DConditionModel(**SD15_UNET)
+        clip = CLIPTextModel(CLIPTextConfig(**SD15_CLIP))
+        unet_ends = (".to_q", ".to_k", ".to_v", ".to_out.0", ".ff.net.0.proj", ".ff.net.2")
+        te_ends = (".q_proj", ".k_proj", ".v_proj", ".out_proj")
+        for prefix, model, ends in (("lora_unet_", unet, unet_ends), ("lora_te_", clip, te_ends)):
+            for name, module in model.named_modules():
+                if isinstance(module, torch.nn.Linear) and name.endswith(ends):
+                    key = prefix + name.replace(".", "_")
+                    o, i = module.weight.shape
+                    tensors[key + ".lora_down.weight"] = (torch.randn((rank, i), generator=g) / i ** 0.5).half()
+                    tensors[key + ".lora_up.weight"] = (torch.randn((o, rank), generator=g) * 0.01).half()
+                    tensors[key + ".alpha"] = torch.tensor(float(rank)).half()
+        del unet, clip
+        os.makedirs(os.path.dirname(lora_path), exist_ok=True)
+        save_file(tensors, lora_path)
+        print(f"wrote {lora_path} ({len(tensors) // 3} modules, rank {rank}, random: not an LCM distillation)")
+    taesd = os.path.join(out, SPEED_TAESD)
+    if not os.path.exists(os.path.join(taesd, "config.json")):
+        torch.manual_seed(14)
+        AutoencoderTiny().eval().save_pretrained(taesd, safe_serialization=True)
+        print(f"wrote {taesd} (AutoencoderTiny default config, random weights)")
 
 
 def write_components(out, skip_existing=False, **models):
