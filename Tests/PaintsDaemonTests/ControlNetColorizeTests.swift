@@ -35,15 +35,6 @@ func tinyModelsDirectory(controlNets: [String: String]) throws -> String {
          "engine": "sd", "seed": JSONValue(seed), "options": .object(options)]
     }
 
-    func layers(_ reply: Reply) throws -> [String: (image: RGBAImage, visible: Bool)] {
-        var out: [String: (RGBAImage, Bool)] = [:]
-        for layer in reply.result["layers"]?.arrayValue ?? [] {
-            let name = try #require(layer["name"]?.stringValue)
-            out[name] = (try PNGCodec.decode(try #require(reply.imageData(layer["image"]))), layer["visible"] == true)
-        }
-        return out
-    }
-
     @Test func colorizesIntoLayersThatKeepTheLines() throws {
         let models = try tinyModelsDirectory(controlNets: ["tiny-lineart": "pipeline/controlnet-a"])
         let d = try daemon(models: models)
@@ -61,37 +52,18 @@ func tinyModelsDirectory(controlNets: [String: String]) throws -> String {
         let info = try #require(final.result["info"])
         #expect(info["controlnets"]?.arrayValue?.first?["name"] == "tiny-lineart")
         #expect(info["start"] == "flats" && info["warning"] == nil)
-        #expect(final.result["layers"]?.arrayValue?.map { $0["name"] } == ["color", "flats"])
-        let l = try layers(final)
-        let color = try #require(l["color"]), flats = try #require(l["flats"])
-        #expect(color.visible && !flats.visible)
         let sketch = try PNGCodec.decode(try Repository.data(art[0]))
-        let image = try PNGCodec.decode(try #require(final.imageData(final.result["image"])))
-        for picture in [image, color.image, flats.image] { #expect(picture.width == sketch.width && picture.height == sketch.height) }
-        // Black line pixels of the sketch are black in the one picture; paper outside the drawing is the sketch's own
-        // paper there, and the colour layer is transparent outside the drawing (the canvas corners) and opaque inside.
-        var black = 0
-        for p in 0..<sketch.pixelCount where sketch.pixel(p) == .black {
-            black += 1
-            #expect(image.pixel(p) == .black, "pixel \(p)")
-            if image.pixel(p) != .black { break }
-        }
-        #expect(black > 1000)
-        for corner in [0, sketch.width - 1, sketch.pixelCount - sketch.width, sketch.pixelCount - 1] {
-            #expect(color.image.pixel(corner).a == 0)
-            #expect(image.pixel(corner) == sketch.pixel(corner))
-        }
+        let (image, color, _) = try checkColourOverFlats(final, sketch: sketch)
         // Where the colour layer is empty the sketch shows exactly as drawn; the umbrella's shaft, a solid grey line
         // area (63, 63, 63: lighter than ink), keeps its own colour: no colour under it, as in the flats.
-        for p in 0..<sketch.pixelCount where color.image.pixel(p).a == 0 {
+        for p in 0..<sketch.pixelCount where color.pixel(p).a == 0 {
             #expect(image.pixel(p) == sketch.pixel(p), "pixel \(p)")
             if image.pixel(p) != sketch.pixel(p) { break }
         }
         let shaft = (0..<sketch.pixelCount).filter { sketch.pixel($0) == RGBA(63, 63, 63) }
         let kept = shaft.filter { image.pixel($0) == sketch.pixel($0) }.count
         #expect(shaft.count > 2000 && kept > shaft.count * 9 / 10, "\(kept) of \(shaft.count) shaft pixels kept")
-        let opaque = (0..<color.image.pixelCount).filter { color.image.pixel($0).a == 255 }.count
-        #expect(opaque > sketch.pixelCount / 10 && color.image.pixels.enumerated().allSatisfy { $0.offset % 4 != 3 || $0.element == 0 || $0.element == 255 })
+        #expect(color.pixels.enumerated().allSatisfy { $0.offset % 4 != 3 || $0.element == 0 || $0.element == 255 })
         // A preview each sampling step: hint_strength 0.75 of 4 steps.
         let previews = events.filter { $0.body["progress"]?["stage"] == "sample" && $0.body["preview"] != nil }
         #expect(previews.count == 3)
@@ -118,7 +90,7 @@ func tinyModelsDirectory(controlNets: [String: String]) throws -> String {
         for lock in [0.0, 1.0] {
             let final = try client.collect(.colorize, params(["size": 64, "steps": 2, "palette_lock": JSONValue(lock)]), frames: try frames()).final
             #expect(final.type == .result, "\(final.header.serializedString())")
-            results[lock] = try layers(final)
+            results[lock] = try decodedLayers(final)
         }
         let flats = try #require(results[0]?["flats"]?.image)
         // The scribble colours: the flats' opaque colours, the largest regions first.

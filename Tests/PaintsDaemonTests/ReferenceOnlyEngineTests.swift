@@ -43,15 +43,6 @@ func tinyReferenceOnlyModelsDirectory() throws -> String {
         return p
     }
 
-    func layers(_ reply: Reply) throws -> [String: (image: RGBAImage, visible: Bool)] {
-        var out: [String: (RGBAImage, Bool)] = [:]
-        for layer in reply.result["layers"]?.arrayValue ?? [] {
-            let name = try #require(layer["name"]?.stringValue)
-            out[name] = (try PNGCodec.decode(try #require(reply.imageData(layer["image"]))), layer["visible"] == true)
-        }
-        return out
-    }
-
     @Test func eachEngineFindsItsOwnFolders() throws {
         let models = try tinyReferenceOnlyModelsDirectory()
         #expect(ReferenceOnlyEngine(modelsDirectory: models, memoryBudgetBytes: 1 << 30).models == ["sdro-tiny"])
@@ -82,28 +73,8 @@ func tinyReferenceOnlyModelsDirectory() throws -> String {
         #expect(info["model"] == "sdro-tiny" && info["sampler"] == "unipc" && info["steps"] == 3)
         #expect(info["working_size"] == [64, 64] && info["prediction_type"] == "v_prediction")
         #expect(info["palette_lock"] == 0.5 && info["warning"] == nil)
-        #expect(final.result["layers"]?.arrayValue?.map { $0["name"] } == ["color", "flats"])
-        let l = try layers(final)
-        let color = try #require(l["color"]), flats = try #require(l["flats"])
-        #expect(color.visible && !flats.visible)
         let sketch = try PNGCodec.decode(try Repository.data(art[0]))
-        let image = try PNGCodec.decode(try #require(final.imageData(final.result["image"])))
-        for picture in [image, color.image, flats.image] { #expect(picture.width == sketch.width && picture.height == sketch.height) }
-        // Black ink stays black in the one picture; the colour layer is transparent outside the drawing (the canvas
-        // corners), where the picture is the sketch's own paper, and opaque inside it.
-        var black = 0
-        for p in 0..<sketch.pixelCount where sketch.pixel(p) == .black {
-            black += 1
-            #expect(image.pixel(p) == .black, "pixel \(p)")
-            if image.pixel(p) != .black { break }
-        }
-        #expect(black > 1000)
-        for corner in [0, sketch.width - 1, sketch.pixelCount - sketch.width, sketch.pixelCount - 1] {
-            #expect(color.image.pixel(corner).a == 0)
-            #expect(image.pixel(corner) == sketch.pixel(corner))
-        }
-        let opaque = (0..<color.image.pixelCount).filter { color.image.pixel($0).a == 255 }.count
-        #expect(opaque > sketch.pixelCount / 10)
+        _ = try checkColourOverFlats(final, sketch: sketch)
         // A preview each sampling step: all steps run (no img2img here).
         let previews = events.filter { $0.body["progress"]?["stage"] == "sample" && $0.body["preview"] != nil }
         #expect(previews.count == 3)
