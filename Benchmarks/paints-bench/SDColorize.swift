@@ -52,6 +52,40 @@ struct SDColorizeBench {
         quick = arguments.contains("--quick") || !["", "0"].contains(ProcessInfo.processInfo.environment["PAINTSD_BENCH_QUICK"] ?? "")
     }
 
+    /// A fresh paintsd beside this benchmark, listening on `work`/paintsd.sock over `models`, its environment without
+    /// this process's kernel choice (paintsd makes its own, as a user's daemon would); through setpriv where there is
+    /// one, so that a bench killed mid-job leaves no daemon. Returns once the socket is there.
+    static func launchDaemon(models: String, work: String) throws -> (Process, socket: String) {
+        let fm = FileManager.default
+        let paintsd = ((try? fm.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0])
+            .split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/") + "/paintsd"
+        let socket = work + "/paintsd.sock"
+        let daemonArguments = [paintsd, "--no-default-endpoint", "--listen", "ipc://" + socket, "--models", models, "--log-level", "error"]
+        let process = Process()
+        let setpriv = "/usr/bin/setpriv"
+        if fm.isExecutableFile(atPath: setpriv) {
+            process.executableURL = URL(fileURLWithPath: setpriv)
+            process.arguments = ["--pdeathsig", "KILL", "--"] + daemonArguments
+        } else {
+            process.executableURL = URL(fileURLWithPath: paintsd)
+            process.arguments = Array(daemonArguments.dropFirst())
+        }
+        var environment = ProcessInfo.processInfo.environment
+        for key in ["OPENBLAS_CORETYPE", "OPENBLAS_THREAD_TIMEOUT", "PAINTSD_REEXECUTED"] { environment[key] = nil }
+        process.environment = environment
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        let startDeadline = Date().addingTimeInterval(60)
+        while !exists(socket) {
+            guard process.isRunning, startDeadline.timeIntervalSinceNow > 0 else {
+                if process.isRunning { process.terminate() }
+                throw Failure("paintsd did not start")
+            }
+            Thread.sleep(forTimeInterval: 0.01)
+        }
+        return (process, socket)
+    }
+
     static func exists(_ path: String) -> Bool { FileManager.default.fileExists(atPath: path) }
 
     /// A diffusers SD pipeline folder as the sd engine recognises one.
@@ -146,36 +180,12 @@ struct SDColorizeBench {
         if quick { print("QUICK smoke run: working size \(size), \(steps) steps; the figures say nothing about speed") }
         print("models \(models) (pipeline \(pipelineName), ControlNet \(Self.controlNetName))")
 
-        // A fresh daemon, its environment without the kernel choice of this process (paintsd makes its own, as a
-        // user's daemon would). Through setpriv where there is one, so that a bench killed mid-job leaves no daemon.
-        let paintsd = ((try? fm.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0])
-            .split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/") + "/paintsd"
-        let socket = work + "/paintsd.sock"
-        let daemonArguments = [paintsd, "--no-default-endpoint", "--listen", "ipc://" + socket, "--models", models, "--log-level", "error"]
-        let process = Process()
-        let setpriv = "/usr/bin/setpriv"
-        if fm.isExecutableFile(atPath: setpriv) {
-            process.executableURL = URL(fileURLWithPath: setpriv)
-            process.arguments = ["--pdeathsig", "KILL", "--"] + daemonArguments
-        } else {
-            process.executableURL = URL(fileURLWithPath: paintsd)
-            process.arguments = Array(daemonArguments.dropFirst())
-        }
-        var environment = ProcessInfo.processInfo.environment
-        for key in ["OPENBLAS_CORETYPE", "OPENBLAS_THREAD_TIMEOUT", "PAINTSD_REEXECUTED"] { environment[key] = nil }
-        process.environment = environment
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
+        let (process, socket) = try Self.launchDaemon(models: models, work: work)
         defer {
             if process.isRunning { process.terminate() }
             process.waitUntilExit()
         }
         let pid = process.processIdentifier
-        let startDeadline = Date().addingTimeInterval(60)
-        while !Self.exists(socket) {
-            guard process.isRunning, startDeadline.timeIntervalSinceNow > 0 else { throw Failure("paintsd did not start") }
-            Thread.sleep(forTimeInterval: 0.01)
-        }
         let client = try PaintsClient(endpoint: "ipc://" + socket)
         defer { client.close() }
         let hello = try client.call(.hello, timeout: 60).result

@@ -85,32 +85,10 @@ struct SDSpeedBench {
         print("models \(models); RANDOM weights, and a RANDOM rank-64 LoRA named lcm-lora-sdv1-5 (not an LCM distillation: times only)")
 
         // A fresh daemon, as --sd-colorize starts one.
-        let paintsd = ((try? fm.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0])
-            .split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/") + "/paintsd"
-        let socket = base.work + "/paintsd.sock"
-        let daemonArguments = [paintsd, "--no-default-endpoint", "--listen", "ipc://" + socket, "--models", models, "--log-level", "error"]
-        let process = Process()
-        let setpriv = "/usr/bin/setpriv"
-        if fm.isExecutableFile(atPath: setpriv) {
-            process.executableURL = URL(fileURLWithPath: setpriv)
-            process.arguments = ["--pdeathsig", "KILL", "--"] + daemonArguments
-        } else {
-            process.executableURL = URL(fileURLWithPath: paintsd)
-            process.arguments = Array(daemonArguments.dropFirst())
-        }
-        var environment = ProcessInfo.processInfo.environment
-        for key in ["OPENBLAS_CORETYPE", "OPENBLAS_THREAD_TIMEOUT", "PAINTSD_REEXECUTED"] { environment[key] = nil }
-        process.environment = environment
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
+        let (process, socket) = try SDColorizeBench.launchDaemon(models: models, work: base.work)
         defer {
             if process.isRunning { process.terminate() }
             process.waitUntilExit()
-        }
-        let startDeadline = Date().addingTimeInterval(60)
-        while !SDColorizeBench.exists(socket) {
-            guard process.isRunning, startDeadline.timeIntervalSinceNow > 0 else { throw Failure("paintsd did not start") }
-            Thread.sleep(forTimeInterval: 0.01)
         }
         let client = try PaintsClient(endpoint: "ipc://" + socket)
         defer { client.close() }
