@@ -313,8 +313,14 @@ final class SocketLoop {
             shape = JobShape(method: method, width: image.width, height: image.height, frames: 0, options: params.options)
         }
         let estimate = engine.estimatedPeakBytes(shape)
-        let resident = census.residentBytes.values.reduce(0, +)
+        var resident = census.residentBytes.values.reduce(0, +)
         let budget = configuration.memoryBudgetBytes
+        if estimate > budget - resident {
+            // Memory pressure: the engines' caches go first (they only make a second press faster), then the job is
+            // weighed again against what stays resident.
+            for engine in server.registry.engines { engine.releaseCaches() }
+            resident = server.registry.engines.reduce(0) { $0 + $1.residentBytes }
+        }
         guard estimate <= budget - resident else {
             func gib(_ bytes: Int) -> String { String(format: "%.1f GiB", Double(bytes) / Double(1 << 30)) }
             throw ProtocolError(.resourceExhausted,

@@ -123,6 +123,13 @@ public protocol Engine: AnyObject, Sendable {
     /// decoded inputs, working buffers, frames, and a model the job would load. The daemon refuses a job whose
     /// estimate does not fit its memory budget, before running it.
     func estimatedPeakBytes(_ job: JobShape) -> Int
+    /// Drops what the engine keeps only to be faster next time (prompt and picture encodings), keeping its models.
+    /// The daemon calls it when a job would not fit its memory budget otherwise.
+    func releaseCaches()
+}
+
+extension Engine {
+    public func releaseCaches() {}
 }
 
 /// What the daemon knows of a job before running it: enough to estimate its memory.

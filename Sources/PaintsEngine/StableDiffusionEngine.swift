@@ -60,6 +60,11 @@ public final class StableDiffusionEngine: ColorizeEngine {
             + cache.residents("model", as: StableDiffusionPipeline.self).reduce(0) { $0 + $1.caches.residentBytes }
     }
 
+    public func releaseCaches() {
+        embeddings.removeAll()
+        for pipeline in cache.residents("model", as: StableDiffusionPipeline.self) { pipeline.caches.removeAll() }
+    }
+
     public var assets: [String: JSONValue]? {
         ["models": .array(models.map { .string($0) }), "controlnets": .array(controlNets.map(\.json)),
          "ip_adapters": .array(ipAdapters.map(\.json)), "image_encoders": .array(imageEncoders.map(\.json)),

@@ -278,4 +278,33 @@ func tinyModelsDirectory(controlNets: [String: String]) throws -> String {
         #expect(plus.protocolError?.code == .modelNotFound && plus.protocolError?.message.contains("hidden states") == true)
         #expect(try client.call(.ping).result["pong"] == true)
     }
+
+    /// Issue 14: the caches (reference encodings, prompt embeddings, init latents) go when a job would not fit the
+    /// daemon's memory budget beside them; the models stay, and the next job makes them again.
+    @Test func cachesAreDroppedWhenAJobWouldNotFitTheBudget() throws {
+        let budget = 512 << 20
+        var engines = BuiltinEngines.registry()
+        let sd = StableDiffusionEngine(modelsDirectory: try models(), memoryBudgetBytes: 1 << 30)
+        engines.register(sd)
+        let d = try TestDaemon(engines: engines) { $0.memoryBudgetBytes = budget }
+        defer { d.stop() }
+        let client = try d.client()
+        let first = try client.collect(.colorize, params(["size": 32, "steps": 2], seed: 1), frames: try frames()).final
+        #expect(first.type == .result, "\(first.header.serializedString())")
+        #expect(sd.embeddings.count == 1)
+        let withCaches = sd.residentBytes
+        // A 4000x4000 sketch (a small PNG of zeros): its own working set passes the budget.
+        let side = 4000
+        let big = try PNGCodec.encode(RGBAImage(width: side, height: side), fast: false)
+        #expect(sd.estimatedPeakBytes(JobShape(method: .colorize, width: side, height: side)) > budget - withCaches)
+        let refused = try client.collect(.colorize, ["sketch": ["frame": 1, "encoding": "png"], "prompt": "a watercolor painting",
+                                                     "engine": "sd"], frames: [big]).final
+        #expect(refused.protocolError?.code == .resourceExhausted, "\(refused.header.serializedString())")
+        #expect(sd.embeddings.count == 0)
+        #expect(sd.residentBytes < withCaches)
+        #expect(sd.residentBytes > 0)   // the model itself stays
+        let again = try client.collect(.colorize, params(["size": 32, "steps": 2], seed: 1), frames: try frames()).final
+        #expect(again.result["info"]?["reference"]?["encoding_cached"] == false)
+        #expect(try #require(again.imageData(again.result["image"])) == #require(first.imageData(first.result["image"])))
+    }
 }
