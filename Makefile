@@ -1,6 +1,6 @@
 # paintsd: `make demo` colorizes the sample line art; `make test` runs every test. Both install what they need.
 SWIFT ?= swift
-DEPS := libzmq3-dev libopenblas-dev libpng-dev libjson-c-dev pkg-config python3-zmq
+DEPS := libzmq3-dev libopenblas-dev libdnnl-dev libpng-dev libjson-c-dev pkg-config python3-zmq
 # What the bridges' tests run inside: real GIMP 2.10 (and its plug-in headers) and real Krita with its Python.
 BRIDGE_DEPS := gimp libgimp2.0-dev krita python3-pyqt5 xvfb xauth
 DEMO_OUT ?= out/demo
@@ -62,6 +62,11 @@ bench-diffusion: release
 	# here export Haswell) would pin the AVX2 kernels.
 	env -u OPENBLAS_CORETYPE .build/release/paints-bench-diffusion $(BENCH_MODELS)
 	$(FIXTURE_VENV)/bin/python Benchmarks/torch/sd15_random.py $(BENCH_MODELS) --time --compare $(BENCH_MODELS)/swift-figures.json
+	# Issue 15: OpenVINO (f32, 2 threads) on the same weights beside paintsd's figures; then paintsd's kernels: the FMA
+	# peak, each convolution backend side by side, where a UNet pass and a VAE decode spend their time.
+	$(FIXTURE_VENV)/bin/python -c "import openvino" 2>/dev/null || $(FIXTURE_VENV)/bin/pip install -q -r Tests/Fixtures/diffusion/requirements.txt
+	$(FIXTURE_VENV)/bin/python Benchmarks/torch/sd15_openvino.py $(BENCH_MODELS) --compare $(BENCH_MODELS)/swift-figures.json
+	env -u OPENBLAS_CORETYPE .build/release/paints-bench-diffusion --kernels $(BENCH_MODELS)
 	env -u OPENBLAS_CORETYPE .build/release/paints-bench --sd-colorize $(BENCH_MODELS) Examples/art
 	# Issue 14's speed options (runnable alone: the lines below): a random rank-64 kohya LoRA named like the LCM-LoRA
 	# (times only, not a distillation) read and bound in-process; then through a fresh paintsd: quality fast with and

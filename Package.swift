@@ -22,13 +22,15 @@ let package = Package(
         .systemLibrary(name: "CZeroMQ"),
         .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        // oneDNN ships no pkg-config file in Debian; its header and library sit in the default paths.
+        .systemLibrary(name: "CDNNL", providers: [.apt(["libdnnl-dev"])]),
 
         .target(name: "PaintsProtocol"),
         .target(name: "PaintsTransport", dependencies: ["CZeroMQ"]),
         .target(name: "PaintsRaster", dependencies: ["CPNG"]),
         // PaintsTensor's vector kernels in C (the compiler vectorises them; one build per x86 level, chosen at load).
         .target(name: "CTensorKernels", cSettings: [.unsafeFlags(["-O3"])]),
-        .target(name: "PaintsTensor", dependencies: ["COpenBLAS", "CTensorKernels"]),
+        .target(name: "PaintsTensor", dependencies: ["COpenBLAS", "CDNNL", "CTensorKernels"]),
         .target(name: "PaintsDiffusion", dependencies: ["PaintsTensor"]),
         .target(name: "PaintsTagger", dependencies: ["PaintsTensor", "PaintsDiffusion"]),
         .target(name: "PaintsEngine", dependencies: ["PaintsProtocol", "PaintsRaster", "PaintsTensor", "PaintsDiffusion", "PaintsTagger"]),

@@ -55,7 +55,7 @@ func cpuSummary() -> String {
 }
 
 OpenBLASKernel.selectBestKernelOrReexecute()
-var arguments = CommandLine.arguments.filter { $0 != "--paints-undo" && $0 != "--quick" && $0 != "--lora-bind" }
+var arguments = CommandLine.arguments.filter { $0 != "--paints-undo" && $0 != "--quick" && $0 != "--lora-bind" && $0 != "--kernels" }
 let paintsUndo = CommandLine.arguments.contains("--paints-undo")
 let quick = CommandLine.arguments.contains("--quick") || !["", "0"].contains(ProcessInfo.processInfo.environment["PAINTSD_BENCH_QUICK"] ?? "")
 let controlNetFolder = arguments.firstIndex(of: "--controlnet").map { arguments[$0 + 1] }
@@ -63,7 +63,7 @@ if let i = arguments.firstIndex(of: "--controlnet") { arguments.removeSubrange(i
 let folder = arguments.count > 1 ? arguments[1] : "/tmp/paintsd-sd15-random"
 let steps = arguments.firstIndex(of: "--steps").map { Int(arguments[$0 + 1]) ?? 2 } ?? 2
 let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
-print("paints-bench-diffusion: \(OpenBLASKernel.description), \(Parallel.cores) cores")
+print("paints-bench-diffusion: \(OpenBLASKernel.description), \(Parallel.cores) cores; convolutions: \(OneDNN.backend.rawValue)")
 print("CPU: \(cpuSummary())")
 // --lora-bind: issue 14's LoRA switch in-process: reading OUT_DIR/lora/lcm-lora-sdv1-5.safetensors (the random rank-64
 // kohya LoRA sd15_random.py --write makes) and binding it to the f32 UNet and text encoder (LoRA.applied: copies that
@@ -95,6 +95,11 @@ if CommandLine.arguments.contains("--lora-bind") {
     let plain = try seconds { _ = try unet(x, timesteps: [500], context: c) }
     let withLoRA = try seconds { _ = try bound(x, timesteps: [500], context: c) }
     print(String(format: "unet pass %dx%d batch 1: %.2f s without, %.2f s with the rank-64 LoRA (+%.1f%%)", n, n, plain, withLoRA, 100 * (withLoRA / plain - 1)))
+    exit(0)
+}
+
+if CommandLine.arguments.contains("--kernels") {
+    try runKernelBenchmark(folder: folder, latentSide: quick ? 16 : 64, rounds: quick ? 1 : 2)
     exit(0)
 }
 
@@ -198,6 +203,12 @@ do {
     report("vae_decode_512_s", try seconds { _ = try vae.decode(z) }, "vae decode \(imageSide)x\(imageSide) (s)")
     let image = Tensor(shape: [1, 3, imageSide, imageSide], data: noise.normal(count: 3 * imageSide * imageSide).map { max(-1, min(1, $0 / 3)) })
     report("vae_encode_512_s", try seconds { _ = try vae.encode(image) }, "vae encode \(imageSide)x\(imageSide) (s)")
+    // Twice the side (issue 15's second VAE size; the quick run's is 256).
+    let z2 = Tensor(shape: [1, 4, 2 * latentSide, 2 * latentSide], data: noise.normal(count: 16 * latentSide * latentSide))
+    report("vae_decode_1024_s", try seconds { _ = try vae.decode(z2) }, "vae decode \(2 * imageSide)x\(2 * imageSide) (s)")
+    let image2 = Tensor(shape: [1, 3, 2 * imageSide, 2 * imageSide],
+                        data: noise.normal(count: 12 * imageSide * imageSide).map { max(-1, min(1, $0 / 3)) })
+    report("vae_encode_1024_s", try seconds { _ = try vae.encode(image2) }, "vae encode \(2 * imageSide)x\(2 * imageSide) (s)")
 }
 do {
     let clip = try CLIPTextModel(folder: folder + "/text_encoder", variant: "")

@@ -112,3 +112,45 @@ MULTIVERSION
 void pk_bf16_to_float(const uint16_t *src, float *dst, size_t n) {
     for (size_t i = 0; i < n; i++) dst[i] = float_of((uint32_t)src[i] << 16);
 }
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+__attribute__((target("avx512f"))) static float fma_loop_16(long iterations) {
+    __m512 acc[16], b = _mm512_set1_ps(0.999f), c = _mm512_set1_ps(0.001f);
+    for (int i = 0; i < 16; i++) acc[i] = _mm512_set1_ps((float)i);
+    for (long k = 0; k < iterations; k++)
+        for (int i = 0; i < 16; i++) acc[i] = _mm512_fmadd_ps(acc[i], b, c);
+    float sum = 0;
+    for (int i = 0; i < 16; i++) sum += _mm512_reduce_add_ps(acc[i]);
+    return sum;
+}
+
+__attribute__((target("avx2,fma"))) static float fma_loop_8(long iterations) {
+    __m256 acc[16], b = _mm256_set1_ps(0.999f), c = _mm256_set1_ps(0.001f);
+    for (int i = 0; i < 16; i++) acc[i] = _mm256_set1_ps((float)i);
+    for (long k = 0; k < iterations; k++)
+        for (int i = 0; i < 16; i++) acc[i] = _mm256_fmadd_ps(acc[i], b, c);
+    float lanes[8], sum = 0;
+    for (int i = 0; i < 16; i++) {
+        _mm256_storeu_ps(lanes, acc[i]);
+        for (int j = 0; j < 8; j++) sum += lanes[j];
+    }
+    return sum;
+}
+
+int pk_cpu_has(int width) {
+    __builtin_cpu_init();
+    if (width == 16) return __builtin_cpu_supports("avx512f");
+    if (width == 8) return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    return 0;
+}
+
+float pk_fma_loop(int width, long iterations) {
+    if (!pk_cpu_has(width)) return 0;
+    return width == 16 ? fma_loop_16(iterations) : fma_loop_8(iterations);
+}
+#else
+int pk_cpu_has(int width) { (void)width; return 0; }
+float pk_fma_loop(int width, long iterations) { (void)width; (void)iterations; return 0; }
+#endif

@@ -5,7 +5,9 @@ extension Tensor {
     public func silu() -> Tensor { sigmoidGated(k: 1) }
 
     /// GELU, exact (erf) form: torch's default.
-    public func gelu() -> Tensor { map { 0.5 * $0 * (1 + erf($0 * Self.inverseSquareRootOfTwo)) } }
+    public func gelu() -> Tensor {
+        KernelProfile.measure(.activation) { map { 0.5 * $0 * (1 + erf($0 * Self.inverseSquareRootOfTwo)) } }
+    }
 
     /// GELU, tanh approximation (torch `approximate="tanh"`, timm `gelu_tanh`).
     public func geluTanh() -> Tensor {
@@ -20,6 +22,10 @@ extension Tensor {
 
     /// x * sigmoid(k x), split across cores.
     func sigmoidGated(k: Float) -> Tensor {
+        KernelProfile.measure(.activation) { sigmoidGatedUnprofiled(k: k) }
+    }
+
+    private func sigmoidGatedUnprofiled(k: Float) -> Tensor {
         var out = self
         let n = count
         out.data.withUnsafeMutableBufferPointer { o in
@@ -31,6 +37,10 @@ extension Tensor {
 
     /// GEGLU: the last dimension splits into (hidden, gate); returns hidden * gelu(gate) (diffusers `GEGLU`).
     public func geglu() -> Tensor {
+        KernelProfile.measure(.activation) { gegluUnprofiled() }
+    }
+
+    private func gegluUnprofiled() -> Tensor {
         let d = shape[rank - 1] / 2
         var out = Tensor(zeros: Array(shape.dropLast()) + [d])
         let rows = count / (2 * d)

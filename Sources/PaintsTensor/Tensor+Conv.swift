@@ -1,13 +1,24 @@
-// PaintsTensor/Tensor+Conv: 2-D convolution as im2col + sgemm, tiled by output rows so no column buffer exceeds a bound.
+// PaintsTensor/Tensor+Conv: 2-D convolution, on oneDNN (OneDNN) or as im2col + sgemm tiled by output rows so no column
+// buffer exceeds a bound.
 
 extension Tensor {
     /// Largest im2col buffer, in floats (64 MiB); a 512x512 VAE convolution would need 2.3 GB untiled.
     public static let maxColumnFloats = 16 << 20
+    /// Most work oneDNN does in one call, in FLOPs (a few tens of milliseconds): larger convolutions run in bands of
+    /// output rows, and cancellation is polled between them (a 512x512 VAE convolution is 77 GFLOP).
+    public static let maxBandFLOPs = 4e9
 
     /// torch.nn.functional.conv2d with groups = 1 and dilation = 1.
     /// - Parameters: self [N, C, H, W]; weight [O, C, KH, KW]; bias [O].
     /// - Returns: [N, O, (H + 2p - KH)/s + 1, (W + 2p - KW)/s + 1].
     public func conv2d(weight: Weight, bias: Tensor?, stride: Int = 1, padding: Int = 0) throws(TensorError) -> Tensor {
+        let flops = rank == 4 && weight.rank == 4 ? 2 * Double(shape[0] * weight.count) * Double(shape[2] * shape[3]) / Double(stride * stride) : 0
+        return try KernelProfile.measure(.convolution, flops: flops) { () throws(TensorError) -> Tensor in
+            try convolved(weight: weight, bias: bias, stride: stride, padding: padding)
+        }
+    }
+
+    private func convolved(weight: Weight, bias: Tensor?, stride: Int, padding: Int) throws(TensorError) -> Tensor {
         guard rank == 4, weight.rank == 4, weight.shape[1] == shape[1], bias == nil || bias!.shape == [weight.shape[0]] else {
             throw .shapeMismatch(operation: "conv2d", shapes: [shape, weight.shape, bias?.shape ?? []])
         }
@@ -15,6 +26,10 @@ extension Tensor {
         let (o, kh, kw) = (weight.shape[0], weight.shape[2], weight.shape[3])
         let oh = (h + 2 * padding - kh) / stride + 1, ow = (w + 2 * padding - kw) / stride + 1
         guard oh > 0, ow > 0 else { throw .shapeMismatch(operation: "conv2d", shapes: [shape, weight.shape]) }
+        if ComputeCancellation.isRequested { throw .cancelled }
+        if OneDNN.backend == .onednn, let out = try convolvedOnOneDNN(weight: weight, bias: bias, stride: stride, padding: padding) {
+            return out
+        }
         var out = Tensor(zeros: [n, o, oh, ow])
         let k = c * kh * kw
         let pointwise = kh == 1 && kw == 1 && stride == 1 && padding == 0
@@ -56,6 +71,83 @@ extension Tensor {
         }
         if cancelled { throw .cancelled }
         return out
+    }
+
+    /// The convolution on oneDNN: whole when it is small, else image by image in bands of output rows, each band's
+    /// input rows (with the padding rows written as zeros) copied out densely and its output copied back. nil when
+    /// oneDNN could not run it.
+    private func convolvedOnOneDNN(weight: Weight, bias: Tensor?, stride: Int, padding: Int) throws(TensorError) -> Tensor? {
+        let (n, c, h, w) = (shape[0], shape[1], shape[2], shape[3])
+        let (o, kh, kw) = (weight.shape[0], weight.shape[2], weight.shape[3])
+        let oh = (h + 2 * padding - kh) / stride + 1, ow = (w + 2 * padding - kw) / stride + 1
+        let flopsPerRow = 2 * Double(o * ow) * Double(c * kh * kw)
+        let rowsPerBand = max(1, min(oh, Int(Self.maxBandFLOPs / flopsPerRow)))
+        var out = Tensor(zeros: [n, o, oh, ow])
+        var cancelled = false
+        let done = weight.withFloats { wt in
+            data.withUnsafeBufferPointer { x in
+                out.data.withUnsafeMutableBufferPointer { y in
+                    withBiasPointer(bias) { b in
+                        if rowsPerBand == oh {
+                            let whole = OneDNN.ConvolutionShape(n: n, c: c, h: h, w: w, o: o, kh: kh, kw: kw, stride: stride,
+                                                                paddingH: padding, paddingW: padding, bias: b != nil)
+                            return OneDNN.convolve(whole, source: x.baseAddress!, weights: wt, bias: b, destination: y.baseAddress!)
+                        }
+                        let bandHeight = (rowsPerBand - 1) * stride + kh
+                        return ScratchBuffers.shared.with(count: c * bandHeight * w) { input in
+                            ScratchBuffers.shared.with(count: o * rowsPerBand * ow) { output in
+                                for image in 0..<n {
+                                    var y0 = 0
+                                    while y0 < oh {
+                                        if ComputeCancellation.isRequested {
+                                            cancelled = true
+                                            return false
+                                        }
+                                        let rows = min(rowsPerBand, oh - y0), top = y0 * stride - padding
+                                        let height = (rows - 1) * stride + kh
+                                        Self.copyRows(x.baseAddress! + image * c * h * w, channels: c, height: h, width: w,
+                                                      from: top, count: height, into: input)
+                                        let band = OneDNN.ConvolutionShape(n: 1, c: c, h: height, w: w, o: o, kh: kh, kw: kw,
+                                                                           stride: stride, paddingH: 0, paddingW: padding, bias: b != nil)
+                                        guard OneDNN.convolve(band, source: input, weights: wt, bias: b, destination: output) else { return false }
+                                        let target = y.baseAddress! + image * o * oh * ow + y0 * ow
+                                        for channel in 0..<o {
+                                            (target + channel * oh * ow).update(from: output + channel * rows * ow, count: rows * ow)
+                                        }
+                                        y0 += rows
+                                    }
+                                }
+                                return true
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if cancelled { throw .cancelled }
+        return done ? out : nil
+    }
+
+    /// Rows top..<top+count of every channel plane of one [C, H, W] image into a dense [C, count, W] buffer, rows
+    /// outside the image as zeros.
+    private static func copyRows(_ x: UnsafePointer<Float>, channels: Int, height: Int, width: Int, from top: Int, count: Int,
+                                 into band: UnsafeMutablePointer<Float>) {
+        let source = UnsafeSendablePointer(x), target = UnsafeSendablePointer(band)
+        Parallel.forEach(channels) { ch in
+            for r in 0..<count {
+                let row = target.pointer + (ch * count + r) * width, iy = top + r
+                if iy < 0 || iy >= height {
+                    row.update(repeating: 0, count: width)
+                } else {
+                    row.update(from: source.pointer + (ch * height + iy) * width, count: width)
+                }
+            }
+        }
+    }
+
+    private func withBiasPointer<R>(_ bias: Tensor?, _ body: (UnsafePointer<Float>?) -> R) -> R {
+        guard let bias else { return body(nil) }
+        return bias.data.withUnsafeBufferPointer { body($0.baseAddress!) }
     }
 
     /// A float32 kernel held in memory (tests, small models).

@@ -15,11 +15,13 @@ extension Tensor {
                 }
             }
         }
-        weight.withFloats { w in
-            data.withUnsafeBufferPointer { x in
-                out.data.withUnsafeMutableBufferPointer { y in
-                    BLAS.gemm(transposeB: true, m: rows, n: outFeatures, k: inFeatures, a: x.baseAddress!, lda: inFeatures,
-                              b: w, ldb: inFeatures, beta: bias == nil ? 0 : 1, c: y.baseAddress!, ldc: outFeatures)
+        KernelProfile.measure(.linear, flops: 2 * Double(rows) * Double(weight.count)) {
+            weight.withFloats { w in
+                data.withUnsafeBufferPointer { x in
+                    out.data.withUnsafeMutableBufferPointer { y in
+                        BLAS.gemm(transposeB: true, m: rows, n: outFeatures, k: inFeatures, a: x.baseAddress!, lda: inFeatures,
+                                  b: w, ldb: inFeatures, beta: bias == nil ? 0 : 1, c: y.baseAddress!, ldc: outFeatures)
+                    }
                 }
             }
         }
@@ -33,6 +35,10 @@ extension Tensor {
 
     /// [N, C, H, W] to tokens [N, H*W, C].
     public func tokens() -> Tensor {
+        KernelProfile.measure(.layout) { tokensUnprofiled() }
+    }
+
+    private func tokensUnprofiled() -> Tensor {
         precondition(rank == 4, "tokens() takes NCHW")
         let (n, c, hw) = (shape[0], shape[1], shape[2] * shape[3])
         var out = Tensor(zeros: [n, hw, c])
@@ -42,6 +48,10 @@ extension Tensor {
 
     /// Tokens [N, H*W, C] back to [N, C, H, W].
     public func image(height: Int, width: Int) -> Tensor {
+        KernelProfile.measure(.layout) { imageUnprofiled(height: height, width: width) }
+    }
+
+    private func imageUnprofiled(height: Int, width: Int) -> Tensor {
         precondition(rank == 3 && shape[1] == height * width, "image(height:width:) takes [N, H*W, C]")
         let (n, hw, c) = (shape[0], shape[1], shape[2])
         var out = Tensor(zeros: [n, c, height, width])

@@ -11,22 +11,24 @@ extension Tensor {
         let spatial = count / (n * c)
         let perGroup = c / groups * spatial
         var out = self
-        out.data.withUnsafeMutableBufferPointer { o in
-            let base = UnsafeSendablePointer(o.baseAddress!)
-            Parallel.forEach(n * groups) { g in
-                let start = base.pointer + g * perGroup
-                let (sum, squares) = VectorMath.sumAndSquares(start, count: perGroup)
-                let mean = sum / Double(perGroup)
-                let variance = max(0, squares / Double(perGroup) - mean * mean)
-                let inv = Float(1 / (variance + Double(epsilon)).squareRoot())
-                let m = Float(mean)
-                let firstChannel = (g % groups) * (c / groups)
-                for cc in 0..<(c / groups) {
-                    let scale = weight.data[firstChannel + cc] * inv
-                    let shift = bias.data[firstChannel + cc] - m * scale
-                    let row = start + cc * spatial
-                    VectorMath.scaleShift(row, count: spatial, scale: scale, shift: shift)
-                    if silu { VectorMath.sigmoidGate(row, count: spatial, k: 1) }
+        KernelProfile.measure(.normalization) {
+            out.data.withUnsafeMutableBufferPointer { o in
+                let base = UnsafeSendablePointer(o.baseAddress!)
+                Parallel.forEach(n * groups) { g in
+                    let start = base.pointer + g * perGroup
+                    let (sum, squares) = VectorMath.sumAndSquares(start, count: perGroup)
+                    let mean = sum / Double(perGroup)
+                    let variance = max(0, squares / Double(perGroup) - mean * mean)
+                    let inv = Float(1 / (variance + Double(epsilon)).squareRoot())
+                    let m = Float(mean)
+                    let firstChannel = (g % groups) * (c / groups)
+                    for cc in 0..<(c / groups) {
+                        let scale = weight.data[firstChannel + cc] * inv
+                        let shift = bias.data[firstChannel + cc] - m * scale
+                        let row = start + cc * spatial
+                        VectorMath.scaleShift(row, count: spatial, scale: scale, shift: shift)
+                        if silu { VectorMath.sigmoidGate(row, count: spatial, k: 1) }
+                    }
                 }
             }
         }
@@ -39,18 +41,20 @@ extension Tensor {
             throw .shapeMismatch(operation: "layer_norm", shapes: [shape, weight.shape, bias.shape])
         }
         var out = self
-        out.data.withUnsafeMutableBufferPointer { o in
-            let base = UnsafeSendablePointer(o.baseAddress!)
-            Parallel.forEach(count / d) { r in
-                let row = base.pointer + r * d
-                var sum = 0.0, squares = 0.0
-                for i in 0..<d {
-                    sum += Double(row[i])
-                    squares += Double(row[i]) * Double(row[i])
+        KernelProfile.measure(.normalization) {
+            out.data.withUnsafeMutableBufferPointer { o in
+                let base = UnsafeSendablePointer(o.baseAddress!)
+                Parallel.forEach(count / d) { r in
+                    let row = base.pointer + r * d
+                    var sum = 0.0, squares = 0.0
+                    for i in 0..<d {
+                        sum += Double(row[i])
+                        squares += Double(row[i]) * Double(row[i])
+                    }
+                    let mean = sum / Double(d)
+                    let inv = Float(1 / (max(0, squares / Double(d) - mean * mean) + Double(epsilon)).squareRoot())
+                    for i in 0..<d { row[i] = (row[i] - Float(mean)) * inv * weight.data[i] + bias.data[i] }
                 }
-                let mean = sum / Double(d)
-                let inv = Float(1 / (max(0, squares / Double(d) - mean * mean) + Double(epsilon)).squareRoot())
-                for i in 0..<d { row[i] = (row[i] - Float(mean)) * inv * weight.data[i] + bias.data[i] }
             }
         }
         return out

@@ -5,6 +5,10 @@ extension Tensor {
     /// torch.nn.functional.interpolate(scale_factor=2, mode="nearest") on [N, C, H, W].
     public func upsampledNearest2x() -> Tensor {
         precondition(rank == 4, "upsampledNearest2x takes NCHW")
+        return KernelProfile.measure(.layout) { upsampledUnprofiled() }
+    }
+
+    private func upsampledUnprofiled() -> Tensor {
         let (planes, h, w) = (shape[0] * shape[1], shape[2], shape[3])
         var out = Tensor(zeros: [shape[0], shape[1], 2 * h, 2 * w])
         for p in 0..<planes {

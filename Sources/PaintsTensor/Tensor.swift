@@ -42,6 +42,10 @@ public struct Tensor: Sendable, Equatable {
     /// Element-wise sum of equal shapes.
     public static func + (a: Tensor, b: Tensor) -> Tensor {
         precondition(a.shape == b.shape, "+: shapes \(a.shape) and \(b.shape)")
+        return KernelProfile.measure(.elementwise) { sum(a, b) }
+    }
+
+    private static func sum(_ a: Tensor, _ b: Tensor) -> Tensor {
         var out = a
         out.data.withUnsafeMutableBufferPointer { o in
             b.data.withUnsafeBufferPointer { bb in
@@ -56,6 +60,10 @@ public struct Tensor: Sendable, Equatable {
     /// torch.cat([a, b], dim=1) for tensors [N, C, ...] of equal N and trailing dimensions.
     public static func concatenatingChannels(_ a: Tensor, _ b: Tensor) -> Tensor {
         precondition(a.shape[0] == b.shape[0] && a.shape.dropFirst(2) == b.shape.dropFirst(2), "concatenating \(a.shape) and \(b.shape)")
+        return KernelProfile.measure(.elementwise) { concatenated(a, b) }
+    }
+
+    private static func concatenated(_ a: Tensor, _ b: Tensor) -> Tensor {
         let n = a.shape[0], (sa, sb) = (a.count / max(n, 1), b.count / max(n, 1))
         var out = [Float]()
         out.reserveCapacity(a.count + b.count)

@@ -81,7 +81,7 @@ public struct Weight: Sendable {
             return try body(bytes.base.assumingMemoryBound(to: Float.self))
         }
         return try ScratchBuffers.shared.with(count: count) { (scratch: UnsafeMutablePointer<Float>) throws(E) -> R in
-            Self.widen(bytes.base, dtype: dtype, count: count, into: scratch)
+            KernelProfile.measure(.widening) { Self.widen(bytes.base, dtype: dtype, count: count, into: scratch) }
             return try body(UnsafePointer(scratch))
         }
     }

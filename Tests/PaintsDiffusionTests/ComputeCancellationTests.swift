@@ -39,11 +39,12 @@ final class CountingCheck: Sendable {
     }
 
     @Test func aConvolutionStopsBetweenTiles() throws {
-        // Large enough that the convolution runs in several tiles of output rows.
+        // Large enough that the convolution runs in several tiles (OpenBLAS) or bands (oneDNN) of output rows.
         let side = 256, channels = 64
         let x = Tensor(shape: [1, channels, side, side], data: (0..<(channels * side * side)).map { Float($0 % 7) })
         let weight = Tensor(shape: [channels, channels, 3, 3], data: (0..<(channels * channels * 9)).map { Float($0 % 5) / 10 })
         #expect(channels * 9 * side * side > Tensor.maxColumnFloats, "one tile would hold the whole convolution")
+        #expect(2 * Double(channels * channels * 9 * side * side) > Tensor.maxBandFLOPs, "one band would hold the whole convolution")
         let check = CountingCheck(after: 1)
         #expect(throws: TensorError.cancelled) {
             try ComputeCancellation.run(whileNot: { check() }) { () throws(TensorError) in

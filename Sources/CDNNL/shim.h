@@ -1,0 +1,115 @@
+// CDNNL: oneDNN (Debian's libdnnl-dev), seen only by PaintsTensor. The C API as is, plus small helpers so Swift
+// never builds oneDNN's fixed-size dims arrays or memory objects itself.
+#include <oneapi/dnnl/dnnl.h>
+
+/// Primitive attributes: an output scale (1: none), and a scratchpad the caller passes with each execution
+/// (`cdnnl_scratchpad_bytes`): Debian's build shares one library scratchpad between primitives, which is unsafe when two
+/// threads execute primitives at once.
+static inline dnnl_status_t cdnnl_attributes(dnnl_primitive_attr_t *attr, float scale) {
+    dnnl_status_t status = dnnl_primitive_attr_create(attr);
+    if (status != dnnl_success) return status;
+    status = dnnl_primitive_attr_set_scratchpad_mode(*attr, dnnl_scratchpad_mode_user);
+    if (status == dnnl_success && scale != 1.0f) status = dnnl_primitive_attr_set_output_scales(*attr, 1, 0, &scale);
+    if (status != dnnl_success) dnnl_primitive_attr_destroy(*attr);
+    return status;
+}
+
+/// Bytes of scratchpad `primitive` wants with each execution (DNNL_ARG_SCRATCHPAD); 0 when none.
+static inline size_t cdnnl_scratchpad_bytes(dnnl_primitive_t primitive) {
+    const_dnnl_primitive_desc_t pd;
+    if (dnnl_primitive_get_primitive_desc(primitive, &pd) != dnnl_success) return 0;
+    const dnnl_memory_desc_t *md = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+    return md ? dnnl_memory_desc_get_size(md) : 0;
+}
+
+/// A forward-inference 2-D convolution on float32 tensors in plain layouts: src [n, c, h, w] (nchw), weights
+/// [o, c, kh, kw] (oihw), bias [o] when `has_bias`, dst [n, o, oh, ow] (nchw); `padding_h` rows above and below,
+/// `padding_w` columns left and right, groups 1.
+/// `*implementation` names the kernel oneDNN chose (owned by the primitive). Run it with `cdnnl_execute`.
+static inline dnnl_status_t cdnnl_conv2d_create(dnnl_engine_t engine, int64_t n, int64_t c, int64_t h, int64_t w,
+                                                int64_t o, int64_t kh, int64_t kw, int64_t stride, int64_t padding_h,
+                                                int64_t padding_w, int has_bias, dnnl_primitive_t *primitive,
+                                                const char **implementation) {
+    int64_t oh = (h + 2 * padding_h - kh) / stride + 1, ow = (w + 2 * padding_w - kw) / stride + 1;
+    dnnl_dims_t src_dims = {n, c, h, w}, weight_dims = {o, c, kh, kw}, bias_dims = {o}, dst_dims = {n, o, oh, ow};
+    dnnl_dims_t strides = {stride, stride}, pad = {padding_h, padding_w};
+    dnnl_memory_desc_t src, weights, bias, dst;
+    dnnl_status_t status;
+    if ((status = dnnl_memory_desc_init_by_tag(&src, 4, src_dims, dnnl_f32, dnnl_nchw)) != dnnl_success) return status;
+    if ((status = dnnl_memory_desc_init_by_tag(&weights, 4, weight_dims, dnnl_f32, dnnl_oihw)) != dnnl_success) return status;
+    if ((status = dnnl_memory_desc_init_by_tag(&bias, 1, bias_dims, dnnl_f32, dnnl_x)) != dnnl_success) return status;
+    if ((status = dnnl_memory_desc_init_by_tag(&dst, 4, dst_dims, dnnl_f32, dnnl_nchw)) != dnnl_success) return status;
+    dnnl_convolution_desc_t desc;
+    status = dnnl_convolution_forward_desc_init(&desc, dnnl_forward_inference, dnnl_convolution_direct, &src, &weights,
+                                                has_bias ? &bias : NULL, &dst, strides, pad, pad);
+    if (status != dnnl_success) return status;
+    dnnl_primitive_attr_t attr;
+    if ((status = cdnnl_attributes(&attr, 1.0f)) != dnnl_success) return status;
+    dnnl_primitive_desc_t pd;
+    status = dnnl_primitive_desc_create(&pd, &desc, attr, engine, NULL);
+    dnnl_primitive_attr_destroy(attr);
+    if (status != dnnl_success) return status;
+    status = dnnl_primitive_create(primitive, pd);
+    dnnl_primitive_desc_destroy(pd);
+    if (status != dnnl_success) return status;
+    const_dnnl_primitive_desc_t own;
+    if (dnnl_primitive_get_primitive_desc(*primitive, &own) != dnnl_success
+        || dnnl_primitive_desc_query(own, dnnl_query_impl_info_str, 0, (void *)implementation) != dnnl_success)
+        *implementation = "unknown";
+    return dnnl_success;
+}
+
+/// A batched float32 matrix product c[i] = scale * a[i] x b[i] for i in 0..<batch: a is [m, k], b [k, n], c [m, n],
+/// each read and written in place through its strides in elements (batch, row, column), as attention reads its heads
+/// out of [tokens, heads * d] rows.
+static inline dnnl_status_t cdnnl_matmul_create(dnnl_engine_t engine, int64_t batch, int64_t m, int64_t n, int64_t k,
+                                                const int64_t *a_strides, const int64_t *b_strides,
+                                                const int64_t *c_strides, float scale, dnnl_primitive_t *primitive,
+                                                const char **implementation) {
+    dnnl_dims_t a_dims = {batch, m, k}, b_dims = {batch, k, n}, c_dims = {batch, m, n};
+    dnnl_dims_t as = {a_strides[0], a_strides[1], a_strides[2]}, bs = {b_strides[0], b_strides[1], b_strides[2]},
+                cs = {c_strides[0], c_strides[1], c_strides[2]};
+    dnnl_memory_desc_t a, b, c;
+    dnnl_status_t status;
+    if ((status = dnnl_memory_desc_init_by_strides(&a, 3, a_dims, dnnl_f32, as)) != dnnl_success) return status;
+    if ((status = dnnl_memory_desc_init_by_strides(&b, 3, b_dims, dnnl_f32, bs)) != dnnl_success) return status;
+    if ((status = dnnl_memory_desc_init_by_strides(&c, 3, c_dims, dnnl_f32, cs)) != dnnl_success) return status;
+    dnnl_matmul_desc_t desc;
+    if ((status = dnnl_matmul_desc_init(&desc, &a, &b, NULL, &c)) != dnnl_success) return status;
+    dnnl_primitive_attr_t attr;
+    if ((status = cdnnl_attributes(&attr, scale)) != dnnl_success) return status;
+    dnnl_primitive_desc_t pd;
+    status = dnnl_primitive_desc_create(&pd, &desc, attr, engine, NULL);
+    dnnl_primitive_attr_destroy(attr);
+    if (status != dnnl_success) return status;
+    status = dnnl_primitive_create(primitive, pd);
+    dnnl_primitive_desc_destroy(pd);
+    if (status != dnnl_success) return status;
+    const_dnnl_primitive_desc_t own;
+    if (dnnl_primitive_get_primitive_desc(*primitive, &own) != dnnl_success
+        || dnnl_primitive_desc_query(own, dnnl_query_impl_info_str, 0, (void *)implementation) != dnnl_success)
+        *implementation = "unknown";
+    return dnnl_success;
+}
+
+/// Runs `primitive` with `count` arguments (`names[i]`: DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_BIAS, DNNL_ARG_DST,
+/// DNNL_ARG_SCRATCHPAD; a NULL handle is left out) on the layouts it was made for, and waits for it.
+static inline dnnl_status_t cdnnl_execute(dnnl_primitive_t primitive, dnnl_engine_t engine, dnnl_stream_t stream,
+                                          int count, const int *names, void *const *handles) {
+    const_dnnl_primitive_desc_t pd;
+    dnnl_status_t status = dnnl_primitive_get_primitive_desc(primitive, &pd);
+    if (status != dnnl_success) return status;
+    dnnl_exec_arg_t args[8];
+    int made = 0;
+    for (int i = 0; i < count && i < 8 && status == dnnl_success; i++) {
+        if (handles[i] == NULL) continue;
+        const dnnl_memory_desc_t *md = dnnl_primitive_desc_query_md(pd, dnnl_query_exec_arg_md, names[i]);
+        dnnl_memory_t memory;
+        status = dnnl_memory_create(&memory, md, engine, handles[i]);
+        if (status == dnnl_success) args[made++] = (dnnl_exec_arg_t){names[i], memory};
+    }
+    if (status == dnnl_success) status = dnnl_primitive_execute(primitive, stream, made, args);
+    if (status == dnnl_success) status = dnnl_stream_wait(stream);
+    for (int i = 0; i < made; i++) dnnl_memory_destroy(args[i].memory);
+    return status;
+}
