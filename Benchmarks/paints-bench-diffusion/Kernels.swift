@@ -53,19 +53,21 @@ import PaintsTensor
         figures["\(name)_onednn_s"] = b
         print(String(format: "  %@ %8.2f s %8.2f s %8.2fx", name.padding(toLength: 12, withPad: " ", startingAt: 0), a, b, a / b))
     }
-    // Where the time goes, on the default backend.
-    OneDNN.backend = .onednn
-    for (name, body) in parts where name == "unet_batch1" || name == "vae_decode" {
-        KernelProfile.reset()
-        KernelProfile.isEnabled = true
-        let wall = try seconds(body)
-        KernelProfile.isEnabled = false
-        let totals = KernelProfile.totals
-        let flops = totals.flops.values.reduce(0, +)
-        print(String(format: "%@ on oneDNN: %.2f s, %.0f GFLOP counted, %.1f GFLOP/s = %.0f%% of the %.1f GFLOP/s FMA peak",
-                     name, wall, flops / 1e9, flops / wall / 1e9, 100 * flops / wall / 1e9 / max(peak, 1), peak))
-        print(KernelProfile.table(totals, wall: wall))
-        figures["\(name)_peak_share"] = flops / wall / 1e9 / max(peak, 1)
+    // Where the time goes, on each backend.
+    for backend in [OneDNN.Backend.openblas, .onednn] {
+        OneDNN.backend = backend
+        for (name, body) in parts where name == "unet_batch1" || name == "vae_decode" {
+            KernelProfile.reset()
+            KernelProfile.isEnabled = true
+            let wall = try seconds(body)
+            KernelProfile.isEnabled = false
+            let totals = KernelProfile.totals
+            let flops = totals.flops.values.reduce(0, +)
+            print(String(format: "%@ on %@: %.2f s, %.0f GFLOP counted, %.1f GFLOP/s = %.0f%% of the %.1f GFLOP/s FMA peak",
+                         name, backend.rawValue, wall, flops / 1e9, flops / wall / 1e9, 100 * flops / wall / 1e9 / max(peak, 1), peak))
+            print(KernelProfile.table(totals, wall: wall))
+            figures["\(name)_\(backend.rawValue)_peak_share"] = flops / wall / 1e9 / max(peak, 1)
+        }
     }
     let json = try JSONSerialization.data(withJSONObject: figures, options: [.prettyPrinted, .sortedKeys])
     try json.write(to: URL(fileURLWithPath: folder + "/kernel-figures.json"))

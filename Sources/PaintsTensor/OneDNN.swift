@@ -2,11 +2,10 @@
 // primitive built once per shape and kept, and which kernels oneDNN picked on this CPU.
 //
 // Why: oneDNN's convolutions skip the im2col buffer and run its own JIT kernels (brgconv on AVX-512, jit:avx2 on
-// AVX2; gemm:jit for the plain layouts used here). Measured on the Zen 4 machine, 2 threads: 1.3-1.6x OpenBLAS
-// im2col + sgemm at the UNet's and the VAE's 3x3 shapes (performance.md). Attention's products run batched over the
-// heads, read in place from the [tokens, heads * d] rows; OpenBLAS ran one sgemm per head, K = 40 deep, at half speed.
-// OpenBLAS stays the GEMM of linear layers, and takes over when oneDNN cannot run (`PAINTSD_KERNELS=openblas`, or a
-// failed primitive).
+// AVX2 in its blocked layouts; gemm:jit for the plain NCHW layouts used here so far). Attention's products run batched
+// over the heads, read in place from the [tokens, heads * d] rows, where OpenBLAS runs one sgemm per head, K = 40 deep.
+// Chosen by `PAINTSD_KERNELS=onednn` (see `backend`); OpenBLAS runs the linear layers always, and takes over when a
+// oneDNN primitive cannot be made.
 import CDNNL
 import Foundation
 import Synchronization
@@ -17,13 +16,21 @@ public enum OneDNN {
         case onednn, openblas
     }
 
-    private static let backendChoice = Atomic<Int>(ProcessInfo.processInfo.environment["PAINTSD_KERNELS"] == "openblas" ? 1 : 0)
+    private static let backendChoice = Atomic<Int>(ProcessInfo.processInfo.environment["PAINTSD_KERNELS"] == "onednn" ? 0 : 1)
 
-    /// `onednn` unless `PAINTSD_KERNELS=openblas` or a benchmark set it; `openblas` when oneDNN has no engine.
+    /// `openblas` unless `PAINTSD_KERNELS=onednn` or a benchmark set it (and oneDNN has an engine). OpenBLAS stays the
+    /// default: side by side in one run on the Zen 4 machine, oneDNN on these plain layouts was 0.93-0.98x its speed
+    /// (`paints-bench-diffusion --kernels`); its gains need its blocked layouts with weights packed once (issue 15).
     public static var backend: Backend {
-        get { runtime == nil || backendChoice.load(ordering: .relaxed) == 1 ? .openblas : .onednn }
+        get {
+            guard runtime != nil else { return .openblas }
+            return backendOverride ?? (backendChoice.load(ordering: .relaxed) == 1 ? .openblas : .onednn)
+        }
         set { backendChoice.store(newValue == .openblas ? 1 : 0, ordering: .relaxed) }
     }
+
+    /// The backend for the computations of this thread or task only (tests compare the two side by side).
+    @TaskLocal public static var backendOverride: Backend?
 
     /// The CPU engine; nil when oneDNN cannot make one.
     static let runtime: Runtime? = Runtime()
@@ -140,7 +147,7 @@ public enum OneDNN {
         guard let runtime else { return "oneDNN unavailable (convolutions on OpenBLAS)" }
         let version = dnnl_version().pointee
         let kernels = Set(runtime.primitives.withLock { $0.values.map(\.implementation) }).sorted()
-        return "oneDNN \(version.major).\(version.minor).\(version.patch) (\(backend == .onednn ? "convolutions and attention" : "unused: PAINTSD_KERNELS=openblas")"
+        return "oneDNN \(version.major).\(version.minor).\(version.patch) (\(backend == .onednn ? "convolutions and attention" : "unused: PAINTSD_KERNELS=onednn selects it")"
             + (kernels.isEmpty ? "" : "; kernels \(kernels.joined(separator: ", "))") + ")"
     }
 }
