@@ -1,7 +1,8 @@
 // paints-bench-diffusion --kernels: issue 15's view of the kernels. The machine's FMA peak, then the UNet pass
 // (batch 1 and 2), the VAE decode and encode on the f32 files with each convolution backend (OpenBLAS im2col + sgemm,
-// oneDNN) side by side in one run, alternating, then where the time of a UNet pass and a VAE decode goes by kind of
-// operation (KernelProfile), with the share of the FMA peak reached.
+// oneDNN channels-last, mixed by size) side by side in one run, alternating, then where the time of a UNet pass and a
+// VAE decode goes by kind of operation (KernelProfile), with the share of the FMA peak reached. Attention alone first:
+// the fused kernel beside the GEMM paths.
 import Foundation
 import PaintsDiffusion
 import PaintsTensor
@@ -18,6 +19,7 @@ import PaintsTensor
         peak = max(peak, all)
     }
     var noise = SeededNormalNoise(seed: 5)
+    compareAttentionKernels(latentSide: latentSide, rounds: rounds, peak: peak, noise: &noise, figures: &figures)
     let unet = try UNet2DConditionModel(folder: folder + "/unet", variant: "")
     let vae = try AutoencoderKL(folder: folder + "/vae", variant: "")
     let n = latentSide
@@ -35,7 +37,7 @@ import PaintsTensor
     _ = try unet(x1, timesteps: [500], context: c1)    // faults the mapped weights in
     var times: [String: [Double]] = [:]
     for round in 1...rounds {
-        for backend in [OneDNN.Backend.openblas, .onednn] {
+        for backend in OneDNN.Backend.allCases {
             OneDNN.backend = backend
             for (name, body) in parts {
                 let t = try seconds(body)
@@ -46,15 +48,17 @@ import PaintsTensor
     }
     print("convolutions: \(OneDNN.description)")
     print("min of \(rounds) rounds, \(8 * n)x\(8 * n) images (\(n)x\(n) latents):")
-    print("  part           openblas    onednn   openblas/onednn")
+    print("  part           openblas    onednn     mixed   openblas/onednn  openblas/mixed")
     for (name, _) in parts {
-        let (a, b) = (times["\(name)_openblas"]!.min()!, times["\(name)_onednn"]!.min()!)
+        let (a, b, m) = (times["\(name)_openblas"]!.min()!, times["\(name)_onednn"]!.min()!, times["\(name)_mixed"]!.min()!)
         figures["\(name)_openblas_s"] = a
         figures["\(name)_onednn_s"] = b
-        print(String(format: "  %@ %8.2f s %8.2f s %8.2fx", name.padding(toLength: 12, withPad: " ", startingAt: 0), a, b, a / b))
+        figures["\(name)_mixed_s"] = m
+        print(String(format: "  %@ %8.2f s %8.2f s %8.2f s %10.2fx %14.2fx", name.padding(toLength: 12, withPad: " ", startingAt: 0),
+                     a, b, m, a / b, a / m))
     }
     // Where the time goes, on each backend.
-    for backend in [OneDNN.Backend.openblas, .onednn] {
+    for backend in [OneDNN.Backend.openblas, .mixed] {
         OneDNN.backend = backend
         for (name, body) in parts where name == "unet_batch1" || name == "vae_decode" {
             KernelProfile.reset()
@@ -71,4 +75,43 @@ import PaintsTensor
     }
     let json = try JSONSerialization.data(withJSONObject: figures, options: [.prettyPrinted, .sortedKeys])
     try json.write(to: URL(fileURLWithPath: folder + "/kernel-figures.json"))
+}
+
+/// Attention alone at the UNet's and the VAE's shapes (CFG batch 2), the fused kernel at each width this CPU runs beside
+/// the GEMM paths (OpenBLAS per head, oneDNN batched over heads), alternating, min over the rounds.
+@MainActor func compareAttentionKernels(latentSide n: Int, rounds: Int, peak: Double, noise: inout SeededNormalNoise,
+                                        figures: inout [String: Any]) {
+    // (name, batch, queries, keys, heads, head width)
+    let shapes = [("self_\(n)", 2, n * n, n * n, 8, 40), ("cross_\(n)", 2, n * n, 77, 8, 40),
+                  ("self_\(n / 2)", 2, n * n / 4, n * n / 4, 8, 80), ("self_\(n / 4)", 2, n * n / 16, n * n / 16, 8, 160),
+                  ("vae_\(n)", 1, n * n, n * n, 1, 512)]
+    var kernels: [(String, Tensor.AttentionKernel, OneDNN.Backend)] = [("gemm_openblas", .gemm, .openblas), ("gemm_onednn", .gemm, .onednn)]
+    guard case .fused(let widest) = Tensor.widestAttention else { return }
+    for lanes in [16, 8] where lanes <= widest {  // (the plain C kernel is for CPUs without AVX2: slow, not timed)
+        kernels.append(("fused_\(lanes)", .fused(lanes: lanes), .openblas))
+    }
+    print("attention, min of \(rounds) rounds (GFLOP/s in brackets):")
+    print("  shape      " + kernels.map { $0.0.padding(toLength: 20, withPad: " ", startingAt: 0) }.joined())
+    for (name, batch, lq, lk, heads, d) in shapes {
+        let q = Tensor(shape: [batch, lq, heads * d], data: noise.normal(count: batch * lq * heads * d))
+        let k = Tensor(shape: [batch, lk, heads * d], data: noise.normal(count: batch * lk * heads * d))
+        let v = Tensor(shape: [batch, lk, heads * d], data: noise.normal(count: batch * lk * heads * d))
+        let flops = 4 * Double(batch * lq * lk * heads * d)
+        var best = [Double](repeating: .infinity, count: kernels.count)
+        for _ in 0..<max(2, rounds) {
+            for (i, (_, kernel, backend)) in kernels.enumerated() {
+                let t = Tensor.$attentionKernel.withValue(kernel) {
+                    OneDNN.$backendOverride.withValue(backend) { (try? seconds { _ = try Tensor.attention(query: q, key: k, value: v, heads: heads) }) ?? .infinity }
+                }
+                best[i] = min(best[i], t)
+            }
+        }
+        var line = "  " + name.padding(toLength: 11, withPad: " ", startingAt: 0)
+        for (i, (kernelName, _, _)) in kernels.enumerated() {
+            line += String(format: "%7.3f s (%4.0f)    ", best[i], flops / best[i] / 1e9)
+            figures["attention_\(name)_\(kernelName)_s"] = best[i]
+        }
+        print(line)
+    }
+    print(String(format: "  (FMA peak %.0f GFLOP/s)", peak))
 }

@@ -55,7 +55,7 @@ func cpuSummary() -> String {
 }
 
 OpenBLASKernel.selectBestKernelOrReexecute()
-var arguments = CommandLine.arguments.filter { $0 != "--paints-undo" && $0 != "--quick" && $0 != "--lora-bind" && $0 != "--kernels" }
+var arguments = CommandLine.arguments.filter { $0 != "--paints-undo" && $0 != "--quick" && $0 != "--lora-bind" && $0 != "--kernels" && $0 != "--attention" }
 let paintsUndo = CommandLine.arguments.contains("--paints-undo")
 let quick = CommandLine.arguments.contains("--quick") || !["", "0"].contains(ProcessInfo.processInfo.environment["PAINTSD_BENCH_QUICK"] ?? "")
 let controlNetFolder = arguments.firstIndex(of: "--controlnet").map { arguments[$0 + 1] }
@@ -95,6 +95,13 @@ if CommandLine.arguments.contains("--lora-bind") {
     let plain = try seconds { _ = try unet(x, timesteps: [500], context: c) }
     let withLoRA = try seconds { _ = try bound(x, timesteps: [500], context: c) }
     print(String(format: "unet pass %dx%d batch 1: %.2f s without, %.2f s with the rank-64 LoRA (+%.1f%%)", n, n, plain, withLoRA, 100 * (withLoRA / plain - 1)))
+    exit(0)
+}
+
+if CommandLine.arguments.contains("--attention") {  // attention alone (no model files): issue 15's kernel comparison
+    var noise = SeededNormalNoise(seed: 5), figures: [String: Any] = [:]
+    let peak = FMAPeak.widths.compactMap { FMAPeak.measure(width: $0) }.max() ?? 0
+    compareAttentionKernels(latentSide: quick ? 16 : 64, rounds: 3, peak: peak, noise: &noise, figures: &figures)
     exit(0)
 }
 

@@ -22,36 +22,58 @@ static inline size_t cdnnl_scratchpad_bytes(dnnl_primitive_t primitive) {
     return md ? dnnl_memory_desc_get_size(md) : 0;
 }
 
-/// A forward-inference 2-D convolution on float32 tensors in plain layouts: src [n, c, h, w] (nchw), weights
-/// [o, c, kh, kw] (oihw), bias [o] when `has_bias`, dst [n, o, oh, ow] (nchw); `padding_h` rows above and below,
-/// `padding_w` columns left and right, groups 1.
-/// `*implementation` names the kernel oneDNN chose (owned by the primitive). Run it with `cdnnl_execute`.
-static inline dnnl_status_t cdnnl_conv2d_create(dnnl_engine_t engine, int64_t n, int64_t c, int64_t h, int64_t w,
-                                                int64_t o, int64_t kh, int64_t kw, int64_t stride, int64_t padding_h,
-                                                int64_t padding_w, int has_bias, dnnl_primitive_t *primitive,
-                                                const char **implementation) {
-    int64_t oh = (h + 2 * padding_h - kh) / stride + 1, ow = (w + 2 * padding_w - kw) / stride + 1;
+/// A forward-inference 2-D convolution on channels-last float32 tensors: src [n, h, w, c] (nhwc), dst [n, oh, ow, o]
+/// (nhwc), bias [o] when `has_bias`; `pad_top` and `pad_bottom` rows (a band of a taller image pads only its own ends),
+/// `padding_w` columns left and right. The weights are in the layout oneDNN's fastest kernel wants (blocked, on
+/// AVX-512 and AVX2): `*weights_reorder` makes it from plain oihw [o, c, kh, kw] (NULL when oihw is that layout), into
+/// `*weight_bytes` bytes. Run both with `cdnnl_execute`.
+static inline dnnl_status_t cdnnl_conv2d_nhwc_create(dnnl_engine_t engine, int64_t n, int64_t c, int64_t h, int64_t w,
+                                                     int64_t o, int64_t kh, int64_t kw, int64_t stride, int64_t pad_top,
+                                                     int64_t pad_bottom, int64_t padding_w, int has_bias,
+                                                     dnnl_primitive_t *primitive, dnnl_primitive_t *weights_reorder,
+                                                     size_t *weight_bytes, const char **implementation) {
+    int64_t oh = (h + pad_top + pad_bottom - kh) / stride + 1, ow = (w + 2 * padding_w - kw) / stride + 1;
     dnnl_dims_t src_dims = {n, c, h, w}, weight_dims = {o, c, kh, kw}, bias_dims = {o}, dst_dims = {n, o, oh, ow};
-    dnnl_dims_t strides = {stride, stride}, pad = {padding_h, padding_w};
-    dnnl_memory_desc_t src, weights, bias, dst;
+    dnnl_dims_t strides = {stride, stride}, pad_l = {pad_top, padding_w}, pad_r = {pad_bottom, padding_w};
+    dnnl_memory_desc_t src, weights, plain_weights, bias, dst;
     dnnl_status_t status;
-    if ((status = dnnl_memory_desc_init_by_tag(&src, 4, src_dims, dnnl_f32, dnnl_nchw)) != dnnl_success) return status;
-    if ((status = dnnl_memory_desc_init_by_tag(&weights, 4, weight_dims, dnnl_f32, dnnl_oihw)) != dnnl_success) return status;
+    *primitive = NULL;
+    *weights_reorder = NULL;
+    if ((status = dnnl_memory_desc_init_by_tag(&src, 4, src_dims, dnnl_f32, dnnl_nhwc)) != dnnl_success) return status;
+    if ((status = dnnl_memory_desc_init_by_tag(&weights, 4, weight_dims, dnnl_f32, dnnl_format_tag_any)) != dnnl_success) return status;
+    if ((status = dnnl_memory_desc_init_by_tag(&plain_weights, 4, weight_dims, dnnl_f32, dnnl_oihw)) != dnnl_success) return status;
     if ((status = dnnl_memory_desc_init_by_tag(&bias, 1, bias_dims, dnnl_f32, dnnl_x)) != dnnl_success) return status;
-    if ((status = dnnl_memory_desc_init_by_tag(&dst, 4, dst_dims, dnnl_f32, dnnl_nchw)) != dnnl_success) return status;
+    if ((status = dnnl_memory_desc_init_by_tag(&dst, 4, dst_dims, dnnl_f32, dnnl_nhwc)) != dnnl_success) return status;
     dnnl_convolution_desc_t desc;
     status = dnnl_convolution_forward_desc_init(&desc, dnnl_forward_inference, dnnl_convolution_direct, &src, &weights,
-                                                has_bias ? &bias : NULL, &dst, strides, pad, pad);
+                                                has_bias ? &bias : NULL, &dst, strides, pad_l, pad_r);
     if (status != dnnl_success) return status;
     dnnl_primitive_attr_t attr;
     if ((status = cdnnl_attributes(&attr, 1.0f)) != dnnl_success) return status;
     dnnl_primitive_desc_t pd;
     status = dnnl_primitive_desc_create(&pd, &desc, attr, engine, NULL);
+    if (status != dnnl_success) {
+        dnnl_primitive_attr_destroy(attr);
+        return status;
+    }
+    const dnnl_memory_desc_t *chosen = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+    *weight_bytes = dnnl_memory_desc_get_size(chosen);
+    if (!dnnl_memory_desc_equal(chosen, &plain_weights)) {
+        dnnl_primitive_desc_t reorder_pd;
+        status = dnnl_reorder_primitive_desc_create(&reorder_pd, &plain_weights, engine, chosen, engine, attr);
+        if (status == dnnl_success) {
+            status = dnnl_primitive_create(weights_reorder, reorder_pd);
+            dnnl_primitive_desc_destroy(reorder_pd);
+        }
+    }
     dnnl_primitive_attr_destroy(attr);
-    if (status != dnnl_success) return status;
-    status = dnnl_primitive_create(primitive, pd);
+    if (status == dnnl_success) status = dnnl_primitive_create(primitive, pd);
     dnnl_primitive_desc_destroy(pd);
-    if (status != dnnl_success) return status;
+    if (status != dnnl_success) {
+        if (*weights_reorder) dnnl_primitive_destroy(*weights_reorder);
+        *weights_reorder = NULL;
+        return status;
+    }
     const_dnnl_primitive_desc_t own;
     if (dnnl_primitive_get_primitive_desc(*primitive, &own) != dnnl_success
         || dnnl_primitive_desc_query(own, dnnl_query_impl_info_str, 0, (void *)implementation) != dnnl_success)

@@ -1,6 +1,6 @@
 // CTensorKernels: see include/tensor_kernels.h.
 #include "tensor_kernels.h"
-#include <string.h>
+#include "exp_inline.h"
 
 #if defined(__x86_64__) && defined(__clang__)
 #define MULTIVERSION __attribute__((target_clones("avx512f", "arch=haswell", "default")))
@@ -8,62 +8,43 @@
 #define MULTIVERSION
 #endif
 
-static inline uint32_t bits_of(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
-static inline float float_of(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
-
-// Cephes expf: x = n ln2 + r with |r| <= ln2/2, a degree-6 polynomial for e^r, 2^n built in the exponent bits.
-// Relative error below 2e-7; inputs below -87.3 (and -inf) give 0, above 88.7 saturate.
-static inline float exp_inline(float x) {
-    const float shifter = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer in the low mantissa bits
-    float c = x < -87.3f ? -87.3f : (x > 88.7f ? 88.7f : x);
-    float shifted = c * 1.44269504f + shifter;
-    float n = shifted - shifter;
-    float r = c - n * 0.693359375f + n * 2.12194440e-4f;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
-    uint32_t e = (bits_of(shifted) - 0x4b400000u + 127u) << 23;
-    float result = p * float_of(e);
-    return x < -87.3f ? 0.0f : result;
-}
-
 float pk_exp(float x) { return exp_inline(x); }
 
 MULTIVERSION
 float pk_exp_shifted(float *row, size_t n) {
-    float lanes[16];
-    for (int j = 0; j < 16; j++) lanes[j] = -__builtin_inff();
-    size_t i = 0;
-    for (; i + 16 <= n; i += 16)
-        for (int j = 0; j < 16; j++) lanes[j] = row[i + j] > lanes[j] ? row[i + j] : lanes[j];
-    float m = -__builtin_inff();
-    for (int j = 0; j < 16; j++) m = lanes[j] > m ? lanes[j] : m;
-    for (; i < n; i++) m = row[i] > m ? row[i] : m;
-    if (m == -__builtin_inff()) m = 0;
-    float sums[16] = {0};
-    i = 0;
-    for (; i + 16 <= n; i += 16)
-        for (int j = 0; j < 16; j++) {
-            float e = exp_inline(row[i + j] - m);
-            row[i + j] = e;
-            sums[j] += e;
-        }
-    float sum = 0;
-    for (; i < n; i++) {
-        row[i] = exp_inline(row[i] - m);
-        sum += row[i];
-    }
-    for (int j = 0; j < 16; j++) sum += sums[j];
-    return sum;
+    float m = row_max(row, n);
+    return exp_shift_sum(row, n, m == -__builtin_inff() ? 0 : m);
 }
 
 MULTIVERSION
 void pk_sigmoid_gate(float *p, size_t n, float k) {
     for (size_t i = 0; i < n; i++) p[i] = p[i] / (1.0f + exp_inline(-k * p[i]));
+}
+
+// erf by Abramowitz and Stegun 7.1.26 (absolute error below 1.5e-7, about float rounding), branch-free so loops over
+// it vectorise: 1 - t (a1 + t (a2 + ...)) e^(-x^2) with t = 1 / (1 + p|x|), the sign put back.
+static inline float erf_inline(float x) {
+    float a = x < 0 ? -x : x;
+    float t = 1.0f / (1.0f + 0.3275911f * a);
+    float poly = t * (0.254829592f + t * (-0.284496736f + t * (1.421413741f + t * (-1.453152027f + t * 1.061405429f))));
+    float y = 1.0f - poly * exp_inline(-a * a);
+    return x < 0 ? -y : y;
+}
+
+static inline float gelu_inline(float x) { return 0.5f * x * (1.0f + erf_inline(x * 0.70710678118654752f)); }
+
+MULTIVERSION
+void pk_gelu(float *p, size_t n) {
+    for (size_t i = 0; i < n; i++) p[i] = gelu_inline(p[i]);
+}
+
+MULTIVERSION
+void pk_geglu(const float *x, float *out, size_t rows, size_t d) {
+    for (size_t r = 0; r < rows; r++) {
+        const float *hidden = x + r * 2 * d, *gate = hidden + d;
+        float *o = out + r * d;
+        for (size_t i = 0; i < d; i++) o[i] = hidden[i] * gelu_inline(gate[i]);
+    }
 }
 
 MULTIVERSION
@@ -154,3 +135,52 @@ float pk_fma_loop(int width, long iterations) {
 int pk_cpu_has(int width) { (void)width; return 0; }
 float pk_fma_loop(int width, long iterations) { (void)width; (void)iterations; return 0; }
 #endif
+
+// Transpose: 8x8 blocks through AVX registers (unpack, shuffle, lane permute) where the CPU has AVX2, the edges and
+// other CPUs element by element.
+static void transpose_scalar(const float *src, size_t src_stride, float *dst, size_t dst_stride, size_t r0, size_t r1,
+                             size_t c0, size_t c1) {
+    for (size_t r = r0; r < r1; r++)
+        for (size_t c = c0; c < c1; c++) dst[c * dst_stride + r] = src[r * src_stride + c];
+}
+
+#if defined(__x86_64__)
+__attribute__((target("avx2"))) static void transpose_avx2(const float *src, size_t src_stride, float *dst,
+                                                            size_t dst_stride, size_t columns, size_t r0, size_t r1) {
+    size_t r = r0;
+    for (; r + 8 <= r1; r += 8) {
+        size_t c = 0;
+        for (; c + 8 <= columns; c += 8) {
+            __m256 x[8], t[8];
+            for (int i = 0; i < 8; i++) x[i] = _mm256_loadu_ps(src + (r + i) * src_stride + c);
+            for (int i = 0; i < 8; i += 2) {
+                t[i] = _mm256_unpacklo_ps(x[i], x[i + 1]);
+                t[i + 1] = _mm256_unpackhi_ps(x[i], x[i + 1]);
+            }
+            for (int i = 0; i < 8; i += 4) {
+                x[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+                x[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
+                x[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+                x[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+            }
+            for (int i = 0; i < 4; i++) {
+                _mm256_storeu_ps(dst + (c + i) * dst_stride + r, _mm256_permute2f128_ps(x[i], x[i + 4], 0x20));
+                _mm256_storeu_ps(dst + (c + i + 4) * dst_stride + r, _mm256_permute2f128_ps(x[i], x[i + 4], 0x31));
+            }
+        }
+        transpose_scalar(src, src_stride, dst, dst_stride, r, r + 8, c, columns);
+    }
+    transpose_scalar(src, src_stride, dst, dst_stride, r, r1, 0, columns);
+}
+#endif
+
+void pk_transpose_rows(const float *src, size_t src_stride, float *dst, size_t dst_stride, size_t columns, size_t r0,
+                       size_t r1) {
+#if defined(__x86_64__)
+    if (pk_cpu_has(8)) {
+        transpose_avx2(src, src_stride, dst, dst_stride, columns, r0, r1);
+        return;
+    }
+#endif
+    transpose_scalar(src, src_stride, dst, dst_stride, r0, r1, 0, columns);
+}

@@ -2,31 +2,37 @@
 // primitive built once per shape and kept, and which kernels oneDNN picked on this CPU.
 //
 // Why: oneDNN's convolutions skip the im2col buffer and run its own JIT kernels (brgconv on AVX-512, jit:avx2 on
-// AVX2 in its blocked layouts; gemm:jit for the plain NCHW layouts used here so far). Attention's products run batched
-// over the heads, read in place from the [tokens, heads * d] rows, where OpenBLAS runs one sgemm per head, K = 40 deep.
-// Chosen by `PAINTSD_KERNELS=onednn` (see `backend`); OpenBLAS runs the linear layers always, and takes over when a
-// oneDNN primitive cannot be made.
+// AVX2) on channels-last activations with its blocked weight layout; on plain NCHW it falls back to gemm:jit, no faster
+// than OpenBLAS. Which convolutions it runs: `backend` (PAINTSD_KERNELS=mixed, the default, onednn or openblas).
+// OpenBLAS runs the linear layers always, and takes over when a oneDNN primitive cannot be made.
 import CDNNL
 import Foundation
 import Synchronization
 
 public enum OneDNN {
-    /// Which library runs convolutions and attention's products.
+    /// Which library runs convolutions (and attention's products on the GEMM path): `mixed` puts the convolutions with
+    /// at least `mixedMinimumPixels` output pixels on oneDNN and the rest on OpenBLAS; `onednn` and `openblas` put all
+    /// of them on one library.
     public enum Backend: String, Sendable, CaseIterable {
-        case onednn, openblas
+        case mixed, onednn, openblas
     }
 
-    private static let backendChoice = Atomic<Int>(ProcessInfo.processInfo.environment["PAINTSD_KERNELS"] == "onednn" ? 0 : 1)
+    /// Output pixels (all images) from which `mixed` uses oneDNN: the VAE's 128x128 levels and up at 512x512, where
+    /// its weight reorder (paid on every call) and the two transposes are small beside the convolution. On the Zen 4
+    /// machine oneDNN ran the VAE decode and encode 1.12x and 1.09x faster than OpenBLAS, and the UNet pass (64x64 and
+    /// smaller levels) 0.91-0.95x, so the UNet stays on OpenBLAS (`paints-bench-diffusion --kernels`).
+    public static let mixedMinimumPixels = 16384
 
-    /// `openblas` unless `PAINTSD_KERNELS=onednn` or a benchmark set it (and oneDNN has an engine). OpenBLAS stays the
-    /// default: side by side in one run on the Zen 4 machine, oneDNN on these plain layouts was 0.93-0.98x its speed
-    /// (`paints-bench-diffusion --kernels`); its gains need its blocked layouts with weights packed once (issue 15).
+    private static let backendChoice = Atomic<Int>(
+        Backend.allCases.firstIndex { $0.rawValue == ProcessInfo.processInfo.environment["PAINTSD_KERNELS"] } ?? 0)
+
+    /// `mixed` unless `PAINTSD_KERNELS` names another or a benchmark set it; `openblas` when oneDNN has no engine.
     public static var backend: Backend {
         get {
             guard runtime != nil else { return .openblas }
-            return backendOverride ?? (backendChoice.load(ordering: .relaxed) == 1 ? .openblas : .onednn)
+            return backendOverride ?? Backend.allCases[backendChoice.load(ordering: .relaxed)]
         }
-        set { backendChoice.store(newValue == .openblas ? 1 : 0, ordering: .relaxed) }
+        set { backendChoice.store(Backend.allCases.firstIndex(of: newValue) ?? 0, ordering: .relaxed) }
     }
 
     /// The backend for the computations of this thread or task only (tests compare the two side by side).
@@ -53,8 +59,10 @@ public enum OneDNN {
         case matmul(MatmulShape)
     }
 
+    /// A channels-last convolution: src [n, h, w, c], dst [n, oh, ow, o]; a band of a taller image pads only the ends
+    /// it has (`paddingTop`, `paddingBottom`).
     struct ConvolutionShape: Hashable, Sendable {
-        var n, c, h, w, o, kh, kw, stride, paddingH, paddingW: Int
+        var n, c, h, w, o, kh, kw, stride, paddingTop, paddingBottom, paddingW: Int
         var bias: Bool
     }
 
@@ -64,11 +72,17 @@ public enum OneDNN {
         let implementation: String
         /// Floats of scratchpad each execution needs.
         let scratchpadFloats: Int
+        /// A convolution's reorder from plain oihw weights into its kernel's layout (nil: it takes oihw), and the
+        /// floats that layout takes.
+        let weightsReorder: Primitive?
+        let weightFloats: Int
 
-        init(handle: dnnl_primitive_t, implementation: String) {
+        init(handle: dnnl_primitive_t, implementation: String, weightsReorder: Primitive? = nil, weightFloats: Int = 0) {
             self.handle = handle
             self.implementation = implementation
             scratchpadFloats = (cdnnl_scratchpad_bytes(handle) + 3) / 4
+            self.weightsReorder = weightsReorder
+            self.weightFloats = weightFloats
         }
 
         deinit { dnnl_primitive_destroy(handle) }
@@ -84,19 +98,23 @@ public enum OneDNN {
     /// Most primitives kept: the shapes of a UNet, a VAE and a ControlNet at two sizes stay well below it.
     static let maxPrimitives = 512
 
-    /// The cached primitive of `key`, else `make`'s (which fills in a handle and the kernel's name), kept.
-    static func primitive(_ key: PrimitiveKey, in runtime: Runtime,
-                          make: (UnsafeMutablePointer<dnnl_primitive_t?>, UnsafeMutablePointer<UnsafePointer<CChar>?>) -> dnnl_status_t) -> Primitive? {
+    /// The cached primitive of `key`, else `make`'s, kept.
+    static func primitive(_ key: PrimitiveKey, in runtime: Runtime, make: () -> Primitive?) -> Primitive? {
         if let hit = runtime.primitives.withLock({ $0[key] }) { return hit }
-        var handle: dnnl_primitive_t?
-        var implementation: UnsafePointer<CChar>?
-        guard make(&handle, &implementation) == dnnl_success, let handle else { return nil }
-        let made = Primitive(handle: handle, implementation: implementation.map { String(cString: $0) } ?? "unknown")
+        guard let made = make() else { return nil }
         runtime.primitives.withLock { cache in
             if cache.count >= maxPrimitives { cache.removeAll() }
             cache[key] = made
         }
         return made
+    }
+
+    /// A primitive from `create` (which fills in a handle and the kernel's name); nil when oneDNN refused.
+    static func created(_ create: (UnsafeMutablePointer<dnnl_primitive_t?>, UnsafeMutablePointer<UnsafePointer<CChar>?>) -> dnnl_status_t) -> Primitive? {
+        var handle: dnnl_primitive_t?
+        var implementation: UnsafePointer<CChar>?
+        guard create(&handle, &implementation) == dnnl_success, let handle else { return nil }
+        return Primitive(handle: handle, implementation: implementation.map { String(cString: $0) } ?? "unknown")
     }
 
     /// Runs `primitive` on `handles` (by oneDNN argument name) on a stream of its own: oneDNN streams are not for
@@ -115,27 +133,54 @@ public enum OneDNN {
         }
     }
 
-    /// dst = conv2d(src, weights) + bias on plain float32 buffers (NCHW, OIHW); false when oneDNN could not run it
-    /// (the caller falls back to OpenBLAS).
-    static func convolve(_ shape: ConvolutionShape, source: UnsafePointer<Float>, weights: UnsafePointer<Float>,
+    /// The convolution primitive of `shape` (channels-last), with its weight reorder; nil when oneDNN cannot make it.
+    static func convolution(_ shape: ConvolutionShape) -> Primitive? {
+        guard let runtime else { return nil }
+        return primitive(.convolution(shape), in: runtime) {
+            var handle: dnnl_primitive_t?, reorder: dnnl_primitive_t?
+            var bytes = 0
+            var implementation: UnsafePointer<CChar>?
+            guard cdnnl_conv2d_nhwc_create(runtime.engine, Int64(shape.n), Int64(shape.c), Int64(shape.h), Int64(shape.w),
+                                           Int64(shape.o), Int64(shape.kh), Int64(shape.kw), Int64(shape.stride),
+                                           Int64(shape.paddingTop), Int64(shape.paddingBottom), Int64(shape.paddingW),
+                                           shape.bias ? 1 : 0, &handle, &reorder, &bytes, &implementation) == dnnl_success,
+                  let handle
+            else { return nil }
+            let weightsReorder = reorder.map { Primitive(handle: $0, implementation: "reorder") }
+            return Primitive(handle: handle, implementation: implementation.map { String(cString: $0) } ?? "unknown",
+                             weightsReorder: weightsReorder, weightFloats: (bytes + 3) / 4)
+        }
+    }
+
+    /// The weights of `convolution` in its kernel's layout: `plain` (oihw) reordered into `target` (weightFloats),
+    /// or `plain` itself when the kernel takes oihw. nil when the reorder failed.
+    static func kernelWeights(of convolution: Primitive, plain: UnsafePointer<Float>,
+                              target: UnsafeMutablePointer<Float>) -> UnsafePointer<Float>? {
+        guard let reorder = convolution.weightsReorder else { return plain }
+        guard let runtime, execute(reorder, in: runtime, [(DNNL_ARG_FROM, UnsafeRawPointer(plain)), (DNNL_ARG_TO, UnsafeRawPointer(target))])
+        else { return nil }
+        return UnsafePointer(target)
+    }
+
+    /// dst = conv2d(src, weights) + bias on channels-last buffers, the weights already in the kernel's layout
+    /// (`kernelWeights`); false when oneDNN could not run it.
+    static func convolve(_ convolution: Primitive, source: UnsafePointer<Float>, weights: UnsafePointer<Float>,
                          bias: UnsafePointer<Float>?, destination: UnsafeMutablePointer<Float>) -> Bool {
-        guard let runtime, let primitive = primitive(.convolution(shape), in: runtime, make: { handle, implementation in
-            cdnnl_conv2d_create(runtime.engine, Int64(shape.n), Int64(shape.c), Int64(shape.h), Int64(shape.w),
-                                Int64(shape.o), Int64(shape.kh), Int64(shape.kw), Int64(shape.stride),
-                                Int64(shape.paddingH), Int64(shape.paddingW), shape.bias ? 1 : 0, handle, implementation)
-        }) else { return false }
-        return execute(primitive, in: runtime, [(DNNL_ARG_SRC, UnsafeRawPointer(source)), (DNNL_ARG_WEIGHTS, UnsafeRawPointer(weights)),
-                                                (DNNL_ARG_BIAS, bias.map(UnsafeRawPointer.init)), (DNNL_ARG_DST, UnsafeRawPointer(destination))])
+        guard let runtime else { return false }
+        return execute(convolution, in: runtime, [(DNNL_ARG_SRC, UnsafeRawPointer(source)), (DNNL_ARG_WEIGHTS, UnsafeRawPointer(weights)),
+                                                  (DNNL_ARG_BIAS, bias.map(UnsafeRawPointer.init)), (DNNL_ARG_DST, UnsafeRawPointer(destination))])
     }
 
     /// c[i] = scale * a[i] x b[i] for the batch of `shape`, each operand read or written through its strides; false
     /// when oneDNN could not run it.
     static func multiply(_ shape: MatmulShape, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
                          c: UnsafeMutablePointer<Float>) -> Bool {
-        guard let runtime, let primitive = primitive(.matmul(shape), in: runtime, make: { handle, implementation in
-            let (a, b, c) = (shape.a.map(Int64.init), shape.b.map(Int64.init), shape.c.map(Int64.init))
-            return cdnnl_matmul_create(runtime.engine, Int64(shape.batch), Int64(shape.m), Int64(shape.n), Int64(shape.k),
-                                       a, b, c, shape.scale, handle, implementation)
+        guard let runtime, let primitive = primitive(.matmul(shape), in: runtime, make: {
+            created { handle, implementation in
+                let (a, b, c) = (shape.a.map(Int64.init), shape.b.map(Int64.init), shape.c.map(Int64.init))
+                return cdnnl_matmul_create(runtime.engine, Int64(shape.batch), Int64(shape.m), Int64(shape.n), Int64(shape.k),
+                                           a, b, c, shape.scale, handle, implementation)
+            }
         }) else { return false }
         return execute(primitive, in: runtime, [(DNNL_ARG_SRC, UnsafeRawPointer(a)), (DNNL_ARG_WEIGHTS, UnsafeRawPointer(b)),
                                                 (DNNL_ARG_DST, UnsafeRawPointer(c))])
@@ -147,7 +192,7 @@ public enum OneDNN {
         guard let runtime else { return "oneDNN unavailable (convolutions on OpenBLAS)" }
         let version = dnnl_version().pointee
         let kernels = Set(runtime.primitives.withLock { $0.values.map(\.implementation) }).sorted()
-        return "oneDNN \(version.major).\(version.minor).\(version.patch) (\(backend == .onednn ? "convolutions and attention" : "unused: PAINTSD_KERNELS=onednn selects it")"
+        return "oneDNN \(version.major).\(version.minor).\(version.patch) (\(backend == .openblas ? "unused: PAINTSD_KERNELS=openblas" : backend == .mixed ? "convolutions of \(mixedMinimumPixels) output pixels or more" : "all convolutions")"
             + (kernels.isEmpty ? "" : "; kernels \(kernels.joined(separator: ", "))") + ")"
     }
 }

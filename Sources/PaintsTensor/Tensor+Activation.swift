@@ -1,4 +1,5 @@
 // PaintsTensor/Tensor+Activation: SiLU, GELU (erf and tanh forms), quick GELU, GEGLU.
+import CTensorKernels
 import Foundation
 
 extension Tensor {
@@ -6,7 +7,15 @@ extension Tensor {
 
     /// GELU, exact (erf) form: torch's default.
     public func gelu() -> Tensor {
-        KernelProfile.measure(.activation) { map { 0.5 * $0 * (1 + erf($0 * Self.inverseSquareRootOfTwo)) } }
+        KernelProfile.measure(.activation) {
+            var out = self
+            let n = count
+            out.data.withUnsafeMutableBufferPointer { o in
+                let base = UnsafeSendablePointer(o.baseAddress!)
+                Parallel.forEachChunk(n) { range in pk_gelu(base.pointer + range.lowerBound, range.count) }
+            }
+            return out
+        }
     }
 
     /// GELU, tanh approximation (torch `approximate="tanh"`, timm `gelu_tanh`).
@@ -14,8 +23,6 @@ extension Tensor {
         let c = Float((2 / Double.pi).squareRoot())
         return map { 0.5 * $0 * (1 + Foundation.tanh(c * ($0 + 0.044715 * $0 * $0 * $0))) }
     }
-
-    static let inverseSquareRootOfTwo = Float(1 / 2.0.squareRoot())
 
     /// CLIP's quick GELU: x * sigmoid(1.702 x).
     public func quickGELU() -> Tensor { sigmoidGated(k: 1.702) }
@@ -48,13 +55,7 @@ extension Tensor {
             out.data.withUnsafeMutableBufferPointer { y in
                 let source = UnsafeSendablePointer(x.baseAddress!), target = UnsafeSendablePointer(y.baseAddress!)
                 Parallel.forEachChunk(rows, minimumChunk: 16) { range in
-                    for r in range {
-                        let row = source.pointer + r * 2 * d, o = target.pointer + r * d
-                        for i in 0..<d {
-                            let gate = row[d + i]
-                            o[i] = row[i] * 0.5 * gate * (1 + erf(gate * Self.inverseSquareRootOfTwo))
-                        }
-                    }
+                    pk_geglu(source.pointer + range.lowerBound * 2 * d, target.pointer + range.lowerBound * d, range.count, d)
                 }
             }
         }

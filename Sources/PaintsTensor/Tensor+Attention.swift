@@ -1,9 +1,29 @@
-// PaintsTensor/Tensor+Attention: multi-head scaled dot-product attention, computed in query chunks.
+// PaintsTensor/Tensor+Attention: multi-head scaled dot-product attention. By default fused (CTensorKernels'
+// pk_attention: scores one 48x256 block at a time, online softmax, heads and query blocks spread over the cores); the
+// earlier GEMM paths (one sgemm per head and query chunk, or oneDNN batched over heads) stay for comparison.
+import CTensorKernels
 import Foundation
 
 extension Tensor {
     /// Largest score block, in floats (16 MiB): the 64x64 self-attention's full 8x4096x4096 scores never exist at once.
     public static let maxScoreFloats = 4 << 20
+
+    /// How attention is computed: `fused` (the default), or `gemm`: the products as matrix multiplications with the
+    /// scores of a query chunk written whole (OpenBLAS per head, or oneDNN batched over heads when it is the backend).
+    public enum AttentionKernel: Sendable, Equatable {
+        /// The fused kernel at a vector width: 16 (AVX-512), 8 (AVX2 + FMA) or 1 (plain C).
+        case fused(lanes: Int)
+        case gemm
+    }
+
+    /// The widest fused kernel this CPU runs.
+    public static let widestAttention = AttentionKernel.fused(lanes: Int(pk_attention_lanes()))
+
+    /// Overrides the attention kernel for the current task (tests compare the kernels and widths on one machine).
+    @TaskLocal public static var attentionKernel = widestAttention
+
+    /// Query rows per parallel work item of the fused kernel (a multiple of its 48-row block).
+    static let fusedRowsPerItem = 192
 
     /// softmax(Q K^T / sqrt(d)) V per head. q [B, Lq, H*d], k and v [B, Lk, H*d]; returns [B, Lq, H*d].
     /// With `causal`, query i sees keys 0...i only (CLIP's text encoder).
@@ -20,7 +40,9 @@ extension Tensor {
         guard q.rank == 3, k.rank == 3, v.shape == k.shape, q.shape[0] == k.shape[0], q.shape[2] == k.shape[2],
               q.shape[2] % heads == 0
         else { throw .shapeMismatch(operation: "attention", shapes: [q.shape, k.shape, v.shape]) }
-        if OneDNN.backend == .onednn, let out = batchedOverHeads(query: q, key: k, value: v, heads: heads, causal: causal) {
+        if case .fused(let lanes) = attentionKernel {
+            if let out = try fused(query: q, key: k, value: v, heads: heads, causal: causal, lanes: lanes) { return out }
+        } else if OneDNN.backend == .onednn, let out = batchedOverHeads(query: q, key: k, value: v, heads: heads, causal: causal) {
             return out
         }
         let (batch, lq, width) = (q.shape[0], q.shape[1], q.shape[2])
@@ -69,6 +91,59 @@ extension Tensor {
             }
         }
         return out
+    }
+
+    /// The fused kernel: each head's keys and values packed once (K transposed, both padded to the kernel's widths), then
+    /// blocks of `fusedRowsPerItem` queries of every head spread over the cores; the scores never exist beyond one
+    /// 48x256 block per core. Cancellation is polled between work items. nil when the kernel cannot run (an unsupported
+    /// width, or no working memory).
+    private static func fused(query q: Tensor, key k: Tensor, value v: Tensor, heads: Int, causal: Bool,
+                              lanes: Int) throws(TensorError) -> Tensor? {
+        let (batch, lq, width) = (q.shape[0], q.shape[1], q.shape[2])
+        let lk = k.shape[1], d = width / heads
+        guard lanes == 1 || lanes <= Int(pk_attention_lanes()), lq > 0, lk > 0 else { return nil }
+        let scale = 1 / Float(d).squareRoot()
+        let packedPerHead = pk_attention_packed_floats(lk, d, Int32(lanes))
+        var packed = [Float](repeating: 0, count: batch * heads * packedPerHead)
+        var out = Tensor(zeros: q.shape)
+        let itemsPerHead = (lq + fusedRowsPerItem - 1) / fusedRowsPerItem
+        let check = ComputeCancellation.check
+        let outcome = q.data.withUnsafeBufferPointer { qp in
+            k.data.withUnsafeBufferPointer { kp in
+                v.data.withUnsafeBufferPointer { vp in
+                    out.data.withUnsafeMutableBufferPointer { op in
+                        packed.withUnsafeMutableBufferPointer { pp in
+                            let (qs, ks, vs) = (UnsafeSendablePointer(qp.baseAddress!), UnsafeSendablePointer(kp.baseAddress!),
+                                                UnsafeSendablePointer(vp.baseAddress!))
+                            let (os, ps) = (UnsafeSendablePointer(op.baseAddress!), UnsafeSendablePointer(pp.baseAddress!))
+                            Parallel.forEach(batch * heads) { bh in
+                                let (b, h) = (bh / heads, bh % heads)
+                                pk_attention_pack(ks.pointer + b * lk * width + h * d, vs.pointer + b * lk * width + h * d,
+                                                  width, lk, d, Int32(lanes), ps.pointer + bh * packedPerHead)
+                            }
+                            // Each item's outcome: 0 done, 1 the kernel could not run, 2 skipped after a cancellation.
+                            var outcomes = [UInt8](repeating: 0, count: batch * heads * itemsPerHead)
+                            outcomes.withUnsafeMutableBufferPointer { results in
+                                let status = UnsafeSendablePointer(results.baseAddress!)
+                                Parallel.forEach(results.count) { item in
+                                    if let check, check() { return status.pointer[item] = 2 }
+                                    let (bh, chunk) = (item / itemsPerHead, item % itemsPerHead)
+                                    let (b, h) = (bh / heads, bh % heads)
+                                    let start = chunk * fusedRowsPerItem, rows = min(fusedRowsPerItem, lq - start)
+                                    let offset = (b * lq + start) * width + h * d
+                                    let ok = pk_attention(qs.pointer + offset, width, ps.pointer + bh * packedPerHead, lk, d, scale,
+                                                          causal ? start : -1, os.pointer + offset, width, rows, Int32(lanes))
+                                    status.pointer[item] = ok == 0 ? 1 : 0
+                                }
+                            }
+                            return outcomes.max() ?? 0
+                        }
+                    }
+                }
+            }
+        }
+        if outcome == 2 { throw .cancelled }
+        return outcome == 0 ? out : nil
     }
 
     /// The same attention with each product batched over all heads by oneDNN, reading the heads in place from the

@@ -27,7 +27,9 @@ extension Tensor {
         let oh = (h + 2 * padding - kh) / stride + 1, ow = (w + 2 * padding - kw) / stride + 1
         guard oh > 0, ow > 0 else { throw .shapeMismatch(operation: "conv2d", shapes: [shape, weight.shape]) }
         if ComputeCancellation.isRequested { throw .cancelled }
-        if OneDNN.backend == .onednn, let out = try convolvedOnOneDNN(weight: weight, bias: bias, stride: stride, padding: padding) {
+        let backend = OneDNN.backend
+        if backend == .onednn || backend == .mixed && n * oh * ow >= OneDNN.mixedMinimumPixels,
+           let out = try convolvedOnOneDNN(weight: weight, bias: bias, stride: stride, padding: padding) {
             return out
         }
         var out = Tensor(zeros: [n, o, oh, ow])
@@ -73,76 +75,77 @@ extension Tensor {
         return out
     }
 
-    /// The convolution on oneDNN: whole when it is small, else image by image in bands of output rows, each band's
-    /// input rows (with the padding rows written as zeros) copied out densely and its output copied back. nil when
-    /// oneDNN could not run it.
+    /// The convolution on oneDNN's fastest kernel (brgconv on AVX-512, jit:avx2 on AVX2), which wants channels-last
+    /// activations and blocked weights: the input is transposed to [N, H, W, C], the (widened) weights reordered once
+    /// per call, and the output transposed back. Convolutions above `maxBandFLOPs` per image run in bands of output
+    /// rows, each band's input rows transposed out and its output rows back (a band pads only the image ends it
+    /// touches), cancellation polled between them.
+    /// nil when oneDNN could not run it.
     private func convolvedOnOneDNN(weight: Weight, bias: Tensor?, stride: Int, padding: Int) throws(TensorError) -> Tensor? {
         let (n, c, h, w) = (shape[0], shape[1], shape[2], shape[3])
         let (o, kh, kw) = (weight.shape[0], weight.shape[2], weight.shape[3])
         let oh = (h + 2 * padding - kh) / stride + 1, ow = (w + 2 * padding - kw) / stride + 1
         let flopsPerRow = 2 * Double(o * ow) * Double(c * kh * kw)
         let rowsPerBand = max(1, min(oh, Int(Self.maxBandFLOPs / flopsPerRow)))
+        // The band of output rows y0..<y0+rows: its input rows inside the image, and the padding rows it needs; all
+        // rows of every image at once when one band holds an image.
+        func band(_ y0: Int, _ rows: Int) -> (shape: OneDNN.ConvolutionShape, firstRow: Int) {
+            if rows == oh {
+                return (OneDNN.ConvolutionShape(n: n, c: c, h: h, w: w, o: o, kh: kh, kw: kw, stride: stride, paddingTop: padding,
+                                                paddingBottom: padding, paddingW: padding, bias: bias != nil), 0)
+            }
+            let top = y0 * stride - padding, height = (rows - 1) * stride + kh
+            let padTop = max(0, -top), padBottom = max(0, top + height - h)
+            return (OneDNN.ConvolutionShape(n: 1, c: c, h: height - padTop - padBottom, w: w, o: o, kh: kh, kw: kw, stride: stride,
+                                            paddingTop: padTop, paddingBottom: padBottom, paddingW: padding, bias: bias != nil),
+                    top + padTop)
+        }
+        guard let first = OneDNN.convolution(band(0, rowsPerBand).shape) else { return nil }
         var out = Tensor(zeros: [n, o, oh, ow])
         var cancelled = false
-        let done = weight.withFloats { wt in
-            data.withUnsafeBufferPointer { x in
-                out.data.withUnsafeMutableBufferPointer { y in
-                    withBiasPointer(bias) { b in
-                        if rowsPerBand == oh {
-                            let whole = OneDNN.ConvolutionShape(n: n, c: c, h: h, w: w, o: o, kh: kh, kw: kw, stride: stride,
-                                                                paddingH: padding, paddingW: padding, bias: b != nil)
-                            return OneDNN.convolve(whole, source: x.baseAddress!, weights: wt, bias: b, destination: y.baseAddress!)
+        let whole = rowsPerBand == oh
+        let inputFloats = whole ? count : c * ((rowsPerBand - 1) * stride + kh) * w
+        let outputFloats = whole ? out.count : o * rowsPerBand * ow
+        // The channels-last copies live in reused buffers (their pages stay resident between calls), a band's worth when
+        // banded.
+        let done = data.withUnsafeBufferPointer { xb in out.data.withUnsafeMutableBufferPointer { yb in
+            let (x, y) = (xb.baseAddress!, yb.baseAddress!)
+            return ScratchBuffers.shared.with(count: inputFloats) { input in ScratchBuffers.shared.with(count: outputFloats) { output in
+                weight.withFloats { plain in ScratchBuffers.shared.with(count: max(1, first.weightFloats)) { reordered in
+                    guard let kernelWeights = OneDNN.kernelWeights(of: first, plain: plain, target: reordered) else { return false }
+                    return withBiasPointer(bias) { b in
+                        if whole {
+                            Self.transposePlanes(x, into: input, batch: n, rows: c, columns: h * w)
+                            guard OneDNN.convolve(first, source: input, weights: kernelWeights, bias: b, destination: output) else { return false }
+                            Self.transposePlanes(output, into: y, batch: n, rows: oh * ow, columns: o)
+                            return true
                         }
-                        let bandHeight = (rowsPerBand - 1) * stride + kh
-                        return ScratchBuffers.shared.with(count: c * bandHeight * w) { input in
-                            ScratchBuffers.shared.with(count: o * rowsPerBand * ow) { output in
-                                for image in 0..<n {
-                                    var y0 = 0
-                                    while y0 < oh {
-                                        if ComputeCancellation.isRequested {
-                                            cancelled = true
-                                            return false
-                                        }
-                                        let rows = min(rowsPerBand, oh - y0), top = y0 * stride - padding
-                                        let height = (rows - 1) * stride + kh
-                                        Self.copyRows(x.baseAddress! + image * c * h * w, channels: c, height: h, width: w,
-                                                      from: top, count: height, into: input)
-                                        let band = OneDNN.ConvolutionShape(n: 1, c: c, h: height, w: w, o: o, kh: kh, kw: kw,
-                                                                           stride: stride, paddingH: 0, paddingW: padding, bias: b != nil)
-                                        guard OneDNN.convolve(band, source: input, weights: wt, bias: b, destination: output) else { return false }
-                                        let target = y.baseAddress! + image * o * oh * ow + y0 * ow
-                                        for channel in 0..<o {
-                                            (target + channel * oh * ow).update(from: output + channel * rows * ow, count: rows * ow)
-                                        }
-                                        y0 += rows
-                                    }
+                        for image in 0..<n {
+                            var y0 = 0
+                            while y0 < oh {
+                                if ComputeCancellation.isRequested {
+                                    cancelled = true
+                                    return false
                                 }
-                                return true
+                                let rows = min(rowsPerBand, oh - y0), (shape, firstRow) = band(y0, rows)
+                                guard let primitive = OneDNN.convolution(shape) else { return false }
+                                // The band's input rows of every channel, channels last; its output back into the planes.
+                                Self.transpose(x + image * c * h * w + firstRow * w, stride: h * w, into: input, stride: c,
+                                               rows: c, columns: shape.h * w)
+                                guard OneDNN.convolve(primitive, source: input, weights: kernelWeights, bias: b, destination: output)
+                                else { return false }
+                                Self.transpose(output, stride: o, into: y + image * o * oh * ow + y0 * ow, stride: oh * ow,
+                                               rows: rows * ow, columns: o)
+                                y0 += rows
                             }
                         }
+                        return true
                     }
-                }
-            }
-        }
+                } }
+            } }
+        } }
         if cancelled { throw .cancelled }
         return done ? out : nil
-    }
-
-    /// Rows top..<top+count of every channel plane of one [C, H, W] image into a dense [C, count, W] buffer, rows
-    /// outside the image as zeros.
-    private static func copyRows(_ x: UnsafePointer<Float>, channels: Int, height: Int, width: Int, from top: Int, count: Int,
-                                 into band: UnsafeMutablePointer<Float>) {
-        let source = UnsafeSendablePointer(x), target = UnsafeSendablePointer(band)
-        Parallel.forEach(channels) { ch in
-            for r in 0..<count {
-                let row = target.pointer + (ch * count + r) * width, iy = top + r
-                if iy < 0 || iy >= height {
-                    row.update(repeating: 0, count: width)
-                } else {
-                    row.update(from: source.pointer + (ch * height + iy) * width, count: width)
-                }
-            }
-        }
     }
 
     private func withBiasPointer<R>(_ bias: Tensor?, _ body: (UnsafePointer<Float>?) -> R) -> R {

@@ -1,4 +1,5 @@
 // PaintsTensor/Tensor+Linear: fully connected layers (y = x W^T + b) and layout changes between NCHW and tokens.
+import CTensorKernels
 
 extension Tensor {
     /// `x` [..., in] times `weight` [out, in] transposed, plus `bias` [out]: [..., out] (torch.nn.functional.linear).
@@ -59,25 +60,31 @@ extension Tensor {
         return out
     }
 
-    /// Transposes each of `batch` row-major [rows, columns] matrices, in 32x32 blocks spread across cores.
+    /// Transposes each of `batch` row-major [rows, columns] matrices, in bands of rows spread across cores (8x8 blocks
+    /// in AVX registers where the CPU has AVX2).
     static func transposePlanes(_ source: [Float], into target: inout [Float], batch: Int, rows: Int, columns: Int) {
-        let block = 32
-        let rowBlocks = (rows + block - 1) / block
         source.withUnsafeBufferPointer { s in
             target.withUnsafeMutableBufferPointer { t in
-                let from = UnsafeSendablePointer(s.baseAddress!), to = UnsafeSendablePointer(t.baseAddress!)
-                Parallel.forEach(batch * rowBlocks) { item in
-                    let b = item / rowBlocks, r0 = (item % rowBlocks) * block
-                    let src = from.pointer + b * rows * columns, dst = to.pointer + b * rows * columns
-                    var c0 = 0
-                    while c0 < columns {
-                        for r in r0..<Swift.min(rows, r0 + block) {
-                            for c in c0..<Swift.min(columns, c0 + block) { dst[c * rows + r] = src[r * columns + c] }
-                        }
-                        c0 += block
-                    }
-                }
+                transposePlanes(s.baseAddress!, into: t.baseAddress!, batch: batch, rows: rows, columns: columns)
             }
+        }
+    }
+
+    static func transposePlanes(_ source: UnsafePointer<Float>, into target: UnsafeMutablePointer<Float>, batch: Int,
+                                rows: Int, columns: Int) {
+        for b in 0..<batch {
+            transpose(source + b * rows * columns, stride: columns, into: target + b * rows * columns, stride: rows,
+                      rows: rows, columns: columns)
+        }
+    }
+
+    /// dst[c * dstStride + r] = src[r * srcStride + c] for a [rows, columns] window, in bands of rows across cores.
+    static func transpose(_ source: UnsafePointer<Float>, stride sourceStride: Int, into target: UnsafeMutablePointer<Float>,
+                          stride targetStride: Int, rows: Int, columns: Int) {
+        let block = max(8, min(64, rows / 8 / 8 * 8))
+        let from = UnsafeSendablePointer(source), to = UnsafeSendablePointer(target)
+        Parallel.forEach((rows + block - 1) / block) { item in
+            pk_transpose_rows(from.pointer, sourceStride, to.pointer, targetStride, columns, item * block, Swift.min(rows, (item + 1) * block))
         }
     }
 }

@@ -1,5 +1,6 @@
 // The oneDNN kernels (PAINTSD_KERNELS=onednn) against torch's fixtures and against the OpenBLAS path on the same
-// inputs: plain and banded convolutions (bands of output rows with their padding rows), attention batched over heads.
+// inputs: channels-last convolutions whole and in bands of output rows (each band padding only the image ends it
+// touches), attention batched over heads.
 import Foundation
 import PaintsTensor
 import PaintsTestSupport
@@ -9,8 +10,9 @@ import Testing
     let f: SafeTensorsFile
     init() throws { f = try SafeTensorsFile(path: Repository.path("Tests/Fixtures/diffusion/ops.safetensors")) }
 
+    /// With attention on its GEMM path (the fused kernel has its own tests), which the backend decides.
     func on<T>(_ backend: OneDNN.Backend, _ body: () throws -> T) rethrows -> T {
-        try OneDNN.$backendOverride.withValue(backend) { try body() }
+        try Tensor.$attentionKernel.withValue(.gemm) { try OneDNN.$backendOverride.withValue(backend) { try body() } }
     }
 
     /// Values spread over -1...1, different per seed.
@@ -45,6 +47,22 @@ import Testing
         let reference = try on(.openblas) { try x.conv2d(weight: w, bias: b, stride: stride, padding: padding) }
         #expect(banded.shape == reference.shape)
         #expect(relativeError(banded, reference) <= 1e-5)
+    }
+
+    @Test func wholeConvolutionsOfSeveralImagesEqualOpenBLAS() throws {
+        // (input shape, output channels, kernel, stride, padding): odd sizes with stride 2 (a window that never reaches
+        // the last padding row), an input row no window reads, a pointwise kernel; batches of 2 and 3 in one call.
+        let cases: [([Int], Int, Int, Int, Int)] = [([2, 5, 9, 7], 6, 3, 2, 1), ([2, 6, 6, 6], 4, 3, 2, 0), ([3, 8, 5, 5], 3, 1, 1, 0),
+                                                    ([2, 16, 12, 10], 32, 3, 1, 1)]
+        for (index, (shape, outChannels, kernel, stride, padding)) in cases.enumerated() {
+            let seed = UInt64(10 + 3 * index)
+            let x = random(shape, seed: seed), w = random([outChannels, shape[1], kernel, kernel], seed: seed + 1)
+            let b = random([outChannels], seed: seed + 2)
+            let fast = try on(.onednn) { try x.conv2d(weight: w, bias: b, stride: stride, padding: padding) }
+            let reference = try on(.openblas) { try x.conv2d(weight: w, bias: b, stride: stride, padding: padding) }
+            #expect(fast.shape == reference.shape)
+            #expect(relativeError(fast, reference) <= 1e-5, "case \(index)")
+        }
     }
 
     @Test(arguments: [false, true])

@@ -10,6 +10,13 @@
 float pk_exp_shifted(float *row, size_t n);
 /// p[i] = p[i] * sigmoid(k * p[i]) (SiLU for k = 1, quick GELU for k = 1.702).
 void pk_sigmoid_gate(float *p, size_t n, float k);
+/// Transpose of rows r0..<r1 of a row-major matrix with `columns` columns: dst[c * dst_stride + r] =
+/// src[r * src_stride + c] (strides in elements, so either side may be a window of a larger matrix).
+void pk_transpose_rows(const float *src, size_t src_stride, float *dst, size_t dst_stride, size_t columns, size_t r0,
+                       size_t r1);
+/// GELU, erf form, in place; and GEGLU: out[r][i] = x[r][i] * gelu(x[r][d + i]) for rows of 2d (erf to 1.5e-7).
+void pk_gelu(float *p, size_t n);
+void pk_geglu(const float *x, float *out, size_t rows, size_t d);
 /// p[i] = p[i] * scale + shift.
 void pk_scale_shift(float *p, size_t n, float scale, float shift);
 /// Sum and sum of squares of p[0..<n] (float partial sums gathered in double).
@@ -24,5 +31,17 @@ float pk_fma_loop(int width, long iterations);
 int pk_cpu_has(int width);
 /// e^x for one value, with the vector kernels' accuracy (scalar tails elsewhere).
 float pk_exp(float x);
+
+/// Fused attention for one head (attention.c): out[i] = softmax(scale * q[i] K^T) V for the `rows` query rows, with
+/// keys and values first packed by pk_attention_pack (K transposed and both padded to the kernel's widths). The
+/// scores never exist beyond one block of 48 queries by 256 keys. With causal_start >= 0, query row i sees keys
+/// 0...causal_start+i only. Returns 0 when its working memory could not be allocated (out untouched).
+/// `lanes` picks the kernel and the packed layout: 16 (AVX-512), 8 (AVX2 + FMA) or 1 (plain C); pk_attention_lanes is
+/// the widest this CPU runs, and pk_attention returns 0 for one it cannot.
+int pk_attention_lanes(void);
+size_t pk_attention_packed_floats(size_t keys, size_t d, int lanes);
+void pk_attention_pack(const float *k, const float *v, size_t stride, size_t keys, size_t d, int lanes, float *packed);
+int pk_attention(const float *q, size_t q_stride, const float *packed, size_t keys, size_t d, float scale,
+                 long causal_start, float *out, size_t out_stride, size_t rows, int lanes);
 
 #endif
