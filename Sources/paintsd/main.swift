@@ -115,7 +115,10 @@ struct Serve: ParsableCommand {
         configuration.resultRetention = resultRetention
         configuration.shutdownMode = ShutdownParams.Mode(rawValue: shutdownMode) ?? .finish
         configuration.shutdownGrace = shutdownGrace
-        configuration.compute = ["blas_kernel": .string(BLAS.coreName), "blas_threads": JSONValue(BLAS.threads)]
+        let attentionLanes: Int
+        if case .fused(let lanes) = Tensor.widestAttention { attentionLanes = lanes } else { attentionLanes = 0 }
+        configuration.compute = ["blas_kernel": .string(BLAS.coreName), "blas_threads": JSONValue(BLAS.threads),
+                                 "convolutions": .string(OneDNN.backend.rawValue), "attention_lanes": JSONValue(attentionLanes)]
 
         var engines = BuiltinEngines.registry()
         let env = ProcessInfo.processInfo.environment

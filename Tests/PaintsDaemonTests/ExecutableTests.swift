@@ -239,6 +239,10 @@ func closedLoopbackPort() -> Int {
         // The first one still answers.
         let client = try PaintsClient(endpoint: daemon.endpoint)
         #expect(try client.call(.ping).result["pong"] == true)
+        // hello says how it computes: the BLAS kernel, which library runs the convolutions, the attention kernel's width.
+        let compute = try client.call(.hello).result["compute"]
+        #expect(compute?["convolutions"] == .string(OneDNN.backend.rawValue))
+        #expect([1, 8, 16].map { JSONValue($0) }.contains(compute?["attention_lanes"] ?? .null), "\(String(describing: compute))")
         client.close()
         daemon.process.terminate()  // SIGTERM
         #expect(daemon.waitForExit() == 0)
