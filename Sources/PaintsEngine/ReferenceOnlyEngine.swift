@@ -47,6 +47,8 @@ public final class ReferenceOnlyEngine: ColorizeEngine {
             EngineOption("steps", .integer, default: 20, minimum: 1, maximum: 100, summary: "sampling steps (the reference app's default: 20)"),
             EngineOption("sampler", .string, default: .string(SamplerKind.uniPC.rawValue), choices: SamplerKind.allCases.map(\.rawValue),
                          summary: "unipc (the reference app's) or " + SamplerKind.allCases.filter { $0 != .uniPC }.map(\.rawValue).joined(separator: ", ")),
+            EngineOption("tcd_gamma", .number, default: JSONValue(SamplerKind.defaultGamma), minimum: 0, maximum: 1,
+                         summary: "sampler tcd: how much fresh noise each step adds back (TCD's gamma; 0 deterministic and sharper, 1 as LCM; 0.3 as published)"),
             EngineOption("palette_lock", .number, default: JSONValue(Self.defaultPaletteLock), minimum: 0, maximum: 1,
                          summary: "with scribbles: pulls each scribbled region's colour toward its scribble (OKLab hue, chroma and mean lightness), keeping the model's shading; 0 leaves the model's colours"),
             EngineOption("size", .integer, default: 512, minimum: 64, maximum: 2048,
@@ -73,6 +75,7 @@ public final class ReferenceOnlyEngine: ColorizeEngine {
         var model: String
         var steps = 20
         var sampler = SamplerKind.uniPC
+        var gamma = SamplerKind.defaultGamma
         var size = 512
         var paletteLock = Float(ReferenceOnlyEngine.defaultPaletteLock)
 
@@ -84,13 +87,8 @@ public final class ReferenceOnlyEngine: ColorizeEngine {
                                     details: ["available": .array(models.map { .string($0) })])
             }
             steps = try r.int("steps", in: 1...100) ?? steps
-            if let s = try r.string("sampler") {
-                guard let kind = SamplerKind(rawValue: s) else {
-                    throw ProtocolError(.invalidParams, "options.sampler: one of \(SamplerKind.allCases.map(\.rawValue))",
-                                        details: ["param": "options.sampler"])
-                }
-                sampler = kind
-            }
+            sampler = try r.choice("sampler", as: SamplerKind.self) ?? sampler
+            gamma = try r.double("tcd_gamma", in: 0...1) ?? gamma
             size = try r.int("size", in: 64...2048) ?? size
             paletteLock = Float(try r.double("palette_lock", in: 0...1) ?? Double(paletteLock))
             try r.finish()
@@ -136,6 +134,7 @@ public final class ReferenceOnlyEngine: ColorizeEngine {
         }
         request.steps = settings.steps
         request.sampler = settings.sampler
+        request.gamma = settings.gamma
         var noise = SeededNormalNoise(seed: UInt64(truncatingIfNeeded: input.seed))
         let image: Tensor
         do {
@@ -162,6 +161,7 @@ public final class ReferenceOnlyEngine: ColorizeEngine {
             "reference_size": [JSONValue(reference.width), JSONValue(reference.height)],
             "blueprint": "line art binarised (adaptive mean threshold, block 5, C 7) and inverted to white on black",
         ]
+        if settings.sampler == .tcd { info["tcd_gamma"] = JSONValue(settings.gamma) }
         var layers = [ColorizeLayer(name: "color", image: color)]
         if input.hints != nil {
             info["palette_lock"] = JSONValue(Double(lock))

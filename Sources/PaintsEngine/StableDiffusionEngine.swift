@@ -116,6 +116,8 @@ public final class StableDiffusionEngine: ColorizeEngine {
             EngineOption("guidance", .number, default: 7, minimum: 1, maximum: 30, summary: "classifier-free guidance scale"),
             EngineOption("sampler", .string, default: .string(SamplerKind.dpmSolver2MKarras.rawValue), choices: SamplerKind.allCases.map(\.rawValue),
                          summary: SamplerKind.allCases.map(\.rawValue).joined(separator: ", ")),
+            EngineOption("tcd_gamma", .number, default: JSONValue(SamplerKind.defaultGamma), minimum: 0, maximum: 1,
+                         summary: "sampler tcd: how much fresh noise each step adds back (TCD's gamma; 0 deterministic and sharper, 1 as LCM; 0.3 as published)"),
             EngineOption("size", .integer, default: 512, minimum: 32, maximum: 2048,
                          summary: "working resolution (longest side, rounded to what the model takes: multiples of 64 for SD); the colour is brought back to the canvas size and cut along the full-size lines"),
         ])]
@@ -201,6 +203,7 @@ public final class StableDiffusionEngine: ColorizeEngine {
         var hintStrength = Float(StableDiffusionEngine.defaultHintStrength)
         var guidance: Float = 7
         var sampler = SamplerKind.dpmSolver2MKarras
+        var gamma = SamplerKind.defaultGamma
         var size = 512
         var paletteLock = Float(StableDiffusionEngine.defaultPaletteLock)
         var guessMode = false
@@ -262,13 +265,8 @@ public final class StableDiffusionEngine: ColorizeEngine {
             }
             hintStrength = Float(hint ?? old ?? Double(hintStrength))
             guidance = Float(try r.double("guidance", in: 1...30) ?? Double(guidance))
-            if let s = try r.string("sampler") {
-                guard let kind = SamplerKind(rawValue: s) else {
-                    throw ProtocolError(.invalidParams, "options.sampler: one of \(SamplerKind.allCases.map(\.rawValue))",
-                                        details: ["param": "options.sampler"])
-                }
-                sampler = kind
-            }
+            sampler = try r.choice("sampler", as: SamplerKind.self) ?? sampler
+            gamma = try r.double("tcd_gamma", in: 0...1) ?? gamma
             size = try r.int("size", in: 32...2048) ?? size
             paletteLock = Float(try r.double("palette_lock", in: 0...1) ?? Double(paletteLock))
             guessMode = try r.bool("guess_mode") ?? false
@@ -381,6 +379,7 @@ public final class StableDiffusionEngine: ColorizeEngine {
         request.steps = settings.steps
         request.guidance = settings.guidance
         request.sampler = settings.sampler
+        request.gamma = settings.gamma
         // Scribbles (or a reference) start the picture from their flats with the lines over them; with a ControlNet
         // and nothing to start from, noise; without a ControlNet, the sketch itself as before.
         let startsFromFlats = input.hints != nil || mode == .palette
@@ -469,6 +468,7 @@ public final class StableDiffusionEngine: ColorizeEngine {
             }),
         ]
         if request.source != nil { info["hint_strength"] = JSONValue(Double(settings.hintStrength)) }
+        if settings.sampler == .tcd { info["tcd_gamma"] = JSONValue(settings.gamma) }
         if let note = settings.controlNetNote { info["warning"] = .string(note) }
         if input.reference != nil { info["reference"] = .object(referenceInfo) }
         if let styleInfo { info["style"] = styleInfo }

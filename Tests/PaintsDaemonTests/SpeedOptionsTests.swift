@@ -90,3 +90,33 @@ import Testing
         #expect(drafted.result["info"]?["decoder"] == "taesd")
     }
 }
+
+extension SpeedOptionsTests {
+    /// TCD's gamma is a job option: reported in the info, it changes the picture (0 adds no noise back between steps,
+    /// 1 all of it), the same gamma gives the same picture again, and a gamma outside 0...1 is refused by name.
+    /// Euler (trailing) runs as a sampler of its own.
+    @Test func tcdGammaIsAnOptionAndEulerTrailingASampler() throws {
+        let d = try daemon(try models())
+        defer { d.stop() }
+        let client = try d.client()
+        func run(_ options: [String: JSONValue]) throws -> (image: Data, info: JSONValue?) {
+            let final = try client.collect(.colorize, params(options), frames: [try sketch()]).final
+            #expect(final.type == .result, "\(final.header.serializedString())")
+            return (try #require(final.imageData(final.result["image"])), final.result["info"])
+        }
+        let deterministic = try run(["sampler": "tcd", "tcd_gamma": 0, "steps": 3])
+        #expect(deterministic.info?["tcd_gamma"] == 0 && deterministic.info?["sampler"] == "tcd")
+        let stochastic = try run(["sampler": "tcd", "tcd_gamma": 1, "steps": 3])
+        #expect(stochastic.info?["tcd_gamma"] == 1)
+        #expect(stochastic.image != deterministic.image)
+        #expect(try run(["sampler": "tcd", "tcd_gamma": 0, "steps": 3]).image == deterministic.image)
+        let defaulted = try run(["sampler": "tcd", "steps": 3])
+        #expect(defaulted.info?["tcd_gamma"] == 0.3)
+        let bad = try client.collect(.colorize, params(["sampler": "tcd", "tcd_gamma": 1.5]), frames: [try sketch()]).final
+        #expect(bad.protocolError?.code == .invalidParams && bad.protocolError?.details["param"] == "options.tcd_gamma")
+        let euler = try run(["sampler": "euler_trailing", "steps": 3])
+        #expect(euler.info?["sampler"] == "euler_trailing" && euler.info?["tcd_gamma"] == nil)
+        let unknown = try client.collect(.colorize, params(["sampler": "plms"]), frames: [try sketch()]).final
+        #expect(unknown.protocolError?.code == .invalidParams && unknown.protocolError?.message.contains("euler_trailing") == true)
+    }
+}

@@ -1,4 +1,5 @@
-// Few-step samplers (issue 14) against diffusers: LCM, TCD, DDIM and Euler ancestral with trailing spacing, as
+// Few-step samplers (issue 14) against diffusers: LCM, TCD, DDIM, Euler and Euler ancestral with trailing spacing
+// (and Euler with the model's own spacings), as
 // scheduler trajectories from the toy model and as whole txt2img (and LCM img2img) runs of the tiny SD1 stack, from
 // Tests/Fixtures/schedulers-fewstep/generate.py.
 import Foundation
@@ -10,10 +11,11 @@ import Testing
 @Suite struct FewStepSchedulerParityTests {
     static let folder = "schedulers-fewstep"
     static let cases = ["lcm-4", "lcm-8", "lcm-4-vpred", "lcm-8-vpred", "lcm-4-strength", "tcd-4", "tcd-4-gamma0",
-                        "tcd-4-vpred", "tcd-4-strength", "euler-a-trailing-4", "ddim-trailing-4"]
+                        "tcd-4-vpred", "tcd-4-strength", "euler-a-trailing-4", "ddim-trailing-4", "euler-trailing-4",
+                        "euler-sd15-6", "euler-linspace-vpred-5"]
     /// The SamplerKind that each fixture's scheduler stands for (made from the fixture's config as the pipeline makes it).
     static let kinds: [String: SamplerKind] = ["lcm": .lcm, "tcd": .tcd, "euler-a-trailing": .eulerAncestralTrailing,
-                                               "ddim-trailing": .ddimTrailing]
+                                               "ddim-trailing": .ddimTrailing, "euler-trailing": .eulerTrailing, "euler-sd15": .euler]
 
     /// Runs the toy model of Tests/Fixtures/diffusion/generate.py through `scheduler`, replaying the fixture's noise;
     /// the worst relative error of a model input or a sample. `outputScale` perturbs the model (can-fail checks).
@@ -43,8 +45,8 @@ import Testing
         #expect(tableError <= 1e-6, "alphas_cumprod relative error \(tableError)")
         #expect(abs(Double(scheduler.initNoiseSigma) - Double(try fixture.file.floats("init_noise_sigma")[0]))
             <= 1e-6 * max(1, Double(scheduler.initNoiseSigma)))
-        if let euler = scheduler as? EulerAncestralScheduler {
-            let error = relativeError(euler.sigmas, try fixture.file.floats("sigmas"))
+        if let sigmas = (scheduler as? EulerAncestralScheduler)?.sigmas ?? (scheduler as? EulerScheduler)?.sigmas {
+            let error = relativeError(sigmas, try fixture.file.floats("sigmas"))
             #expect(error <= 1e-6, "sigmas relative error \(error)")
         }
         let error = try Self.trajectoryError(fixture, scheduler)
@@ -56,21 +58,28 @@ import Testing
     }
 
     /// The sampler kinds make the same schedulers from a model's own config (here SD1.5's: leading spacing,
-    /// steps_offset 1) as diffusers' `from_config(..., timestep_spacing="trailing")` / LCMScheduler / TCDScheduler.
-    @Test(arguments: cases.filter { !$0.hasSuffix("strength") && !$0.hasSuffix("gamma0") })
+    /// steps_offset 1) as diffusers' `from_config(..., timestep_spacing="trailing")` / LCMScheduler / TCDScheduler,
+    /// with the request's TCD gamma.
+    @Test(arguments: cases.filter { !$0.hasSuffix("strength") && !$0.contains("linspace") })
     func samplerKindsMakeTheseSchedulers(_ name: String) throws {
         let fixture = try SchedulerFixture(name, folder: Self.folder)
         let key = Self.kinds.keys.filter { name.hasPrefix($0 + "-") }.max { $0.count < $1.count }!
         var modelConfig = fixture.configuration
         modelConfig.timestepSpacing = .leading
         modelConfig.stepsOffset = 1
-        let scheduler = Self.kinds[key]!.makeScheduler(modelConfig, steps: fixture.steps)
+        let scheduler = Self.kinds[key]!.makeScheduler(modelConfig, steps: fixture.steps, gamma: fixture.gamma)
         #expect(scheduler.timesteps == (try fixture.file.floats("timesteps").map(Double.init)))
         let error = try Self.trajectoryError(fixture, scheduler)
         #expect(error <= 1e-6, "\(name) through SamplerKind: \(error)")
+        // Can fail: TCD's gamma reaches the scheduler (gamma 0, which draws no noise, moves the trajectory).
+        if key == "tcd", fixture.gamma > 0 {
+            let other = Self.kinds[key]!.makeScheduler(modelConfig, steps: fixture.steps, gamma: 0)
+            #expect(try Self.trajectoryError(fixture, other) > 1e-3, "\(name): gamma ignored")
+        }
         // Can fail: the model config's own spacing (leading, offset 1) gives other timesteps for the trailing kinds.
         if key.hasSuffix("trailing") {
-            let plain = (key == "ddim-trailing" ? SamplerKind.ddim : .eulerAncestral).makeScheduler(modelConfig, steps: fixture.steps)
+            let plain = ["ddim-trailing": SamplerKind.ddim, "euler-trailing": .euler, "euler-a-trailing": .eulerAncestral][key]!
+                .makeScheduler(modelConfig, steps: fixture.steps)
             #expect(plain.timesteps != scheduler.timesteps)
         }
     }
@@ -101,6 +110,8 @@ import Testing
         #expect(SamplerKind(rawValue: "lcm") == .lcm && SamplerKind(rawValue: "tcd") == .tcd)
         #expect(SamplerKind(rawValue: "euler_a_trailing") == .eulerAncestralTrailing)
         #expect(SamplerKind(rawValue: "ddim_trailing") == .ddimTrailing)
+        #expect(SamplerKind(rawValue: "euler_trailing") == .eulerTrailing && SamplerKind(rawValue: "euler") == .euler)
+        #expect(SamplerKind.eulerTrailing.makeScheduler(leading, steps: 4).timesteps == [999, 749, 499, 249])
     }
 
     // MARK: whole runs

@@ -29,6 +29,7 @@ struct SchedulerFixture {
         switch className {
         case "DDIMScheduler": DDIMScheduler(configuration, steps: steps)
         case "EulerAncestralDiscreteScheduler": EulerAncestralScheduler(configuration, steps: steps)
+        case "EulerDiscreteScheduler": EulerScheduler(configuration, steps: steps)
         case "DPMSolverMultistepScheduler": DPMSolverMultistepScheduler(configuration, steps: steps)
         case "LCMScheduler": LCMScheduler(configuration, steps: steps, strength: strength)
         case "TCDScheduler": TCDScheduler(configuration, steps: steps, strength: strength, gamma: gamma)

@@ -7,16 +7,19 @@ import PaintsTensor
 /// The samplers the pipeline offers, by the names requests use.
 public enum SamplerKind: String, Sendable, CaseIterable {
     case ddim
+    case euler
     case eulerAncestral = "euler_a"
     case dpmSolver2M = "dpmpp_2m"
     case dpmSolver2MKarras = "dpmpp_2m_karras"
     case uniPC = "unipc"
-    /// Few-step samplers (issue 14): LCM (LCM-LoRA, 2-8 steps), TCD with gamma 0.3 (TCD-LoRA, Hyper-SD's unified
-    /// LoRA), and DDIM / Euler ancestral with "trailing" timestep spacing whatever the model's config says
-    /// (Hyper-SD N-step and SDXL-Lightning LoRAs: 999, 749, 499, 249 for 4 steps).
+    /// Few-step samplers (issue 14): LCM (LCM-LoRA, 2-8 steps), TCD (TCD-LoRA, Hyper-SD's unified LoRA; its gamma
+    /// a request option, 0.3 by default), and DDIM / Euler / Euler ancestral with "trailing" timestep spacing whatever
+    /// the model's config says (Hyper-SD N-step and SDXL-Lightning LoRAs: 999, 749, 499, 249 for 4 steps;
+    /// SDXL-Lightning's own recipe is Euler, trailing).
     case lcm
     case tcd
     case ddimTrailing = "ddim_trailing"
+    case eulerTrailing = "euler_trailing"
     case eulerAncestralTrailing = "euler_a_trailing"
 
     /// LCM and TCD fold img2img's strength into their timestep choice and run all their steps (diffusers
@@ -24,17 +27,27 @@ public enum SamplerKind: String, Sendable, CaseIterable {
     /// (1 - strength) of their steps (StableDiffusionImg2ImgPipeline `get_timesteps`).
     public var schedulesStrength: Bool { self == .lcm || self == .tcd }
 
-    /// - Parameter strength: img2img's strength, read by the samplers that `schedulesStrength` (1 for txt2img).
-    public func makeScheduler(_ configuration: SchedulerConfiguration, steps: Int, strength: Float = 1) -> any Scheduler {
+    /// TCD's gamma when a request gives none (TCD's published default).
+    public static let defaultGamma = 0.3
+
+    /// - Parameters:
+    ///   - strength: img2img's strength, read by the samplers that `schedulesStrength` (1 for txt2img).
+    ///   - gamma: TCD's stochasticity (0 deterministic, 1 LCM-like); the other samplers ignore it.
+    public func makeScheduler(_ configuration: SchedulerConfiguration, steps: Int, strength: Float = 1,
+                              gamma: Double = SamplerKind.defaultGamma) -> any Scheduler {
         var c = configuration
         switch self {
         case .ddim: return DDIMScheduler(c, steps: steps)
+        case .euler: return EulerScheduler(c, steps: steps)
         case .eulerAncestral: return EulerAncestralScheduler(c, steps: steps)
         case .lcm: return LCMScheduler(c, steps: steps, strength: strength)
-        case .tcd: return TCDScheduler(c, steps: steps, strength: strength)
+        case .tcd: return TCDScheduler(c, steps: steps, strength: strength, gamma: gamma)
         case .ddimTrailing:
             c.timestepSpacing = .trailing
             return DDIMScheduler(c, steps: steps)
+        case .eulerTrailing:
+            c.timestepSpacing = .trailing
+            return EulerScheduler(c, steps: steps)
         case .eulerAncestralTrailing:
             c.timestepSpacing = .trailing
             return EulerAncestralScheduler(c, steps: steps)
@@ -79,6 +92,8 @@ public struct StableDiffusionPipeline: Sendable {
         public var steps: Int = 20
         public var guidance: Float = 7.5
         public var sampler: SamplerKind = .dpmSolver2MKarras
+        /// TCD's gamma (diffusers' `eta`): 0 deterministic, 1 LCM-like; other samplers ignore it.
+        public var gamma = SamplerKind.defaultGamma
         /// img2img: the source image [1, 3, height, width] in -1...1, and how much of the schedule to run (0...1).
         public var source: Tensor?
         public var strength: Float = 0.75
@@ -138,7 +153,8 @@ public struct StableDiffusionPipeline: Sendable {
         }
 
         var scheduler = r.sampler.makeScheduler(schedulerConfiguration, steps: r.steps,
-                                                strength: r.source != nil && r.sampler.schedulesStrength ? r.strength : 1)
+                                                strength: r.source != nil && r.sampler.schedulesStrength ? r.strength : 1,
+                                                gamma: r.gamma)
         var first = 0
         var latents: [Float]
         let count = shape.reduce(1, *)

@@ -72,6 +72,8 @@ public struct StableDiffusionReferenceOnlyPipeline: Sendable {
         public var steps: Int = 20
         /// app.py's UniPC; the others run with the same scheduler config.
         public var sampler: SamplerKind = .uniPC
+        /// TCD's gamma (diffusers' `eta`); other samplers ignore it.
+        public var gamma = SamplerKind.defaultGamma
 
         public init(context: Tensor, blueprint: Tensor) {
             self.context = context
@@ -100,7 +102,7 @@ public struct StableDiffusionReferenceOnlyPipeline: Sendable {
         let shape = [1, vae.configuration.latentChannels, r.height / f, r.width / f]
         // The blueprint's embedding does not depend on the step: once per run (SDRO embeds it in every UNet call).
         let conditioning = UNetConditioning(blueprintEmbedding: try unet.embedBlueprint(r.blueprint))
-        var scheduler = r.sampler.makeScheduler(schedulerConfiguration, steps: r.steps)
+        var scheduler = r.sampler.makeScheduler(schedulerConfiguration, steps: r.steps, gamma: r.gamma)
         let count = shape.reduce(1, *)
         var latents = noise.normal(count: count).map { $0 * scheduler.initNoiseSigma }
         let total = scheduler.timesteps.count

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Parity fixtures of the few-step samplers (issue 14) from diffusers: LCMScheduler, TCDScheduler, and DDIM / Euler
-ancestral with timestep_spacing "trailing".
+ancestral with timestep_spacing "trailing", and Euler (EulerDiscreteScheduler).
 
 Run from the repository root with the pinned stack (`make fixtures` makes the venv):
     python Tests/Fixtures/schedulers-fewstep/generate.py
@@ -44,6 +44,12 @@ SCHEDULER_CASES = [
     ("euler-a-trailing-4", "EulerAncestralDiscreteScheduler", dict(**SD_BETAS, steps_offset=1,
                                                                    timestep_spacing="trailing"), 4, 1.0, None),
     ("ddim-trailing-4", "DDIMScheduler", dict(**SD15, timestep_spacing="trailing"), 4, 1.0, None),
+    # Euler without ancestral noise (EulerDiscreteScheduler, s_churn 0): trailing (SDXL-Lightning's recipe), the
+    # model's own leading spacing, and v-prediction with linspace spacing.
+    ("euler-trailing-4", "EulerDiscreteScheduler", dict(**SD_BETAS, steps_offset=1, timestep_spacing="trailing"), 4, 1.0, None),
+    ("euler-sd15-6", "EulerDiscreteScheduler", dict(**SD_BETAS, steps_offset=1, timestep_spacing="leading"), 6, 1.0, None),
+    ("euler-linspace-vpred-5", "EulerDiscreteScheduler", dict(**SD_BETAS, prediction_type="v_prediction",
+                                                              timestep_spacing="linspace"), 5, 1.0, None),
 ]
 
 
