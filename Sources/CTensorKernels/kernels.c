@@ -89,6 +89,22 @@ void pk_half_to_float(const uint16_t *src, float *dst, size_t n) {
     }
 }
 
+// Float to half without branches on the value (F. Giesen's float_to_half_fast3_rtne): values at or above 65520 become
+// infinity (NaN stays a NaN), values below 2^-14 are rounded by adding 0.5f (whose exponent puts the half subnormal's
+// last bit at the float's last mantissa bit), the rest rebias the exponent and round the mantissa to nearest even.
+MULTIVERSION
+void pk_float_to_half(const float *src, uint16_t *dst, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        uint32_t x = bits_of(src[i]), sign = x & 0x80000000u;
+        x ^= sign;
+        uint32_t big = x > 0x7f800000u ? 0x7e00u : 0x7c00u;
+        uint32_t tiny = bits_of(float_of(x) + 0.5f) - 0x3f000000u;
+        uint32_t normal = (x + 0xc8000fffu + ((x >> 13) & 1u)) >> 13;
+        uint32_t h = x >= 0x47800000u ? big : x < 0x38800000u ? tiny : normal;
+        dst[i] = (uint16_t)(h | sign >> 16);
+    }
+}
+
 MULTIVERSION
 void pk_bf16_to_float(const uint16_t *src, float *dst, size_t n) {
     for (size_t i = 0; i < n; i++) dst[i] = float_of((uint32_t)src[i] << 16);

@@ -77,6 +77,16 @@ public final class ModelCache: Sendable {
         return try result.get()
     }
 
+    /// Whether `name` of `kind` is resident.
+    func holds(_ kind: String, _ name: String) -> Bool { entries.withLock { $0[Key(kind: kind, name: name)] != nil } }
+
+    /// Drops every resident entry of `kind` but `name`.
+    func remove(kind: String, except name: String) {
+        entries.withLock { cache in
+            for key in cache.keys where key.kind == kind && key.name != name { cache[key] = nil }
+        }
+    }
+
     /// Bytes the weights of a `.safetensors` file take once loaded (stored dtype, from its header); 0 when unreadable.
     public static func weightBytes(file path: String) -> Int { (try? SafeTensorsFile(path: path))?.storedBytes ?? 0 }
 

@@ -63,6 +63,7 @@ public final class StableDiffusionEngine: ColorizeEngine {
     public func releaseCaches() {
         embeddings.removeAll()
         for pipeline in cache.residents("model", as: StableDiffusionPipeline.self) { pipeline.caches.removeAll() }
+        cache.remove(kind: Self.mergedLoRAKind, except: "")
     }
 
     public var assets: [String: JSONValue]? {
@@ -110,6 +111,8 @@ public final class StableDiffusionEngine: ColorizeEngine {
                          summary: "a preset for steps, sampler and guidance: fast (an installed LCM, TCD or Hyper-SD LoRA, its sampler and steps, guidance 1: one UNet call per step), balanced (20 steps), best (30 steps); options given beside it win"),
             EngineOption("loras", .string, default: "",
                          summary: "LoRAs from \(loraDirectory): a list of {\"name\", \"weight\"} (weight 1 when left out)"),
+            EngineOption("lora_merge", .boolean, default: false,
+                         summary: "with loras: merge them into a copy of the weights they change (one merge per LoRA set and model, kept for the next job; costs about the changed layers' size in memory, and falls back to unmerged when that would pass the memory budget) so each step runs at the base model's speed; off: the LoRAs' low-rank terms are added every step (no extra memory, slower steps)"),
             EngineOption("decoder", .string, default: "full", choices: ["full", "taesd"],
                          summary: "full: the model's VAE; taesd: a draft decoded by TAESD (\(taesdDirectory)) in a fraction of the time. With TAESD installed every step's preview is decoded by it"),
             EngineOption("steps", .integer, default: 20, minimum: 1, maximum: 100, summary: "sampling steps (img2img runs hint_strength x steps)"),
@@ -218,6 +221,7 @@ public final class StableDiffusionEngine: ColorizeEngine {
         var style: [Float] = []
         var quality = Quality.balanced
         var loras: [LoRARequest] = []
+        var loraMerge = false
         var draft = false
 
         init(_ options: [String: JSONValue], models: [String], controlNets: [ControlNetEntry],
@@ -250,6 +254,7 @@ public final class StableDiffusionEngine: ColorizeEngine {
                 if let problem = entry.problem { throw ProtocolError(.modelNotFound, "LoRA \(name) cannot be used: \(problem)", details: ["lora": .string(name)]) }
                 if let k = loras.firstIndex(where: { $0.name == name }) { loras[k].weight = weight } else { loras.append(LoRARequest(name: name, weight: weight)) }
             }
+            loraMerge = try r.bool("lora_merge") ?? false
             switch try r.string("decoder") ?? "full" {
             case "full": draft = false
             case "taesd": draft = true
@@ -357,7 +362,7 @@ public final class StableDiffusionEngine: ColorizeEngine {
         try context.checkCancellation()
         context.report(stage: "load", step: 0, steps: 1, fraction: 0.03, preview: nil)
         var pipeline = try cache.pipeline(settings.model, path: path(of: settings.model))
-        try applyLoRAs(settings.loras, entries: loraEntries, to: &pipeline)
+        let loraForm = try applyLoRAs(settings.loras, entries: loraEntries, merge: settings.loraMerge, model: settings.model, to: &pipeline)
         var guidance: [(ControlRequest, ControlNetModel)] = []
         for request in settings.controls {
             try context.checkCancellation()
@@ -477,6 +482,7 @@ public final class StableDiffusionEngine: ColorizeEngine {
         info["preview"] = .string(taesd == nil ? "latent projection" : "taesd")
         if !settings.loras.isEmpty {
             info["loras"] = .array(settings.loras.map { ["name": .string($0.name), "weight": JSONValue(Double($0.weight))] })
+            info["lora_form"] = .string(loraForm)
         }
         info["flats"] = .object(fill.info)
         return ColorizeOutput(image: picture, layers: [ColorizeLayer(name: "color", image: color),
@@ -552,9 +558,13 @@ public final class StableDiffusionEngine: ColorizeEngine {
     }
 
     /// The job's LoRAs bound onto a copy of the UNet and the text encoder; the resident base model stays as it is, so
-    /// the next job without them runs the model's own weights. Text embeddings are kept per LoRA set.
-    func applyLoRAs(_ requests: [LoRARequest], entries: [LoRAEntry], to pipeline: inout StableDiffusionPipeline) throws(ProtocolError) {
-        guard !requests.isEmpty else { return }
+    /// the next job without them runs the model's own weights. Text embeddings are kept per LoRA set. With `merge`, the
+    /// bound terms are merged into copies of the weights they change, kept resident (one LoRA set at a time, counted
+    /// against the budget) for the next job with the same set; when the copies would pass the budget, or merging fails,
+    /// the terms stay unfused. Returns how they run: "merged", "unfused", or "unfused: " and why not merged.
+    func applyLoRAs(_ requests: [LoRARequest], entries: [LoRAEntry], merge: Bool, model: String,
+                    to pipeline: inout StableDiffusionPipeline) throws(ProtocolError) -> String {
+        guard !requests.isEmpty else { return "none" }
         var unet = pipeline.unet, text = pipeline.prompts.textModel
         var variant: [String] = []
         for r in requests {
@@ -572,9 +582,37 @@ public final class StableDiffusionEngine: ColorizeEngine {
                 throw ProtocolError(.invalidParams, "LoRA \(r.name) does not fit model: \(error)", details: ["lora": .string(r.name)])
             }
         }
+        var form = "unfused"
+        if merge {
+            let key = model + "|" + requests.map { "\($0.name):\($0.weight)" }.joined(separator: ",")
+            let bytes = unet.loraMergeBytes + text.loraMergeBytes
+            // One merged set resident at a time: an older one goes before this one is counted.
+            cache.remove(kind: Self.mergedLoRAKind, except: key)
+            if cache.holds(Self.mergedLoRAKind, key) || cache.residentBytes + bytes <= cache.budgetBytes {
+                let (u, t) = (unet, text)
+                let merged = try cache.resident(Self.mergedLoRAKind, key, bytes: bytes) {
+                    MergedLoRAs(unet: try u.mergingLoRAs().lora, textEncoder: try t.mergingLoRAs().lora)
+                }
+                unet.lora = merged.unet
+                text.lora = merged.textEncoder
+                form = "merged"
+            } else {
+                form = "unfused: merging needs \(bytes >> 20) MiB, over what the memory budget has left (\((cache.budgetBytes - cache.residentBytes) >> 20) MiB)"
+            }
+        }
         pipeline.unet = unet
         pipeline.prompts = PromptEncoder(tokenizer: pipeline.prompts.tokenizer, textModel: text, clipSkip: pipeline.prompts.clipSkip)
         pipeline.textEncoderVariant = variant.joined(separator: ",")
+        return form
+    }
+
+    /// The ModelCache kind of merged LoRA weights.
+    static let mergedLoRAKind = "lora-merged"
+
+    /// A LoRA set merged into copies of one model's weights.
+    struct MergedLoRAs: Sendable {
+        var unet: LoRABinding?
+        var textEncoder: LoRABinding?
     }
 
     static func family(_ contextWidth: Int) -> String {

@@ -31,6 +31,12 @@ enum VectorMath {
         pk_half_to_float(source, target, count)
     }
 
+    /// Float to IEEE half, rounded to nearest even.
+    @inline(__always)
+    static func narrow(_ source: UnsafePointer<Float>, toHalf target: UnsafeMutablePointer<UInt16>, count: Int) {
+        pk_float_to_half(source, target, count)
+    }
+
     @inline(__always)
     static func widen(bfloat16 source: UnsafePointer<UInt16>, into target: UnsafeMutablePointer<Float>, count: Int) {
         pk_bf16_to_float(source, target, count)

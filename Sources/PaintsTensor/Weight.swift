@@ -26,6 +26,22 @@ final class WeightBytes: @unchecked Sendable {
         self.parent = parent
     }
 
+    /// `floats` rounded to IEEE half (in parallel for large weights).
+    init(halvesOf floats: [Float]) {
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: max(1, floats.count) * 2, alignment: 64)
+        let halves = UnsafeSendablePointer(buffer.assumingMemoryBound(to: UInt16.self))
+        floats.withUnsafeBufferPointer { source in
+            guard let start = source.baseAddress else { return }
+            let from = UnsafeSendablePointer(start)
+            Parallel.forEachChunk(floats.count, minimumChunk: 1 << 18) { range in
+                VectorMath.narrow(from.pointer + range.lowerBound, toHalf: halves.pointer + range.lowerBound, count: range.count)
+            }
+        }
+        base = UnsafeRawPointer(buffer)
+        file = nil
+        parent = nil
+    }
+
     init(floats: [Float]) {
         let buffer = UnsafeMutableRawPointer.allocate(byteCount: max(1, floats.count) * 4, alignment: 64)
         floats.withUnsafeBytes { buffer.copyMemory(from: $0.baseAddress ?? UnsafeRawPointer(buffer), byteCount: $0.count) }
@@ -47,6 +63,17 @@ public struct Weight: Sendable {
         shape = tensor.shape
         dtype = .f32
         bytes = WeightBytes(floats: tensor.data)
+    }
+
+    /// `tensor` kept as `dtype`: f16 rounds to nearest even (half the memory, widened on use as a stored f16 weight
+    /// is); any other dtype keeps float32. For computed weights (LoRAs merged into a layer) held at the precision of the
+    /// weight they replace.
+    public init(_ tensor: Tensor, storedAs dtype: DType) {
+        guard dtype == .f16 else {
+            self.init(tensor)
+            return
+        }
+        self.init(shape: tensor.shape, dtype: .f16, bytes: WeightBytes(halvesOf: tensor.data))
     }
 
     init(shape: [Int], dtype: DType, bytes: WeightBytes) {

@@ -48,6 +48,8 @@ struct Forward: ParsableCommand {
     @Option(help: "UNet: the IP-Adapter's scale.") var ipAdapterScale: Float = 1
     @Option(help: "UNet or text encoder: a LoRA .safetensors (kohya or diffusers/PEFT layout) and its weight, FILE[:WEIGHT] (default 1); repeatable, they stack.")
     var lora: [String] = []
+    @Flag(help: "With --lora: merge the LoRAs into copies of the weights they change instead of adding their terms each pass.")
+    var loraMerge = false
 
     /// The --lora files with their weights: FILE or FILE:WEIGHT (a path may itself hold ':', so only a number after the
     /// last one is a weight).
@@ -75,6 +77,7 @@ struct Forward: ParsableCommand {
         case .unet:
             var unet = try UNet2DConditionModel(folder: folder("unet"))
             for (adapter, weight) in try loras() { unet = try adapter.applied(to: unet, weight: weight) }
+            if loraMerge { unet = try unet.mergingLoRAs() }
             if let ipAdapter {
                 let adapter = try IPAdapter(path: ipAdapter)
                 unet = try adapter.applied(to: unet, tokens: try adapter.imageTokens(file.tensor("image_embeds")), scale: ipAdapterScale)
@@ -118,6 +121,7 @@ struct Forward: ParsableCommand {
             let rows = stride(from: 0, to: ids.count, by: width).map { Array(ids[$0..<($0 + width)]) }
             var textModel = try CLIPTextModel(folder: folder("text_encoder"))
             for (adapter, weight) in try loras() { textModel = try adapter.applied(to: textModel, weight: weight) }
+            if loraMerge { textModel = try textModel.mergingLoRAs() }
             add("last_hidden_state", try textModel.encode(rows, clipSkip: clipSkip))
         case .clipVision:
             let encoded = try CLIPVisionModel(folder: folder("image_encoder"))(file.tensor("pixel_values"))

@@ -120,3 +120,44 @@ extension SpeedOptionsTests {
         #expect(unknown.protocolError?.code == .invalidParams && unknown.protocolError?.message.contains("euler_trailing") == true)
     }
 }
+
+extension SpeedOptionsTests {
+    /// lora_merge: the job says its LoRA ran merged, the picture is the unfused one's up to rounding, the merged copy
+    /// stays resident for the next job with the same set (counted in the engine's resident bytes), and a job without
+    /// the LoRA is still byte-identical to the plain model's.
+    @Test func mergedLoRAsMatchUnfusedAndStayResident() throws {
+        let d = try daemon(try models())
+        defer { d.stop() }
+        let client = try d.client()
+        func run(_ options: [String: JSONValue]) throws -> (picture: RGBAImage, png: Data, info: JSONValue?) {
+            let final = try client.collect(.colorize, params(options), frames: [try sketch()]).final
+            #expect(final.type == .result, "\(final.header.serializedString())")
+            let png = try #require(final.imageData(final.result["image"]))
+            return (try PNGCodec.decode(png), png, final.result["info"])
+        }
+        func resident() throws -> Int {
+            try client.call(.enginesList).result["engines"]?.arrayValue?.first { $0["name"] == "sd" }?["resident_bytes"]?.intValue ?? 0
+        }
+        let lora: JSONValue = [["name": "ink-style", "weight": 0.8]]
+        let plain = try run([:])
+        let unfused = try run(["loras": lora])
+        #expect(unfused.info?["lora_form"] == "unfused")
+        let before = try resident()
+        let merged = try run(["loras": lora, "lora_merge": true])
+        #expect(merged.info?["lora_form"] == "merged")
+        let grown = try resident()
+        #expect(grown > before, "merged weights counted: \(before) -> \(grown)")
+        // Up to rounding (the merged sums are formed in another order): within 2 of 255 levels, mostly equal.
+        let a = unfused.picture.pixels, b = merged.picture.pixels
+        let worst = zip(a, b).map { abs(Int($0) - Int($1)) }.max() ?? 0
+        #expect(a.count == b.count && worst <= 2, "merged vs unfused: worst difference \(worst) levels")
+        // Can fail: the LoRA changes the picture far more than merging does.
+        let styleWorst = zip(plain.picture.pixels, merged.picture.pixels).map { abs(Int($0) - Int($1)) }.max() ?? 0
+        #expect(styleWorst > 8, "the LoRA itself moves the picture by \(styleWorst) levels")
+        // Kept for the next job with the same set (no second copy), and the base model is untouched.
+        let again = try run(["loras": lora, "lora_merge": true])
+        #expect(again.png == merged.png && again.info?["lora_form"] == "merged")
+        #expect(try resident() == grown)
+        #expect(try run([:]).png == plain.png)
+    }
+}

@@ -1,4 +1,4 @@
-// `paintsd tool forward --lora FILE[:WEIGHT]` (repeatable) on the UNet and the text encoder, against the diffusers
+// `paintsd tool forward --lora FILE[:WEIGHT]` (repeatable; --lora-merge merges them) on the UNet and the text encoder, against the diffusers
 // outputs of Tests/Fixtures/lora (its generate.py).
 import Foundation
 import PaintsTensor
@@ -27,15 +27,17 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let io = "\(lora)/io.safetensors"
         let kohya = "\(lora)/kohya/lora_tiny.safetensors", peft = "\(lora)/peft/pytorch_lora_weights.safetensors"
-        for (component, model, loras, outputName, expectedName) in [
-            ("unet", "unet-sd1", ["\(kohya):0.8", "\(peft):1.3"], "output", "unet_both"),
-            ("unet", "unet-sd1", [peft + ":1.3"], "output", "unet_peft"),
-            ("text-encoder", "clip-sd1", ["\(kohya):0.8"], "last_hidden_state", "te_kohya"),
-            ("text-encoder", "clip-sd1", [], "last_hidden_state", "te_base"),
+        for (component, model, loras, outputName, expectedName, merge) in [
+            ("unet", "unet-sd1", ["\(kohya):0.8", "\(peft):1.3"], "output", "unet_both", false),
+            ("unet", "unet-sd1", [peft + ":1.3"], "output", "unet_peft", false),
+            ("unet", "unet-sd1", ["\(kohya):0.8", "\(peft):1.3"], "output", "unet_both", true),
+            ("text-encoder", "clip-sd1", ["\(kohya):0.8"], "last_hidden_state", "te_kohya", false),
+            ("text-encoder", "clip-sd1", ["\(kohya):0.8"], "last_hidden_state", "te_kohya", true),
+            ("text-encoder", "clip-sd1", [], "last_hidden_state", "te_base", false),
         ] {
-            let out = "\(dir)/\(expectedName).safetensors"
+            let out = "\(dir)/\(expectedName)\(merge ? "-merged" : "").safetensors"
             let run = try forward(["--model", "\(diffusion)/\(model)", "--component", component, "--inputs", io, "--output", out]
-                                  + loras.flatMap { ["--lora", $0] })
+                                  + loras.flatMap { ["--lora", $0] } + (merge ? ["--lora-merge"] : []))
             #expect(run.status == 0, "\(expectedName): \(run.err)")
             let got = try SafeTensorsFile(path: out).floats(outputName)
             let error = relativeError(got, try SafeTensorsFile(path: io).floats(expectedName))

@@ -102,6 +102,58 @@ import Testing
         #expect(relativeError(zero, before) <= 1e-6)
     }
 
+    /// Merged (the terms folded into copies of the weights) gives diffusers' outputs as the unfused binding does, for
+    /// each file layout, stacked files, Tucker LoCon, and a LoRA bound on top of a merged one; the merged copy adds no
+    /// terms and leaves the base model exact.
+    @Test(arguments: ["kohya", "peft", "both", "peft_alpha", "tucker", "stacked_on_merged"])
+    func mergedWeightsMatchDiffusers(_ run: String) throws {
+        let x = try inputs()
+        let m = try x.io.floats("multiplier")[0], pm = try x.io.floats("peft_multiplier")[0]
+        let model = try UNet2DConditionModel(folder: diffusion + "/unet-sd1")
+        let text = try CLIPTextModel(folder: diffusion + "/clip-sd1")
+        let before = try model(x.sample, timesteps: x.timesteps, context: x.context)
+        var unet = model, encoder = text
+        let expected: String
+        switch run {
+        case "tucker":
+            unet = try LoRA(path: base + "/locon-tucker/lora_tiny.safetensors").applied(to: unet, weight: try x.io.floats("tucker_multiplier")[0]).mergingLoRAs()
+            expected = "tucker"
+        case "stacked_on_merged":
+            let k = try LoRA(path: kohya), p = try LoRA(path: peft)
+            unet = try p.applied(to: try k.applied(to: unet, weight: m).mergingLoRAs(), weight: pm)
+            encoder = try p.applied(to: try k.applied(to: encoder, weight: m).mergingLoRAs(), weight: pm)
+            #expect(unet.lora!.mergedBytes > 0 && unet.lora!.unfusedLayerCount > 0, "kohya merged, PEFT unfused on top")
+            expected = "both"
+        default:
+            let am = try x.io.floats("alpha_multiplier")[0]
+            let files: [(String, Float)] = switch run {
+            case "kohya": [(kohya, m)]
+            case "peft": [(peft, pm)]
+            case "both": [(kohya, m), (peft, pm)]
+            default: [(base + "/peft-alpha/pytorch_lora_weights.safetensors", am)]
+            }
+            for (path, weight) in files {
+                unet = try LoRA(path: path).applied(to: unet, weight: weight)
+                encoder = try LoRA(path: path).applied(to: encoder, weight: weight)
+            }
+            unet = try unet.mergingLoRAs()
+            encoder = try encoder.mergingLoRAs()
+            #expect(unet.lora!.unfusedLayerCount == 0 && encoder.lora!.unfusedLayerCount == 0, "merged: no terms left to add")
+            expected = run
+        }
+        let output = try unet(x.sample, timesteps: x.timesteps, context: x.context)
+        let unetError = relativeError(output, try x.io.tensor("unet_\(expected)"))
+        print("lora \(run) merged: UNet relative error \(unetError), \(unet.lora!.mergedBytes) bytes of merged weights over \(unet.lora!.layerCount) layers")
+        #expect(unetError <= 1e-4)
+        #expect(relativeError(try x.io.tensor("unet_base"), try x.io.tensor("unet_\(expected)")) > 1e-2)
+        if run != "tucker" {
+            let textError = relativeError(try encoder.encode(x.ids), try x.io.tensor("te_\(expected)"))
+            #expect(textError <= 1e-4, "text encoder merged: \(textError)")
+        }
+        // The base model is untouched.
+        #expect(try model(x.sample, timesteps: x.timesteps, context: x.context).data == before.data)
+    }
+
     /// Bad files are refused with what is wrong named: LoHa / LoKr by name, keys of another form, modules matching no
     /// layer.
     @Test func refusesWhatItCannotApply() throws {

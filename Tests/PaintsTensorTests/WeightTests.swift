@@ -24,6 +24,42 @@ import CTensorKernels
         return (dir, try SafeTensorsFile(path: path))
     }
 
+    /// Floats kept as f16 round to nearest even as Swift's own Float16 conversion does: every half value and every
+    /// midpoint between neighbours (the ties), values past the largest half, subnormals, signed zeros, NaN, and a sweep
+    /// of random floats; widening gives back the rounded values.
+    @Test func narrowingToHalfRoundsToNearestEven() throws {
+        var values: [Float] = []
+        for bits in 0...0xFFFF {
+            let h = Float16(bitPattern: UInt16(bits))
+            values.append(Float(h))
+            if h.isFinite, !h.nextUp.isInfinite || h < 0 {
+                let up = Float(h.nextUp)
+                if up.isFinite { values.append((Float(h) + up) / 2) }   // the tie: rounds to the even one
+            }
+        }
+        values += [65504, 65519.99, 65520, 70000, .greatestFiniteMagnitude, -.infinity, .infinity, 1e-8, -1e-9, 6e-8, 3e-8, -0.0]
+        // Random bit patterns with exponents around the half range (2^-30 ... 2^20), both signs.
+        var state: UInt64 = 0x9E37_79B9_7F4A_7C15
+        for _ in 0..<40_000 {
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            let bits = UInt32(truncatingIfNeeded: state >> 32)
+            let exponent = UInt32(97 + (bits >> 8) % 50) << 23
+            values.append(Float(bitPattern: (bits & 0x8000_0000) | exponent | (UInt32(truncatingIfNeeded: state) & 0x7F_FFFF)))
+        }
+        let weight = Weight(Tensor(shape: [values.count], data: values), storedAs: .f16)
+        #expect(weight.dtype == .f16 && weight.storedBytes == 2 * values.count)
+        let back = weight.tensor().data
+        var mismatches = 0
+        for (v, b) in zip(values, back) {
+            let expected = Float(Float16(v))
+            if !(expected.bitPattern == b.bitPattern || (expected.isNaN && b.isNaN)) { mismatches += 1 }
+        }
+        #expect(mismatches == 0, "\(mismatches) of \(values.count) values round otherwise than Float16()")
+        #expect(Weight(Tensor(shape: [1], data: [Float.nan]), storedAs: .f16).tensor().data[0].isNaN)
+        // f32 stays f32.
+        #expect(Weight(Tensor(shape: [2], data: [1.1, 2.2]), storedAs: .f32).tensor().data == [1.1, 2.2])
+    }
+
     @Test func halfAndBFloat16WidenExactly() throws {
         let file = try everyPattern().file
         let half = try file.weight("f16"), bf16 = try file.weight("bf16")

@@ -24,6 +24,8 @@ void pk_sum_squares(const float *p, size_t n, double *sum, double *squares);
 /// IEEE half and bfloat16 to float.
 void pk_half_to_float(const uint16_t *src, float *dst, size_t n);
 void pk_bf16_to_float(const uint16_t *src, float *dst, size_t n);
+/// Float to IEEE half, rounded to nearest even (overflow to infinity, NaN kept a NaN, subnormals exact).
+void pk_float_to_half(const float *src, uint16_t *dst, size_t n);
 /// The machine's FMA limit, for the benchmarks: `iterations` rounds of 16 independent fused multiply-adds on 16-wide
 /// (AVX-512F) or 8-wide (AVX2 + FMA) float vectors; returns a value that depends on every lane (so nothing is elided).
 /// `pk_cpu_has(...)` says whether the CPU can run a width: 1 for 16 (AVX-512F), 1 for 8 (AVX2 and FMA), else 0.

@@ -2,7 +2,8 @@
 // bound onto a COPY of a UNet or a CLIP text encoder without touching its weights.
 //
 // Math (acceleration.md 1.3; kohya networks/lora.py, A1111, ComfyUI, sd.cpp agree): W' = W + m * (alpha / rank) * up @ down
-// (no alpha: scale 1). paintsd does NOT fuse: every adapted Linear / Conv2d adds the unfused low-rank term to its output,
+// (no alpha: scale 1). By default paintsd does NOT fuse: every adapted Linear / Conv2d adds the unfused low-rank term
+// to its output,
 //   y = x W^T + b + m * s * (x down^T) up^T          (Linear; a Conv2d does the same with convolutions:
 //   y = conv(x, W) + b + conv1x1(conv(x, down), m * s * up)   down with the layer's kernel size, stride and padding;
 //   Tucker LoCon: conv1x1(conv(conv1x1(x, down), mid), m * s * up)).
@@ -17,6 +18,12 @@
 // layer walk); +210 MB resident (the mapped file and the f32 `up` copies). A UNet pass at 32x32 latents was within the
 // noise of the machine with and without it (2.2-3.0 s either way). Fusing instead would cost ~55 GMAC per bind and a
 // float32 copy of every touched layer (up to the whole 3.4 GB UNet) per LoRA set.
+//
+// Merging is the other choice (`LoRABinding.merging`, `mergingLoRAs()` on the UNet and the text encoder): the terms are
+// folded once into copies of the adapted layers' weights, kept at the base weight's precision (f16 stays f16: half
+// the float32 cost, rounded as fusing into an f16 model rounds), and the layers run those copies instead of their own
+// weights. Passes then cost what the base model's do; the copies cost memory (for a LoRA on every layer, about the
+// model's size again) and one merge per LoRA set. The base weights stay untouched either way.
 //
 // Keys that match no layer are an error listing them (`applied(to:)`), as are keys of any form or component paintsd does
 // not read (`init(path:)`): a LoRA is applied whole or not at all, never partly and silently.
@@ -201,7 +208,41 @@ public struct LoRA: Sendable {
         guard unmatched.isEmpty else {
             throw .configuration("\(path): \(unmatched.count) LoRA modules match no layer of the \(component): \(list(unmatched))")
         }
-        return LoRABinding(terms: terms)
+        return LoRABinding(terms: terms, merged: existing?.merged ?? [:])
+    }
+}
+
+extension LoRABinding {
+    /// Bytes merging would hold: the stored size of every layer that adds terms (the merged copies keep its dtype).
+    func mergeBytes(layers: LayerTable) -> Int {
+        terms.keys.reduce(0) { total, name in total + (layers.find(name)?.weight.storedBytes ?? 0) }
+    }
+}
+
+extension UNet2DConditionModel {
+    /// Bytes `mergingLoRAs()` would add (0 without unfused LoRAs).
+    public var loraMergeBytes: Int { lora?.mergeBytes(layers: LayerTable(self)) ?? 0 }
+
+    /// A copy whose bound LoRAs are merged into copies of the weights they adapt (`LoRABinding.merging`): passes at
+    /// the base model's cost, for the copies' memory (`lora?.mergedBytes`). Without LoRAs, the UNet as it is.
+    public func mergingLoRAs() throws(ModelError) -> UNet2DConditionModel {
+        guard let lora else { return self }
+        var copy = self
+        copy.lora = try lora.merging(layers: LayerTable(self))
+        return copy
+    }
+}
+
+extension CLIPTextModel {
+    /// Bytes `mergingLoRAs()` would add (0 without unfused LoRAs).
+    public var loraMergeBytes: Int { lora?.mergeBytes(layers: LayerTable(self)) ?? 0 }
+
+    /// A copy whose bound LoRAs are merged, as `UNet2DConditionModel.mergingLoRAs()`.
+    public func mergingLoRAs() throws(ModelError) -> CLIPTextModel {
+        guard let lora else { return self }
+        var copy = self
+        copy.lora = try lora.merging(layers: LayerTable(self))
+        return copy
     }
 }
 
@@ -209,6 +250,7 @@ public struct LoRA: Sendable {
 struct LayerTable {
     struct Layer {
         var name: String
+        var weight: Weight
         /// [out, in] for a Linear, [O, I, K, K] for a Conv2d.
         var shape: [Int]
         var isConvolution: Bool
@@ -245,11 +287,11 @@ struct LayerTable {
     /// Every Linear and Conv2d reachable through stored properties (Mirror; tensors and weights are not entered).
     private static func collect(_ value: Any, into layers: inout [Layer]) {
         if let linear = value as? Linear {
-            layers.append(Layer(name: linear.name, shape: linear.weight.shape, isConvolution: false, stride: 1, padding: 0))
+            layers.append(Layer(name: linear.name, weight: linear.weight, shape: linear.weight.shape, isConvolution: false, stride: 1, padding: 0))
             return
         }
         if let conv = value as? Conv2d {
-            layers.append(Layer(name: conv.name, shape: conv.weight.shape, isConvolution: true, stride: conv.stride, padding: conv.padding))
+            layers.append(Layer(name: conv.name, weight: conv.weight, shape: conv.weight.shape, isConvolution: true, stride: conv.stride, padding: conv.padding))
             return
         }
         if value is Tensor || value is Weight || value is [Float] || value is String || value is WeightStore { return }
@@ -300,6 +342,27 @@ struct LowRankTerm: Sendable {
         }
     }
 
+    /// The term as a weight difference, up @ down (Tucker: up @ (mid applied to down)), flattened in the layer's
+    /// weight layout ([out, in] or [O, I, K, K]), to add to the layer's weight.
+    func weightDelta() -> [Float] {
+        let upMatrix = up.tensor().data, out = up.shape[0], rank = up.shape[1]
+        guard let mid else {
+            let columns = down.count / rank
+            return BLAS.multiply(upMatrix, down.tensor().data, m: out, n: columns, k: rank)
+        }
+        // T[a, i, kh, kw] = sum_b mid[a, b, kh, kw] down[b, i]: for each a, down^T [I, r] @ mid_a [r, K*K].
+        let d = down.tensor().data, m = mid.tensor().data
+        let inner = down.shape[0], inputs = down.shape[1], window = mid.shape[2] * mid.shape[3]
+        var downT = [Float](repeating: 0, count: inputs * inner)
+        for b in 0..<inner { for i in 0..<inputs { downT[i * inner + b] = d[b * inputs + i] } }
+        var t = [Float]()
+        t.reserveCapacity(rank * inputs * window)
+        for a in 0..<rank {
+            t += BLAS.multiply(downT, Array(m[(a * inner * window)..<((a + 1) * inner * window)]), m: inputs, n: window, k: inner)
+        }
+        return BLAS.multiply(upMatrix, t, m: out, n: inputs * window, k: rank)
+    }
+
     /// The term for input `x`, to add to the layer's output.
     func callAsFunction(_ x: Tensor) throws(TensorError) -> Tensor {
         if !isConvolution { return try x.linear(weight: down, bias: nil).linear(weight: up, bias: nil) }
@@ -314,14 +377,46 @@ struct LowRankTerm: Sendable {
     }
 }
 
-/// The LoRA terms bound to one model copy, by layer name; stacked LoRAs add their terms to the same layers.
+/// The LoRA terms bound to one model copy, by layer name; stacked LoRAs add their terms to the same layers. Merged
+/// layers run a weight of their own instead (`merging`).
 public final class LoRABinding: Sendable {
     let terms: [String: [LowRankTerm]]
+    /// Layers whose weight is replaced by a merged copy (their own plus every term), by name.
+    let merged: [String: Weight]
 
-    init(terms: [String: [LowRankTerm]]) { self.terms = terms }
+    init(terms: [String: [LowRankTerm]], merged: [String: Weight] = [:]) {
+        self.terms = terms
+        self.merged = merged
+    }
 
     /// Adapted layers (for logs).
-    public var layerCount: Int { terms.count }
+    public var layerCount: Int { Set(terms.keys).union(merged.keys).count }
+    /// Layers that add unfused terms each pass (0 when everything is merged).
+    public var unfusedLayerCount: Int { terms.count }
+    /// Bytes the merged weights hold (0 unmerged).
+    public var mergedBytes: Int { merged.values.reduce(0) { $0 + $1.storedBytes } }
+
+    /// This binding with every term folded into a copy of its layer's weight (W + sum of up @ down), stored at that
+    /// weight's precision; the layers then run their copies and add no terms. Throws when a term's layer is not in
+    /// `layers` (the model it was bound to).
+    func merging(layers: LayerTable) throws(ModelError) -> LoRABinding {
+        var weights = merged
+        for (name, layerTerms) in terms {
+            guard let layer = layers.find(name) else { throw .configuration("LoRA merge: no layer \(name)") }
+            let base = weights[name] ?? layer.weight
+            var w = base.tensor()
+            for term in layerTerms {
+                let delta = term.weightDelta()
+                precondition(delta.count == w.count, "LoRA delta of \(name) does not fit its weight")
+                for i in w.data.indices { w.data[i] += delta[i] }
+            }
+            weights[name] = Weight(w, storedAs: layer.weight.dtype)
+        }
+        return LoRABinding(terms: [:], merged: weights)
+    }
+
+    /// The weight the layer `name` runs with under the current binding: its merged copy, or nil for its own.
+    static func weight(for name: String) -> Weight? { current?.merged[name] }
 
     /// The binding of the pass now running (set by the UNet and the text encoder around their pass).
     @TaskLocal static var current: LoRABinding?

@@ -75,7 +75,8 @@ public struct Conv2d: Sendable {
     public var outChannels: Int { weight.shape[0] }
 
     public func callAsFunction(_ x: Tensor) throws(ModelError) -> Tensor {
-        let y = try compute { () throws(TensorError) in try x.conv2d(weight: weight, bias: bias, stride: stride, padding: padding) }
+        let w = LoRABinding.weight(for: name) ?? weight
+        let y = try compute { () throws(TensorError) in try x.conv2d(weight: w, bias: bias, stride: stride, padding: padding) }
         return try LoRABinding.adding(to: y, input: x, layer: name)
     }
 }
@@ -100,7 +101,8 @@ public struct Linear: Sendable {
     public var inFeatures: Int { weight.shape[1] }
 
     public func callAsFunction(_ x: Tensor) throws(ModelError) -> Tensor {
-        let y = try compute { () throws(TensorError) in try x.linear(weight: weight, bias: bias) }
+        let w = LoRABinding.weight(for: name) ?? weight
+        let y = try compute { () throws(TensorError) in try x.linear(weight: w, bias: bias) }
         return try LoRABinding.adding(to: y, input: x, layer: name)
     }
 }
