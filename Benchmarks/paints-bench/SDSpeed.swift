@@ -13,10 +13,12 @@
 //   3. steps 1 with loras [ink-rank64, weight 1]               the LoRA switch (read, bind to copies, embed)
 //   3b. the same again; 3c. steps 1 without it                 the switch when bound already, and back
 //   4. quality fast, no TAESD                                  4 LCM steps, guidance 1 (one UNet call a step)
+//   4m. quality fast, lora_merge, twice                        the LoRA merged (the first job merges; the second reuses)
 //   5. quality fast, TAESD installed                           the same with a TAESD preview each step
 //   6. quality balanced, steps 6, TAESD installed              CFG steps (the per-step time is the figure; 20 run)
 // For each: total (request to result), the daemon's run_ms, the time per step from the `sample` progress events, the
-// time outside sampling. Then the TAESD preview cost per step (5 less 4) and the LoRA switch (3 less 2).
+// time outside sampling. Then the TAESD preview cost per step (5 less 4), the LoRA switch (3 less 2), the merge (4m's
+// first less its second) and balanced / best at their 20 / 30 steps, estimated from 6's time per step.
 //
 //     paints-bench --sd-speed [BENCH_MODELS [ART_DIR]] [--quick]
 //
@@ -145,6 +147,8 @@ struct SDSpeedBench {
         let oneLoRAAgain = try job("3b. the same again (the LoRA set already bound)", ["steps": 1, "loras": [["name": "ink-rank64", "weight": 1]]])
         let oneBack = try job("3c. steps 1, no LoRA (switching back)", ["steps": 1])
         let fast = try job("4. quality fast, no TAESD", ["quality": "fast"])
+        let fastMerging = try job("4m. quality fast, lora_merge (merges)", ["quality": "fast", "lora_merge": true])
+        let fastMerged = try job("4m. quality fast, lora_merge (merged already)", ["quality": "fast", "lora_merge": true])
         try taesd(true)
         let fastTAESD = try job("5. quality fast, TAESD installed", ["quality": "fast"])
         let balanced = try job("6. quality balanced, steps \(balancedSteps), TAESD installed", ["quality": "balanced", "steps": JSONValue(balancedSteps)])
@@ -156,6 +160,8 @@ struct SDSpeedBench {
         row("fast: time per step, no TAESD / TAESD", String(format: "%.2f s / %.2f s", fast.perStep, fastTAESD.perStep))
         row("fast: total, no TAESD / TAESD", String(format: "%.2f s / %.2f s (outside sampling %.2f / %.2f s)",
                                                    fast.total, fastTAESD.total, fast.total - fast.sampling, fastTAESD.total - fastTAESD.sampling))
+        row("fast, LoRA merged: time per step / total", String(format: "%.2f s / %.2f s (unfused %.2f s / %.2f s); the merge %.2f s (first merged job less the second)",
+                                                              fastMerged.perStep, fastMerged.total, fast.perStep, fast.total, fastMerging.total - fastMerged.total))
         row("TAESD preview cost per step (5 less 4)", String(format: "%.3f s (%.1f%% of a fast step)", fastTAESD.perStep - fast.perStep,
                                                               100 * (fastTAESD.perStep - fast.perStep) / max(fast.perStep, 1e-9)))
         row("balanced: time per step (CFG)", String(format: "%.2f s; %d steps total %.2f s, outside sampling %.2f s",
@@ -163,6 +169,10 @@ struct SDSpeedBench {
         if !quick {
             row("balanced at 20 steps (estimate)", String(format: "%.1f s = outside %.2f + 20 x %.2f", balanced.total - balanced.sampling + 20 * balanced.perStep,
                                                           balanced.total - balanced.sampling, balanced.perStep))
+        }
+        if !quick {
+            row("best at 30 steps (estimate)", String(format: "%.1f s = outside %.2f + 30 x %.2f", balanced.total - balanced.sampling + 30 * balanced.perStep,
+                                                      balanced.total - balanced.sampling, balanced.perStep))
         }
         row("fast vs balanced-20 (estimate)", String(format: "%.2f s vs %.1f s", fastTAESD.total, balanced.total - balanced.sampling + 20 * balanced.perStep))
         row("LoRA switch: run_ms 1 step with / without", String(format: "%.0f / %.0f ms: +%.2f s (read, bind to copies, text embeddings, LoRA'd step)",

@@ -6,7 +6,9 @@ loaded with load_lora_weights (PEFT, unfused, as the Swift engine binds it; it i
 only the times mean something), Examples/art/umbrella-lineart.png as the control image, txt2img from noise. 2 threads.
 Prints the total pipeline call (with the VAE decode), the time per step from callback_on_step_end's timestamps, the
 time outside sampling, the LoRA load time, and one TAESD preview decode (random AutoencoderTiny of OUT/taesd on the
-latents area-averaged to 32x32, as the engine previews).
+latents area-averaged to 32x32, as the engine previews). Then the same fast run with the LoRA fused (fuse_lora: the
+engine's lora_merge), and `balanced` as the engine runs it (no LoRA, DPM-Solver++ 2M Karras, guidance 7, so a batch
+of two per step) for 6 steps, its time per step giving estimates of 20 steps (balanced) and 30 (best).
 
     python Benchmarks/torch/sd15_speed.py BENCH_MODELS [ART_DIR]
 """
@@ -28,7 +30,7 @@ def main():
     size = 128 if quick else 512
     torch.set_num_threads(2)
     hide_broken_torchvision()
-    from diffusers import (AutoencoderKL, AutoencoderTiny, ControlNetModel, LCMScheduler,
+    from diffusers import (AutoencoderKL, AutoencoderTiny, ControlNetModel, DPMSolverMultistepScheduler, LCMScheduler,
                            StableDiffusionControlNetPipeline, UNet2DConditionModel)
     from PIL import Image
     from transformers import CLIPTextModel, CLIPTokenizer
@@ -61,17 +63,21 @@ def main():
         stamps.append(time.perf_counter())
         return kwargs
 
-    with torch.no_grad():
+    def run(steps, guidance):
+        """One txt2img run to latents, then the VAE decode: total, time per step (callback gaps), decode."""
+        stamps.clear()
         start = time.perf_counter()
-        latents = pipe("a red umbrella in the rain, watercolor", image=control, num_inference_steps=4, guidance_scale=1.0,
-                       height=size, width=size, generator=torch.Generator().manual_seed(1), output_type="latent",
-                       callback_on_step_end=on_step).images
+        latents = pipe("a red umbrella in the rain, watercolor", image=control, num_inference_steps=steps,
+                       guidance_scale=guidance, height=size, width=size, generator=torch.Generator().manual_seed(1),
+                       output_type="latent", callback_on_step_end=on_step).images
         sampled = time.perf_counter()
         pipe.vae.decode(latents / pipe.vae.config.scaling_factor)
         total = time.perf_counter() - start
-        decode = time.perf_counter() - sampled
         gaps = [b - a for a, b in zip(stamps, stamps[1:])]
-        per_step = sum(gaps) / len(gaps)
+        return latents, total, sum(gaps) / len(gaps), min(gaps), max(gaps), time.perf_counter() - sampled
+
+    with torch.no_grad():
+        latents, total, per_step, low, high, decode = run(4, 1.0)
         taesd = AutoencoderTiny.from_pretrained(os.path.join(out, SPEED_TAESD)).eval()
         side = min(32, latents.shape[-1])
         small = torch.nn.functional.adaptive_avg_pool2d(latents, side)
@@ -79,12 +85,30 @@ def main():
         t = time.perf_counter()
         taesd.decode(small)
         preview = time.perf_counter() - t
+        t = time.perf_counter()
+        pipe.fuse_lora()
+        fuse = time.perf_counter() - t
+        _, fused_total, fused_step, _, _, _ = run(4, 1.0)
+        pipe.unfuse_lora()
+        pipe.unload_lora_weights()
+        pipe.scheduler = DPMSolverMultistepScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+                                                     num_train_timesteps=1000, steps_offset=1, use_karras_sigmas=True)
+        balanced_steps = 2 if quick else 6
+        _, b_total, b_step, b_low, b_high, _ = run(balanced_steps, 7.0)
     print(f"  pipeline built from the folders                {load:.2f} s")
     print(f"  load_lora_weights (rank-64 kohya, random)      {lora_load:.2f} s")
     print(f"  fast (LCM, 4 steps, guidance 1, ControlNet)    total {total:.2f} s (incl. VAE decode {decode:.2f} s)")
-    print(f"  time per step (callback gaps, {len(gaps)})              {per_step:.2f} s (min {min(gaps):.2f}, max {max(gaps):.2f})")
+    print(f"  time per step (callback gaps, 3)               {per_step:.2f} s (min {low:.2f}, max {high:.2f})")
     print(f"  outside sampling (total less 4 x per step)     {total - 4 * per_step:.2f} s")
     print(f"  TAESD preview decode ({side}x{side} latents)          {preview * 1000:.0f} ms")
+    print(f"  fuse_lora                                      {fuse:.2f} s")
+    print(f"  fast, LoRA fused: time per step / total        {fused_step:.2f} s / {fused_total:.2f} s")
+    outside = b_total - balanced_steps * b_step
+    print(f"  balanced (DPM++ 2M Karras, CFG 7), {balanced_steps} steps     total {b_total:.2f} s, "
+          f"{b_step:.2f} s per step (min {b_low:.2f}, max {b_high:.2f}), outside sampling {outside:.2f} s")
+    if not quick:
+        print(f"  balanced at 20 steps (estimate)                {outside + 20 * b_step:.1f} s")
+        print(f"  best at 30 steps (estimate)                    {outside + 30 * b_step:.1f} s")
 
 
 if __name__ == "__main__":
