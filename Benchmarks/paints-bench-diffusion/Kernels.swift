@@ -115,3 +115,58 @@ import PaintsTensor
     }
     print(String(format: "  (FMA peak %.0f GFLOP/s)", peak))
 }
+
+/// Issue 15's reduced precision: the UNet pass (batch 1 and 2) and the VAE decode and encode in float32 (the default
+/// kernels) and with bfloat16 convolutions (PAINTSD_PRECISION=bf16: activations and weights rounded to bfloat16,
+/// products summed in float32, every convolution on oneDNN), alternating, min of `rounds`; each bf16 output's relative
+/// error against the float32 one on the same inputs, beside what the fp16 weight files already cost (the UNet and the
+/// VAE decoder with the .fp16 weights against the float32 files, both in float32).
+@MainActor func runPrecisionBenchmark(folder: String, latentSide n: Int, rounds: Int) throws {
+    print("cpu: \(cpuSummary()); bfloat16 dot products: \(OneDNN.hasBF16 ? "yes" : "no (bf16 falls back to f32: nothing to compare)")")
+    let unet = try UNet2DConditionModel(folder: folder + "/unet", variant: "")
+    let unetHalf = try UNet2DConditionModel(folder: folder + "/unet")
+    let vae = try AutoencoderKL(folder: folder + "/vae", variant: "")
+    let vaeHalf = try AutoencoderKL(folder: folder + "/vae")
+    var noise = SeededNormalNoise(seed: 9)
+    let x1 = Tensor(shape: [1, 4, n, n], data: noise.normal(count: 4 * n * n))
+    let c1 = Tensor(shape: [1, 77, 768], data: noise.normal(count: 77 * 768))
+    let x2 = Tensor(shape: [2, 4, n, n], data: x1.data + noise.normal(count: 4 * n * n))
+    let c2 = Tensor(shape: [2, 77, 768], data: c1.data + noise.normal(count: 77 * 768))
+    let image = Tensor(shape: [1, 3, 8 * n, 8 * n], data: noise.normal(count: 3 * 64 * n * n).map { max(-1, min(1, $0 / 3)) })
+    let parts: [(String, () throws -> Tensor)] = [
+        ("unet_batch1", { try unet(x1, timesteps: [500], context: c1) }),
+        ("unet_batch2", { try unet(x2, timesteps: [500], context: c2) }),
+        ("vae_decode", { try vae.decode(x1) }),
+        ("vae_encode", { try vae.encode(image).mean }),
+    ]
+    _ = try unet(x1, timesteps: [500], context: c1)    // faults the mapped weights in
+    var times: [String: [Double]] = [:], outputs: [String: Tensor] = [:]
+    for round in 1...rounds {
+        for precision in OneDNN.Precision.allCases {
+            for (name, body) in parts {
+                var out: Tensor?
+                let t = try OneDNN.$precisionOverride.withValue(precision) { try seconds { out = try body() } }
+                times["\(name)_\(precision.rawValue)", default: []].append(t)
+                outputs["\(name)_\(precision.rawValue)"] = out
+                print(String(format: "  round %d %@ %@: %.2f s", round, name, precision.rawValue, t))
+            }
+        }
+    }
+    let halfUNet = try OneDNN.$precisionOverride.withValue(.f32) { try unetHalf(x1, timesteps: [500], context: c1) }
+    let halfDecode = try OneDNN.$precisionOverride.withValue(.f32) { try vaeHalf.decode(x1) }
+    func error(_ a: Tensor, _ b: Tensor) -> Double {
+        var num = 0.0, den = 0.0
+        for (x, y) in zip(a.data, b.data) { num += Double(x - y) * Double(x - y); den += Double(y) * Double(y) }
+        return (num / max(den, 1e-30)).squareRoot()
+    }
+    print("convolutions: \(OneDNN.description)")
+    print("min of \(rounds) rounds, \(8 * n)x\(8 * n) images; error: relative L2 of the output against float32's on the same inputs:")
+    print("  part            f32        bf16    f32/bf16   bf16 error    fp16-weights error (f32 compute)")
+    for (name, _) in parts {
+        let (a, b) = (times["\(name)_f32"]!.min()!, times["\(name)_bf16"]!.min()!)
+        let e = error(outputs["\(name)_bf16"]!, outputs["\(name)_f32"]!)
+        let reference = name == "unet_batch1" ? String(format: "%.2e", error(halfUNet, outputs["unet_batch1_f32"]!))
+            : name == "vae_decode" ? String(format: "%.2e", error(halfDecode, outputs["vae_decode_f32"]!)) : "-"
+        print(String(format: "  %@ %7.2f s %7.2f s %8.2fx %12.2e    %@", name.padding(toLength: 12, withPad: " ", startingAt: 0), a, b, a / b, e, reference))
+    }
+}

@@ -55,7 +55,7 @@ func cpuSummary() -> String {
 }
 
 OpenBLASKernel.selectBestKernelOrReexecute()
-var arguments = CommandLine.arguments.filter { $0 != "--paints-undo" && $0 != "--quick" && $0 != "--lora-bind" && $0 != "--kernels" && $0 != "--attention" }
+var arguments = CommandLine.arguments.filter { $0 != "--paints-undo" && $0 != "--quick" && $0 != "--lora-bind" && $0 != "--kernels" && $0 != "--attention" && $0 != "--precision" }
 let paintsUndo = CommandLine.arguments.contains("--paints-undo")
 let quick = CommandLine.arguments.contains("--quick") || !["", "0"].contains(ProcessInfo.processInfo.environment["PAINTSD_BENCH_QUICK"] ?? "")
 let controlNetFolder = arguments.firstIndex(of: "--controlnet").map { arguments[$0 + 1] }
@@ -68,7 +68,8 @@ print("CPU: \(cpuSummary())")
 // --lora-bind: issue 14's LoRA switch in-process: reading OUT_DIR/lora/lcm-lora-sdv1-5.safetensors (the random rank-64
 // kohya LoRA sd15_random.py --write makes) and binding it to the f32 UNet and text encoder (LoRA.applied: copies that
 // carry a LoRABinding; the base weights untouched), 3 rounds, min and median; then one UNet pass 64x64 batch 1 with and
-// without it (after a warm-up of each).
+// without it (after a warm-up of each); then the merge (lora_merge) onto the f16 UNet the daemon runs (one round: the
+// merge time and the merged copies' bytes) and one pass of each form on it.
 if CommandLine.arguments.contains("--lora-bind") {
     let loraPath = folder + "/lora/lcm-lora-sdv1-5.safetensors"
     let unet = try UNet2DConditionModel(folder: folder + "/unet", variant: "")
@@ -95,6 +96,23 @@ if CommandLine.arguments.contains("--lora-bind") {
     let plain = try seconds { _ = try unet(x, timesteps: [500], context: c) }
     let withLoRA = try seconds { _ = try bound(x, timesteps: [500], context: c) }
     print(String(format: "unet pass %dx%d batch 1: %.2f s without, %.2f s with the rank-64 LoRA (+%.1f%%)", n, n, plain, withLoRA, 100 * (withLoRA / plain - 1)))
+    // The f16 UNet (what the daemon keeps resident): unfused, merged, and the base, alternating after a warm-up.
+    let half = try UNet2DConditionModel(folder: folder + "/unet")
+    let unfused = try LoRA(path: loraPath).applied(to: half, weight: 1)
+    var merged = unfused
+    let mergeTime = try seconds { merged = try unfused.mergingLoRAs() }
+    print(String(format: "lora merge onto the f16 UNet: %.2f s, %d MiB of merged copies (%d layers)", mergeTime,
+                 (merged.lora?.mergedBytes ?? 0) >> 20, merged.lora?.layerCount ?? 0))
+    var times: [String: [Double]] = [:]
+    for model in [half, unfused, merged] { _ = try model(x, timesteps: [500], context: c) }
+    for _ in 0..<(quick ? 1 : 2) {
+        for (name, model) in [("base", half), ("unfused", unfused), ("merged", merged)] {
+            times[name, default: []].append(try seconds { _ = try model(x, timesteps: [500], context: c) })
+        }
+    }
+    let b = times["base"]!.min()!, u = times["unfused"]!.min()!, m = times["merged"]!.min()!
+    print(String(format: "f16 unet pass %dx%d batch 1 (min of %d): base %.2f s, LoRA unfused %.2f s (+%.1f%%), merged %.2f s (+%.1f%%)",
+                 n, n, times["base"]!.count, b, u, 100 * (u / b - 1), m, 100 * (m / b - 1)))
     exit(0)
 }
 
@@ -102,6 +120,11 @@ if CommandLine.arguments.contains("--attention") {  // attention alone (no model
     var noise = SeededNormalNoise(seed: 5), figures: [String: Any] = [:]
     let peak = FMAPeak.widths.compactMap { FMAPeak.measure(width: $0) }.max() ?? 0
     compareAttentionKernels(latentSide: quick ? 16 : 64, rounds: 3, peak: peak, noise: &noise, figures: &figures)
+    exit(0)
+}
+
+if CommandLine.arguments.contains("--precision") {  // issue 15's bfloat16 convolutions beside float32: times and errors
+    try runPrecisionBenchmark(folder: folder, latentSide: quick ? 16 : 64, rounds: quick ? 1 : 2)
     exit(0)
 }
 

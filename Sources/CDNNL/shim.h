@@ -22,14 +22,14 @@ static inline size_t cdnnl_scratchpad_bytes(dnnl_primitive_t primitive) {
     return md ? dnnl_memory_desc_get_size(md) : 0;
 }
 
-/// A forward-inference 2-D convolution on channels-last float32 tensors: src [n, h, w, c] (nhwc), dst [n, oh, ow, o]
-/// (nhwc), bias [o] when `has_bias`; `pad_top` and `pad_bottom` rows (a band of a taller image pads only its own ends),
+/// A forward-inference 2-D convolution on channels-last tensors: src [n, h, w, c] (nhwc; float32, or bfloat16 with
+/// `bf16`, the weights then bfloat16 too), dst [n, oh, ow, o] (nhwc, float32), bias [o] (float32) when `has_bias`; `pad_top` and `pad_bottom` rows (a band of a taller image pads only its own ends),
 /// `padding_w` columns left and right. The weights are in the layout oneDNN's fastest kernel wants (blocked, on
-/// AVX-512 and AVX2): `*weights_reorder` makes it from plain oihw [o, c, kh, kw] (NULL when oihw is that layout), into
+/// AVX-512 and AVX2): `*weights_reorder` makes it from plain float32 oihw [o, c, kh, kw] (NULL when oihw is that layout), into
 /// `*weight_bytes` bytes. Run both with `cdnnl_execute`.
 static inline dnnl_status_t cdnnl_conv2d_nhwc_create(dnnl_engine_t engine, int64_t n, int64_t c, int64_t h, int64_t w,
                                                      int64_t o, int64_t kh, int64_t kw, int64_t stride, int64_t pad_top,
-                                                     int64_t pad_bottom, int64_t padding_w, int has_bias,
+                                                     int64_t pad_bottom, int64_t padding_w, int has_bias, int bf16,
                                                      dnnl_primitive_t *primitive, dnnl_primitive_t *weights_reorder,
                                                      size_t *weight_bytes, const char **implementation) {
     int64_t oh = (h + pad_top + pad_bottom - kh) / stride + 1, ow = (w + 2 * padding_w - kw) / stride + 1;
@@ -39,8 +39,9 @@ static inline dnnl_status_t cdnnl_conv2d_nhwc_create(dnnl_engine_t engine, int64
     dnnl_status_t status;
     *primitive = NULL;
     *weights_reorder = NULL;
-    if ((status = dnnl_memory_desc_init_by_tag(&src, 4, src_dims, dnnl_f32, dnnl_nhwc)) != dnnl_success) return status;
-    if ((status = dnnl_memory_desc_init_by_tag(&weights, 4, weight_dims, dnnl_f32, dnnl_format_tag_any)) != dnnl_success) return status;
+    dnnl_data_type_t operands = bf16 ? dnnl_bf16 : dnnl_f32;
+    if ((status = dnnl_memory_desc_init_by_tag(&src, 4, src_dims, operands, dnnl_nhwc)) != dnnl_success) return status;
+    if ((status = dnnl_memory_desc_init_by_tag(&weights, 4, weight_dims, operands, dnnl_format_tag_any)) != dnnl_success) return status;
     if ((status = dnnl_memory_desc_init_by_tag(&plain_weights, 4, weight_dims, dnnl_f32, dnnl_oihw)) != dnnl_success) return status;
     if ((status = dnnl_memory_desc_init_by_tag(&bias, 1, bias_dims, dnnl_f32, dnnl_x)) != dnnl_success) return status;
     if ((status = dnnl_memory_desc_init_by_tag(&dst, 4, dst_dims, dnnl_f32, dnnl_nhwc)) != dnnl_success) return status;
@@ -107,6 +108,56 @@ static inline dnnl_status_t cdnnl_matmul_create(dnnl_engine_t engine, int64_t ba
     status = dnnl_primitive_create(primitive, pd);
     dnnl_primitive_desc_destroy(pd);
     if (status != dnnl_success) return status;
+    const_dnnl_primitive_desc_t own;
+    if (dnnl_primitive_get_primitive_desc(*primitive, &own) != dnnl_success
+        || dnnl_primitive_desc_query(own, dnnl_query_impl_info_str, 0, (void *)implementation) != dnnl_success)
+        *implementation = "unknown";
+    return dnnl_success;
+}
+
+/// A fully connected layer in bfloat16: dst [rows, out] (float32) = src [rows, in] (bfloat16, row-major) x W^T + bias
+/// (float32, when `has_bias`), the products summed in float32. The weights in the layout oneDNN's kernel wants
+/// (bfloat16, blocked): `*weights_reorder` makes it from plain float32 W [out, in] (row-major), into `*weight_bytes`.
+static inline dnnl_status_t cdnnl_linear_bf16_create(dnnl_engine_t engine, int64_t rows, int64_t in, int64_t out,
+                                                     int has_bias, dnnl_primitive_t *primitive,
+                                                     dnnl_primitive_t *weights_reorder, size_t *weight_bytes,
+                                                     const char **implementation) {
+    dnnl_dims_t a_dims = {rows, in}, b_dims = {in, out}, bias_dims = {1, out}, c_dims = {rows, out};
+    dnnl_memory_desc_t a, b, plain_b, bias, c;
+    dnnl_status_t status;
+    *primitive = NULL;
+    *weights_reorder = NULL;
+    if ((status = dnnl_memory_desc_init_by_tag(&a, 2, a_dims, dnnl_bf16, dnnl_ab)) != dnnl_success) return status;
+    if ((status = dnnl_memory_desc_init_by_tag(&b, 2, b_dims, dnnl_bf16, dnnl_format_tag_any)) != dnnl_success) return status;
+    if ((status = dnnl_memory_desc_init_by_tag(&plain_b, 2, b_dims, dnnl_f32, dnnl_ba)) != dnnl_success) return status;
+    if ((status = dnnl_memory_desc_init_by_tag(&bias, 2, bias_dims, dnnl_f32, dnnl_ab)) != dnnl_success) return status;
+    if ((status = dnnl_memory_desc_init_by_tag(&c, 2, c_dims, dnnl_f32, dnnl_ab)) != dnnl_success) return status;
+    dnnl_matmul_desc_t desc;
+    if ((status = dnnl_matmul_desc_init(&desc, &a, &b, has_bias ? &bias : NULL, &c)) != dnnl_success) return status;
+    dnnl_primitive_attr_t attr;
+    if ((status = cdnnl_attributes(&attr, 1.0f)) != dnnl_success) return status;
+    dnnl_primitive_desc_t pd;
+    status = dnnl_primitive_desc_create(&pd, &desc, attr, engine, NULL);
+    if (status != dnnl_success) {
+        dnnl_primitive_attr_destroy(attr);
+        return status;
+    }
+    const dnnl_memory_desc_t *chosen = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+    *weight_bytes = dnnl_memory_desc_get_size(chosen);
+    dnnl_primitive_desc_t reorder_pd;
+    status = dnnl_reorder_primitive_desc_create(&reorder_pd, &plain_b, engine, chosen, engine, attr);
+    if (status == dnnl_success) {
+        status = dnnl_primitive_create(weights_reorder, reorder_pd);
+        dnnl_primitive_desc_destroy(reorder_pd);
+    }
+    dnnl_primitive_attr_destroy(attr);
+    if (status == dnnl_success) status = dnnl_primitive_create(primitive, pd);
+    dnnl_primitive_desc_destroy(pd);
+    if (status != dnnl_success) {
+        if (*weights_reorder) dnnl_primitive_destroy(*weights_reorder);
+        *weights_reorder = NULL;
+        return status;
+    }
     const_dnnl_primitive_desc_t own;
     if (dnnl_primitive_get_primitive_desc(*primitive, &own) != dnnl_success
         || dnnl_primitive_desc_query(own, dnnl_query_impl_info_str, 0, (void *)implementation) != dnnl_success)

@@ -105,6 +105,16 @@ void pk_float_to_half(const float *src, uint16_t *dst, size_t n) {
     }
 }
 
+// Float to bfloat16, rounded to nearest even (NaN kept a quiet NaN).
+MULTIVERSION
+void pk_float_to_bf16(const float *src, uint16_t *dst, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        uint32_t x = bits_of(src[i]);
+        uint32_t rounded = (x + 0x7fffu + ((x >> 16) & 1u)) >> 16;
+        dst[i] = (uint16_t)((x & 0x7fffffffu) > 0x7f800000u ? (x >> 16) | 0x40u : rounded);
+    }
+}
+
 MULTIVERSION
 void pk_bf16_to_float(const uint16_t *src, float *dst, size_t n) {
     for (size_t i = 0; i < n; i++) dst[i] = float_of((uint32_t)src[i] << 16);
@@ -143,12 +153,18 @@ int pk_cpu_has(int width) {
     return 0;
 }
 
+int pk_cpu_has_bf16_dot(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512bf16") || __builtin_cpu_supports("amx-bf16");
+}
+
 float pk_fma_loop(int width, long iterations) {
     if (!pk_cpu_has(width)) return 0;
     return width == 16 ? fma_loop_16(iterations) : fma_loop_8(iterations);
 }
 #else
 int pk_cpu_has(int width) { (void)width; return 0; }
+int pk_cpu_has_bf16_dot(void) { return 0; }
 float pk_fma_loop(int width, long iterations) { (void)width; (void)iterations; return 0; }
 #endif
 

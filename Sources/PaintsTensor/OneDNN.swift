@@ -6,6 +6,7 @@
 // than OpenBLAS. Which convolutions it runs: `backend` (PAINTSD_KERNELS=mixed, the default, onednn or openblas).
 // OpenBLAS runs the linear layers always, and takes over when a oneDNN primitive cannot be made.
 import CDNNL
+import CTensorKernels
 import Foundation
 import Synchronization
 
@@ -16,6 +17,31 @@ public enum OneDNN {
     public enum Backend: String, Sendable, CaseIterable {
         case mixed, onednn, openblas
     }
+
+    /// The precision of the convolutions' products: `f32`, or `bf16` (activations and weights rounded to bfloat16, products
+    /// summed in float32, every convolution on oneDNN) on CPUs with bfloat16 dot products (AVX512-BF16, AMX).
+    /// `PAINTSD_PRECISION=bf16` asks for it; elsewhere it stays `f32`.
+    public enum Precision: String, Sendable, CaseIterable {
+        case f32, bf16
+    }
+
+    /// Whether this CPU has bfloat16 dot products (and oneDNN an engine to run them).
+    public static let hasBF16 = pk_cpu_has_bf16_dot() != 0 && runtime != nil
+
+    private static let precisionChoice = Atomic<Bool>(ProcessInfo.processInfo.environment["PAINTSD_PRECISION"] == "bf16")
+
+    /// The precision of convolutions now: `bf16` when asked for (PAINTSD_PRECISION, a benchmark, `precisionOverride`)
+    /// and the CPU has it, else `f32`.
+    public static var precision: Precision {
+        get {
+            let asked = precisionOverride ?? (precisionChoice.load(ordering: .relaxed) ? .bf16 : .f32)
+            return asked == .bf16 && hasBF16 ? .bf16 : .f32
+        }
+        set { precisionChoice.store(newValue == .bf16, ordering: .relaxed) }
+    }
+
+    /// The precision for the computations of this task only (tests and benchmarks compare both).
+    @TaskLocal public static var precisionOverride: Precision?
 
     /// Output pixels (all images) from which `mixed` uses oneDNN: the VAE's 128x128 levels and up at 512x512, where
     /// its weight reorder (paid on every call) and the two transposes are small beside the convolution. On the Zen 4
@@ -57,6 +83,13 @@ public enum OneDNN {
     enum PrimitiveKey: Hashable, Sendable {
         case convolution(ConvolutionShape)
         case matmul(MatmulShape)
+        case linearBF16(LinearShape)
+    }
+
+    /// A bfloat16 fully connected layer's shapes: [rows, inputs] x [outputs, inputs]^T.
+    struct LinearShape: Hashable, Sendable {
+        var rows, inputs, outputs: Int
+        var bias: Bool
     }
 
     /// A channels-last convolution: src [n, h, w, c], dst [n, oh, ow, o]; a band of a taller image pads only the ends
@@ -64,6 +97,8 @@ public enum OneDNN {
     struct ConvolutionShape: Hashable, Sendable {
         var n, c, h, w, o, kh, kw, stride, paddingTop, paddingBottom, paddingW: Int
         var bias: Bool
+        /// bfloat16 source and weights (float32 otherwise).
+        var bf16 = false
     }
 
     final class Primitive: @unchecked Sendable {
@@ -143,31 +178,71 @@ public enum OneDNN {
             guard cdnnl_conv2d_nhwc_create(runtime.engine, Int64(shape.n), Int64(shape.c), Int64(shape.h), Int64(shape.w),
                                            Int64(shape.o), Int64(shape.kh), Int64(shape.kw), Int64(shape.stride),
                                            Int64(shape.paddingTop), Int64(shape.paddingBottom), Int64(shape.paddingW),
-                                           shape.bias ? 1 : 0, &handle, &reorder, &bytes, &implementation) == dnnl_success,
+                                           shape.bias ? 1 : 0, shape.bf16 ? 1 : 0, &handle, &reorder, &bytes,
+                                           &implementation) == dnnl_success,
                   let handle
             else { return nil }
+            // A bfloat16 convolution only on a JIT kernel: oneDNN's reference one would be far slower than float32.
+            let name = implementation.map { String(cString: $0) } ?? "unknown"
+            if shape.bf16 && name.hasPrefix("ref") {
+                dnnl_primitive_destroy(handle)
+                if let reorder { dnnl_primitive_destroy(reorder) }
+                return nil
+            }
             let weightsReorder = reorder.map { Primitive(handle: $0, implementation: "reorder") }
             return Primitive(handle: handle, implementation: implementation.map { String(cString: $0) } ?? "unknown",
                              weightsReorder: weightsReorder, weightFloats: (bytes + 3) / 4)
         }
     }
 
-    /// The weights of `convolution` in its kernel's layout: `plain` (oihw) reordered into `target` (weightFloats),
-    /// or `plain` itself when the kernel takes oihw. nil when the reorder failed.
-    static func kernelWeights(of convolution: Primitive, plain: UnsafePointer<Float>,
-                              target: UnsafeMutablePointer<Float>) -> UnsafePointer<Float>? {
-        guard let reorder = convolution.weightsReorder else { return plain }
-        guard let runtime, execute(reorder, in: runtime, [(DNNL_ARG_FROM, UnsafeRawPointer(plain)), (DNNL_ARG_TO, UnsafeRawPointer(target))])
-        else { return nil }
-        return UnsafePointer(target)
+    /// The bfloat16 fully connected layer of `shape`, with its weight reorder; nil when oneDNN cannot make it on a JIT
+    /// kernel.
+    static func linearBF16(_ shape: LinearShape) -> Primitive? {
+        guard let runtime else { return nil }
+        return primitive(.linearBF16(shape), in: runtime) {
+            var handle: dnnl_primitive_t?, reorder: dnnl_primitive_t?
+            var bytes = 0
+            var implementation: UnsafePointer<CChar>?
+            guard cdnnl_linear_bf16_create(runtime.engine, Int64(shape.rows), Int64(shape.inputs), Int64(shape.outputs),
+                                           shape.bias ? 1 : 0, &handle, &reorder, &bytes, &implementation) == dnnl_success,
+                  let handle
+            else { return nil }
+            let name = implementation.map { String(cString: $0) } ?? "unknown"
+            guard !name.hasPrefix("ref") else {
+                dnnl_primitive_destroy(handle)
+                if let reorder { dnnl_primitive_destroy(reorder) }
+                return nil
+            }
+            return Primitive(handle: handle, implementation: name, weightsReorder: reorder.map { Primitive(handle: $0, implementation: "reorder") },
+                             weightFloats: (bytes + 3) / 4)
+        }
     }
 
-    /// dst = conv2d(src, weights) + bias on channels-last buffers, the weights already in the kernel's layout
+    /// dst = src W^T + bias for a bfloat16 `linear` primitive: src already bfloat16, the weights in its layout
     /// (`kernelWeights`); false when oneDNN could not run it.
-    static func convolve(_ convolution: Primitive, source: UnsafePointer<Float>, weights: UnsafePointer<Float>,
+    static func multiply(_ linear: Primitive, source: UnsafeRawPointer, weights: UnsafeRawPointer, bias: UnsafePointer<Float>?,
+                         destination: UnsafeMutablePointer<Float>) -> Bool {
+        guard let runtime else { return false }
+        return execute(linear, in: runtime, [(DNNL_ARG_SRC, source), (DNNL_ARG_WEIGHTS, weights),
+                                             (DNNL_ARG_BIAS, bias.map(UnsafeRawPointer.init)), (DNNL_ARG_DST, UnsafeRawPointer(destination))])
+    }
+
+    /// The weights of `convolution` in its kernel's layout (and type): `plain` (float32 oihw) reordered into `target`
+    /// (weightFloats), or `plain` itself when the kernel takes oihw. nil when the reorder failed.
+    static func kernelWeights(of convolution: Primitive, plain: UnsafePointer<Float>,
+                              target: UnsafeMutablePointer<Float>) -> UnsafeRawPointer? {
+        guard let reorder = convolution.weightsReorder else { return UnsafeRawPointer(plain) }
+        guard let runtime, execute(reorder, in: runtime, [(DNNL_ARG_FROM, UnsafeRawPointer(plain)), (DNNL_ARG_TO, UnsafeRawPointer(target))])
+        else { return nil }
+        return UnsafeRawPointer(target)
+    }
+
+    /// dst = conv2d(src, weights) + bias on channels-last buffers (src and weights float32, or bfloat16 for a bf16
+    /// primitive), the weights already in the kernel's layout (`kernelWeights`); false when oneDNN could not run it.
+    static func convolve(_ convolution: Primitive, source: UnsafeRawPointer, weights: UnsafeRawPointer,
                          bias: UnsafePointer<Float>?, destination: UnsafeMutablePointer<Float>) -> Bool {
         guard let runtime else { return false }
-        return execute(convolution, in: runtime, [(DNNL_ARG_SRC, UnsafeRawPointer(source)), (DNNL_ARG_WEIGHTS, UnsafeRawPointer(weights)),
+        return execute(convolution, in: runtime, [(DNNL_ARG_SRC, source), (DNNL_ARG_WEIGHTS, weights),
                                                   (DNNL_ARG_BIAS, bias.map(UnsafeRawPointer.init)), (DNNL_ARG_DST, UnsafeRawPointer(destination))])
     }
 
@@ -192,7 +267,9 @@ public enum OneDNN {
         guard let runtime else { return "oneDNN unavailable (convolutions on OpenBLAS)" }
         let version = dnnl_version().pointee
         let kernels = Set(runtime.primitives.withLock { $0.values.map(\.implementation) }).sorted()
-        return "oneDNN \(version.major).\(version.minor).\(version.patch) (\(backend == .openblas ? "unused: PAINTSD_KERNELS=openblas" : backend == .mixed ? "convolutions of \(mixedMinimumPixels) output pixels or more" : "all convolutions")"
+        let use = precision == .bf16 ? "all convolutions in bfloat16" : backend == .openblas ? "unused: PAINTSD_KERNELS=openblas"
+            : backend == .mixed ? "convolutions of \(mixedMinimumPixels) output pixels or more" : "all convolutions"
+        return "oneDNN \(version.major).\(version.minor).\(version.patch) (\(use)"
             + (kernels.isEmpty ? "" : "; kernels \(kernels.joined(separator: ", "))") + ")"
     }
 }

@@ -7,6 +7,8 @@ extension Tensor {
     /// Most work oneDNN does in one call, in FLOPs (a few tens of milliseconds): larger convolutions run in bands of
     /// output rows, and cancellation is polled between them (a 512x512 VAE convolution is 77 GFLOP).
     public static let maxBandFLOPs = 4e9
+    /// Another band size for this task's convolutions (tests make bands of one row).
+    @TaskLocal public static var bandFLOPsOverride: Double?
 
     /// torch.nn.functional.conv2d with groups = 1 and dilation = 1.
     /// - Parameters: self [N, C, H, W]; weight [O, C, KH, KW]; bias [O].
@@ -27,9 +29,9 @@ extension Tensor {
         let oh = (h + 2 * padding - kh) / stride + 1, ow = (w + 2 * padding - kw) / stride + 1
         guard oh > 0, ow > 0 else { throw .shapeMismatch(operation: "conv2d", shapes: [shape, weight.shape]) }
         if ComputeCancellation.isRequested { throw .cancelled }
-        let backend = OneDNN.backend
-        if backend == .onednn || backend == .mixed && n * oh * ow >= OneDNN.mixedMinimumPixels,
-           let out = try convolvedOnOneDNN(weight: weight, bias: bias, stride: stride, padding: padding) {
+        let backend = OneDNN.backend, bf16 = OneDNN.precision == .bf16
+        if bf16 || backend == .onednn || backend == .mixed && n * oh * ow >= OneDNN.mixedMinimumPixels,
+           let out = try convolvedOnOneDNN(weight: weight, bias: bias, stride: stride, padding: padding, bf16: bf16) {
             return out
         }
         var out = Tensor(zeros: [n, o, oh, ow])
@@ -79,25 +81,27 @@ extension Tensor {
     /// activations and blocked weights: the input is transposed to [N, H, W, C], the (widened) weights reordered once
     /// per call, and the output transposed back. Convolutions above `maxBandFLOPs` per image run in bands of output
     /// rows, each band's input rows transposed out and its output rows back (a band pads only the image ends it
-    /// touches), cancellation polled between them.
+    /// touches), cancellation polled between them. With `bf16` the channels-last input and the weights are rounded to
+    /// bfloat16 (the weights by the reorder) and the products summed in float32.
     /// nil when oneDNN could not run it.
-    private func convolvedOnOneDNN(weight: Weight, bias: Tensor?, stride: Int, padding: Int) throws(TensorError) -> Tensor? {
+    private func convolvedOnOneDNN(weight: Weight, bias: Tensor?, stride: Int, padding: Int, bf16: Bool) throws(TensorError) -> Tensor? {
         let (n, c, h, w) = (shape[0], shape[1], shape[2], shape[3])
         let (o, kh, kw) = (weight.shape[0], weight.shape[2], weight.shape[3])
         let oh = (h + 2 * padding - kh) / stride + 1, ow = (w + 2 * padding - kw) / stride + 1
         let flopsPerRow = 2 * Double(o * ow) * Double(c * kh * kw)
-        let rowsPerBand = max(1, min(oh, Int(Self.maxBandFLOPs / flopsPerRow)))
+        let rowsPerBand = max(1, min(oh, Int((Self.bandFLOPsOverride ?? Self.maxBandFLOPs) / flopsPerRow)))
         // The band of output rows y0..<y0+rows: its input rows inside the image, and the padding rows it needs; all
         // rows of every image at once when one band holds an image.
         func band(_ y0: Int, _ rows: Int) -> (shape: OneDNN.ConvolutionShape, firstRow: Int) {
             if rows == oh {
                 return (OneDNN.ConvolutionShape(n: n, c: c, h: h, w: w, o: o, kh: kh, kw: kw, stride: stride, paddingTop: padding,
-                                                paddingBottom: padding, paddingW: padding, bias: bias != nil), 0)
+                                                paddingBottom: padding, paddingW: padding, bias: bias != nil, bf16: bf16), 0)
             }
             let top = y0 * stride - padding, height = (rows - 1) * stride + kh
             let padTop = max(0, -top), padBottom = max(0, top + height - h)
             return (OneDNN.ConvolutionShape(n: 1, c: c, h: height - padTop - padBottom, w: w, o: o, kh: kh, kw: kw, stride: stride,
-                                            paddingTop: padTop, paddingBottom: padBottom, paddingW: padding, bias: bias != nil),
+                                            paddingTop: padTop, paddingBottom: padBottom, paddingW: padding, bias: bias != nil,
+                                            bf16: bf16),
                     top + padTop)
         }
         guard let first = OneDNN.convolution(band(0, rowsPerBand).shape) else { return nil }
@@ -111,12 +115,21 @@ extension Tensor {
         let done = data.withUnsafeBufferPointer { xb in out.data.withUnsafeMutableBufferPointer { yb in
             let (x, y) = (xb.baseAddress!, yb.baseAddress!)
             return ScratchBuffers.shared.with(count: inputFloats) { input in ScratchBuffers.shared.with(count: outputFloats) { output in
-                weight.withFloats { plain in ScratchBuffers.shared.with(count: max(1, first.weightFloats)) { reordered in
+            ScratchBuffers.shared.with(count: bf16 ? (inputFloats + 1) / 2 : 1) { halves in
+                // The source as the primitive reads it: the channels-last floats, or their bfloat16 rounding.
+                let halfPointer = UnsafeMutableRawPointer(halves).assumingMemoryBound(to: UInt16.self)
+                func source(_ floats: Int) -> UnsafeRawPointer {
+                    guard bf16 else { return UnsafeRawPointer(input) }
+                    VectorMath.narrow(input, toBFloat16: halfPointer, count: floats)
+                    return UnsafeRawPointer(halfPointer)
+                }
+                return weight.withFloats { plain in ScratchBuffers.shared.with(count: max(1, first.weightFloats)) { reordered in
                     guard let kernelWeights = OneDNN.kernelWeights(of: first, plain: plain, target: reordered) else { return false }
                     return withBiasPointer(bias) { b in
                         if whole {
                             Self.transposePlanes(x, into: input, batch: n, rows: c, columns: h * w)
-                            guard OneDNN.convolve(first, source: input, weights: kernelWeights, bias: b, destination: output) else { return false }
+                            guard OneDNN.convolve(first, source: source(count), weights: kernelWeights, bias: b, destination: output)
+                            else { return false }
                             Self.transposePlanes(output, into: y, batch: n, rows: oh * ow, columns: o)
                             return true
                         }
@@ -132,7 +145,8 @@ extension Tensor {
                                 // The band's input rows of every channel, channels last; its output back into the planes.
                                 Self.transpose(x + image * c * h * w + firstRow * w, stride: h * w, into: input, stride: c,
                                                rows: c, columns: shape.h * w)
-                                guard OneDNN.convolve(primitive, source: input, weights: kernelWeights, bias: b, destination: output)
+                                guard OneDNN.convolve(primitive, source: source(c * shape.h * w), weights: kernelWeights, bias: b,
+                                                      destination: output)
                                 else { return false }
                                 Self.transpose(output, stride: o, into: y + image * o * oh * ow + y0 * ow, stride: oh * ow,
                                                rows: rows * ow, columns: o)
@@ -142,7 +156,7 @@ extension Tensor {
                         return true
                     }
                 } }
-            } }
+            } } }
         } }
         if cancelled { throw .cancelled }
         return done ? out : nil

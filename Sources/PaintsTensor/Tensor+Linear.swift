@@ -8,6 +8,7 @@ extension Tensor {
               bias == nil || bias!.shape == [weight.shape[0]]
         else { throw .shapeMismatch(operation: "linear", shapes: [shape, weight.shape, bias?.shape ?? []]) }
         let outFeatures = weight.shape[0], rows = count / max(1, inFeatures)
+        if OneDNN.precision == .bf16, rows > 0, let out = linearInBFloat16(weight: weight, bias: bias, rows: rows) { return out }
         var out = Tensor(zeros: Array(shape.dropLast()) + [outFeatures])
         if let bias {
             out.data.withUnsafeMutableBufferPointer { y in
@@ -27,6 +28,35 @@ extension Tensor {
             }
         }
         return out
+    }
+
+    /// The layer on oneDNN in bfloat16 (PAINTSD_PRECISION=bf16): the input rounded to bfloat16, the (widened) weights
+    /// reordered into the kernel's bfloat16 layout on each call, products summed in float32. nil when oneDNN could not
+    /// run it.
+    private func linearInBFloat16(weight: Weight, bias: Tensor?, rows: Int) -> Tensor? {
+        let (inFeatures, outFeatures) = (weight.shape[1], weight.shape[0])
+        guard let primitive = OneDNN.linearBF16(OneDNN.LinearShape(rows: rows, inputs: inFeatures, outputs: outFeatures, bias: bias != nil))
+        else { return nil }
+        var out = Tensor(zeros: Array(shape.dropLast()) + [outFeatures])
+        let done = KernelProfile.measure(.linear, flops: 2 * Double(rows) * Double(weight.count)) {
+            data.withUnsafeBufferPointer { x in out.data.withUnsafeMutableBufferPointer { y in
+                ScratchBuffers.shared.with(count: (count + 1) / 2) { halves in
+                    let source = UnsafeMutableRawPointer(halves).assumingMemoryBound(to: UInt16.self)
+                    VectorMath.narrow(x.baseAddress!, toBFloat16: source, count: count)
+                    return weight.withFloats { plain in ScratchBuffers.shared.with(count: max(1, primitive.weightFloats)) { target in
+                        guard let kernelWeights = OneDNN.kernelWeights(of: primitive, plain: plain, target: target) else { return false }
+                        let destination = y.baseAddress!
+                        guard let bias else {
+                            return OneDNN.multiply(primitive, source: UnsafeRawPointer(source), weights: kernelWeights, bias: nil, destination: destination)
+                        }
+                        return bias.data.withUnsafeBufferPointer {
+                            OneDNN.multiply(primitive, source: UnsafeRawPointer(source), weights: kernelWeights, bias: $0.baseAddress!, destination: destination)
+                        }
+                    } }
+                }
+            } }
+        }
+        return done ? out : nil
     }
 
     /// A float32 weight held in memory (tests, small models).

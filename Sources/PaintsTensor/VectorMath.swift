@@ -31,6 +31,14 @@ enum VectorMath {
         pk_half_to_float(source, target, count)
     }
 
+    /// Float to bfloat16, rounded to nearest even; in parallel over chunks for large counts.
+    static func narrow(_ source: UnsafePointer<Float>, toBFloat16 target: UnsafeMutablePointer<UInt16>, count: Int) {
+        let from = UnsafeSendablePointer(source), to = UnsafeSendablePointer(target)
+        Parallel.forEachChunk(count, minimumChunk: 1 << 16) { range in
+            pk_float_to_bf16(from.pointer + range.lowerBound, to.pointer + range.lowerBound, range.count)
+        }
+    }
+
     /// Float to IEEE half, rounded to nearest even.
     @inline(__always)
     static func narrow(_ source: UnsafePointer<Float>, toHalf target: UnsafeMutablePointer<UInt16>, count: Int) {

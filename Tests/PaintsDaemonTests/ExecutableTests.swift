@@ -243,6 +243,9 @@ func closedLoopbackPort() -> Int {
         let compute = try client.call(.hello).result["compute"]
         #expect(compute?["convolutions"] == .string(OneDNN.backend.rawValue))
         #expect([1, 8, 16].map { JSONValue($0) }.contains(compute?["attention_lanes"] ?? .null), "\(String(describing: compute))")
+        // The precision in use (f32 unless PAINTSD_PRECISION=bf16 on a CPU with bfloat16 dot products), and whether
+        // bfloat16 could be had.
+        #expect(compute?["precision"] == .string(OneDNN.precision.rawValue) && compute?["bf16_available"] == .bool(OneDNN.hasBF16))
         client.close()
         daemon.process.terminate()  // SIGTERM
         #expect(daemon.waitForExit() == 0)
@@ -270,9 +273,13 @@ func closedLoopbackPort() -> Int {
         #expect(absent.status == 3)
         #expect(absent.err.contains("start one with"))
 
-        let daemon = try DaemonProcess(runtimeDirectory: dir, arguments: ["--listen", "tcp://127.0.0.1:*"])
+        let daemon = try DaemonProcess(runtimeDirectory: dir, arguments: ["--listen", "tcp://127.0.0.1:*", "--precision", "bf16"])
         #expect(daemon.waitUntilListening())
         let endpoint = daemon.endpoint
+        // --precision bf16 holds where the CPU has bfloat16 dot products, else the daemon computes (and says) f32.
+        let helloClient = try PaintsClient(endpoint: endpoint)
+        #expect(try helloClient.call(.hello).result["compute"]?["precision"] == .string(OneDNN.hasBF16 ? "bf16" : "f32"))
+        helloClient.close()
         let out = dir + "/out.png"
         let colorize = try paintsctl(["colorize", "--sketch", Repository.path("Examples/art/umbrella-lineart.png"),
                                       "--hints", Repository.path("Examples/art/umbrella-hints.png"), "--out", out, "--seed", "4"],

@@ -75,4 +75,61 @@ import Testing
         let other = try on(.openblas) { try Tensor.attention(query: q, key: k, value: v, heads: 4, causal: !causal) }
         #expect(relativeError(batched, other) > 1e-2)
     }
+
+    /// Rounded to bfloat16 (nearest even), as floats: the reference's own rounding, written here independently.
+    static func bfloat16(_ t: Tensor) -> Tensor {
+        t.map { v in
+            let bits = v.bitPattern
+            return Float(bitPattern: (bits &+ 0x7FFF &+ ((bits >> 16) & 1)) & 0xFFFF_0000)
+        }
+    }
+
+    /// bfloat16 convolutions (PAINTSD_PRECISION=bf16) compute the float32 convolution of the bfloat16-rounded input and
+    /// weights: whole and banded, strided, 1x1, with and without bias. Where the CPU has no bfloat16 dot products the
+    /// precision stays f32 and the result is the float32 one.
+    @Test(arguments: [(1, 1, 3, true), (2, 1, 3, false), (1, 0, 1, true)])
+    func bfloat16ConvolutionsRoundTheirOperands(_ stride: Int, _ padding: Int, _ k: Int, _ withBias: Bool) throws {
+        let x = random([2, 24, 19, 21], seed: UInt64(7 + stride + k)), weight = random([40, 24, k, k], seed: 11)
+        let bias = withBias ? random([40], seed: 12) : nil
+        let exact = try on(.openblas) { try x.conv2d(weight: weight, bias: bias, stride: stride, padding: padding) }
+        let rounded = try on(.openblas) {
+            try Self.bfloat16(x).conv2d(weight: Self.bfloat16(weight), bias: bias, stride: stride, padding: padding)
+        }
+        for band in [false, true] {
+            let out = try OneDNN.$precisionOverride.withValue(.bf16) { () throws -> Tensor in
+                #expect(OneDNN.precision == (OneDNN.hasBF16 ? .bf16 : .f32))
+                // Tiny bands: one output row each.
+                return try band ? Tensor.$bandFLOPsOverride.withValue(1) { try on(.mixed) { try x.conv2d(weight: weight, bias: bias, stride: stride, padding: padding) } }
+                    : on(.mixed) { try x.conv2d(weight: weight, bias: bias, stride: stride, padding: padding) }
+            }
+            guard OneDNN.hasBF16 else {
+                #expect(relativeError(out, exact) <= 1e-5)
+                continue
+            }
+            let error = relativeError(out, rounded), fromExact = relativeError(out, exact)
+            print("bf16 conv stride \(stride) k \(k) banded \(band): vs rounded operands \(error), vs float32 \(fromExact)")
+            #expect(error <= 1e-5, "bf16 against the rounded operands' float32 convolution: \(error)")
+            // Can fail: the rounding is real (bfloat16 keeps 8 bits of mantissa).
+            #expect(fromExact > 1e-4 && fromExact < 1e-2, "bf16 against float32: \(fromExact)")
+        }
+    }
+
+    /// bfloat16 fully connected layers compute the float32 product of the bfloat16-rounded input and weights (plus the
+    /// float32 bias): token rows as the UNet's, a single row, no bias.
+    @Test(arguments: [(77, 96, 40, true), (1, 64, 33, true), (300, 48, 130, false)])
+    func bfloat16LinearLayersRoundTheirOperands(_ rows: Int, _ inputs: Int, _ outputs: Int, _ withBias: Bool) throws {
+        let x = random([rows, inputs], seed: UInt64(rows)), weight = random([outputs, inputs], seed: 21)
+        let bias = withBias ? random([outputs], seed: 22) : nil
+        let exact = try x.linear(weight: weight, bias: bias)
+        let rounded = try Self.bfloat16(x).linear(weight: Self.bfloat16(weight), bias: bias)
+        let out = try OneDNN.$precisionOverride.withValue(.bf16) { try x.linear(weight: weight, bias: bias) }
+        guard OneDNN.hasBF16 else {
+            #expect(relativeError(out, exact) <= 1e-6)
+            return
+        }
+        let error = relativeError(out, rounded), fromExact = relativeError(out, exact)
+        print("bf16 linear \(rows)x\(inputs) -> \(outputs): vs rounded operands \(error), vs float32 \(fromExact)")
+        #expect(error <= 1e-5, "bf16 against the rounded operands' float32 product: \(error)")
+        #expect(fromExact > 1e-4 && fromExact < 1e-2, "bf16 against float32: \(fromExact)")
+    }
 }

@@ -24,6 +24,8 @@ void pk_sum_squares(const float *p, size_t n, double *sum, double *squares);
 /// IEEE half and bfloat16 to float.
 void pk_half_to_float(const uint16_t *src, float *dst, size_t n);
 void pk_bf16_to_float(const uint16_t *src, float *dst, size_t n);
+/// Float to bfloat16, rounded to nearest even (NaN stays a NaN).
+void pk_float_to_bf16(const float *src, uint16_t *dst, size_t n);
 /// Float to IEEE half, rounded to nearest even (overflow to infinity, NaN kept a NaN, subnormals exact).
 void pk_float_to_half(const float *src, uint16_t *dst, size_t n);
 /// The machine's FMA limit, for the benchmarks: `iterations` rounds of 16 independent fused multiply-adds on 16-wide
@@ -31,6 +33,8 @@ void pk_float_to_half(const float *src, uint16_t *dst, size_t n);
 /// `pk_cpu_has(...)` says whether the CPU can run a width: 1 for 16 (AVX-512F), 1 for 8 (AVX2 and FMA), else 0.
 float pk_fma_loop(int width, long iterations);
 int pk_cpu_has(int width);
+/// 1 when the CPU has bfloat16 dot products (AVX512-BF16 or AMX-BF16), else 0.
+int pk_cpu_has_bf16_dot(void);
 /// e^x for one value, with the vector kernels' accuracy (scalar tails elsewhere).
 float pk_exp(float x);
 
