@@ -170,3 +170,33 @@ import PaintsTensor
         print(String(format: "  %@ %7.2f s %7.2f s %8.2fx %12.2e    %@", name.padding(toLength: 12, withPad: " ", startingAt: 0), a, b, a / b, e, reference))
     }
 }
+
+/// Which convolutions `mixed` should send to oneDNN: the UNet pass (batch 1 and 2) from the fp16 weight file (what the
+/// daemon reads) and the f32 one, with the threshold at each of `thresholds` output pixels, alternating, min of `rounds`.
+@MainActor func runThresholdBenchmark(folder: String, latentSide n: Int, rounds: Int) throws {
+    var noise = SeededNormalNoise(seed: 9)
+    let x1 = Tensor(shape: [1, 4, n, n], data: noise.normal(count: 4 * n * n))
+    let c1 = Tensor(shape: [1, 77, 768], data: noise.normal(count: 77 * 768))
+    let x2 = Tensor(shape: [2, 4, n, n], data: x1.data + noise.normal(count: 4 * n * n))
+    let c2 = Tensor(shape: [2, 77, 768], data: c1.data + noise.normal(count: 77 * 768))
+    let thresholds = [1 << 30, OneDNN.mixedMinimumPixels, 4096, 256]
+    for variant in ["fp16", ""] {
+        let unet = try UNet2DConditionModel(folder: folder + "/unet", variant: variant)
+        _ = try unet(x1, timesteps: [500], context: c1)
+        var times: [String: [Double]] = [:]
+        for _ in 1...rounds {
+            for t in thresholds {
+                try OneDNN.$backendOverride.withValue(.mixed) {
+                    try OneDNN.$mixedMinimumPixelsOverride.withValue(t) {
+                        times["b1 \(t)", default: []].append(try seconds { _ = try unet(x1, timesteps: [500], context: c1) })
+                        times["b2 \(t)", default: []].append(try seconds { _ = try unet(x2, timesteps: [500], context: c2) })
+                    }
+                }
+            }
+        }
+        for t in thresholds {
+            print(String(format: "%@ weights, oneDNN from %10d output pixels: UNet b1 %.2f s, b2 %.2f s", variant.isEmpty ? "f32" : variant,
+                         t, times["b1 \(t)"]!.min()!, times["b2 \(t)"]!.min()!))
+        }
+    }
+}

@@ -55,7 +55,7 @@ func cpuSummary() -> String {
 }
 
 OpenBLASKernel.selectBestKernelOrReexecute()
-var arguments = CommandLine.arguments.filter { $0 != "--paints-undo" && $0 != "--quick" && $0 != "--lora-bind" && $0 != "--kernels" && $0 != "--attention" && $0 != "--precision" }
+var arguments = CommandLine.arguments.filter { $0 != "--paints-undo" && $0 != "--quick" && $0 != "--lora-bind" && $0 != "--kernels" && $0 != "--attention" && $0 != "--precision" && $0 != "--thresholds" && $0 != "--txt2img-memory" }
 let paintsUndo = CommandLine.arguments.contains("--paints-undo")
 let quick = CommandLine.arguments.contains("--quick") || !["", "0"].contains(ProcessInfo.processInfo.environment["PAINTSD_BENCH_QUICK"] ?? "")
 let controlNetFolder = arguments.firstIndex(of: "--controlnet").map { arguments[$0 + 1] }
@@ -120,6 +120,11 @@ if CommandLine.arguments.contains("--attention") {  // attention alone (no model
     var noise = SeededNormalNoise(seed: 5), figures: [String: Any] = [:]
     let peak = FMAPeak.widths.compactMap { FMAPeak.measure(width: $0) }.max() ?? 0
     compareAttentionKernels(latentSide: quick ? 16 : 64, rounds: 3, peak: peak, noise: &noise, figures: &figures)
+    exit(0)
+}
+
+if CommandLine.arguments.contains("--thresholds") {  // which UNet convolutions pay on oneDNN (f32)
+    try runThresholdBenchmark(folder: folder, latentSide: quick ? 16 : 64, rounds: quick ? 1 : 2)
     exit(0)
 }
 
@@ -210,6 +215,11 @@ do {
     let t = try seconds { _ = try pipeline.generate(request, noise: &noise) }
     report("txt2img_fp16_\(steps)_steps_s", t, "txt2img \(imageSide)x\(imageSide) fp16 weights, \(steps) steps, cfg 7.5 (s)")
     report("txt2img_fp16_peak_rss_gib", peakRSS(), "txt2img fp16 peak RSS (GiB)")
+    // --txt2img-memory: this part alone (run once per precision: PAINTSD_PRECISION=bf16 for the other).
+    if CommandLine.arguments.contains("--txt2img-memory") {
+        print("precision \(OneDNN.precision.rawValue); \(OneDNN.description)")
+        exit(0)
+    }
 }
 resetPeakRSS()
 

@@ -48,6 +48,8 @@ public enum OneDNN {
     /// machine oneDNN ran the VAE decode and encode 1.12x and 1.09x faster than OpenBLAS, and the UNet pass (64x64 and
     /// smaller levels) 0.91-0.95x, so the UNet stays on OpenBLAS (`paints-bench-diffusion --kernels`).
     public static let mixedMinimumPixels = 16384
+    /// Another threshold for this task's convolutions (benchmarks try others).
+    @TaskLocal public static var mixedMinimumPixelsOverride: Int?
 
     private static let backendChoice = Atomic<Int>(
         Backend.allCases.firstIndex { $0.rawValue == ProcessInfo.processInfo.environment["PAINTSD_KERNELS"] } ?? 0)

@@ -30,7 +30,7 @@ extension Tensor {
         guard oh > 0, ow > 0 else { throw .shapeMismatch(operation: "conv2d", shapes: [shape, weight.shape]) }
         if ComputeCancellation.isRequested { throw .cancelled }
         let backend = OneDNN.backend, bf16 = OneDNN.precision == .bf16
-        if bf16 || backend == .onednn || backend == .mixed && n * oh * ow >= OneDNN.mixedMinimumPixels,
+        if bf16 || backend == .onednn || backend == .mixed && n * oh * ow >= (OneDNN.mixedMinimumPixelsOverride ?? OneDNN.mixedMinimumPixels),
            let out = try convolvedOnOneDNN(weight: weight, bias: bias, stride: stride, padding: padding, bf16: bf16) {
             return out
         }

@@ -151,9 +151,9 @@ public struct Weight: Sendable {
     }
 }
 
-/// Reusable float buffers for widened weights: each call takes a free buffer at least as large as it needs (or makes
-/// one) and gives it back, so the pages stay resident instead of being faulted in again for every layer. Buffers
-/// are at most one per concurrent caller, each the size of the largest weight it has served.
+/// Reusable float buffers for widened weights: each call takes the smallest free buffer as large as it needs (or grows
+/// the largest) and gives it back, so the pages stay resident instead of being faulted in again for every layer.
+/// Buffers are at most one per concurrent caller (nested calls included).
 final class ScratchBuffers: @unchecked Sendable {
     // Sendable: `free` is only touched under `lock`.
     static let shared = ScratchBuffers()
@@ -166,7 +166,11 @@ final class ScratchBuffers: @unchecked Sendable {
     func with<R, E: Error>(count: Int, _ body: (UnsafeMutablePointer<Float>) throws(E) -> R) throws(E) -> R {
         pthread_mutex_lock(&lock)
         var buffer: (pointer: UnsafeMutablePointer<Float>, capacity: Int)
-        if let i = free.indices.max(by: { free[$0].capacity < free[$1].capacity }) {
+        // Best fit: the smallest free buffer that holds `count`, else the largest (grown below). Taking the largest
+        // for every request let nested calls (a oneDNN convolution holds five buffers at once) grow every buffer to
+        // the largest size any of them ever served.
+        if let i = free.indices.filter({ free[$0].capacity >= count }).min(by: { free[$0].capacity < free[$1].capacity })
+            ?? free.indices.max(by: { free[$0].capacity < free[$1].capacity }) {
             buffer = free.remove(at: i)
         } else {
             buffer = (UnsafeMutablePointer<Float>.allocate(capacity: 1), 1)
