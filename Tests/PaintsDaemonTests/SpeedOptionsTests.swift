@@ -161,3 +161,37 @@ extension SpeedOptionsTests {
         #expect(try run([:]).png == plain.png)
     }
 }
+
+extension SpeedOptionsTests {
+    /// lora_merge where the merged copies would pass the model budget: the job runs the LoRA unmerged, says why, and
+    /// makes the unmerged picture exactly; nothing is evicted for it.
+    @Test func loRAMergeOverTheBudgetRunsUnmerged() throws {
+        let models = try models()
+        let lora: JSONValue = [["name": "ink-style", "weight": 0.8]]
+        // The bytes the model and the LoRA file take, from a daemon with room to spare.
+        var residentWithLoRA = 0
+        var unfusedPNG = Data()
+        do {
+            let d = try daemon(models)
+            defer { d.stop() }
+            let client = try d.client()
+            let final = try client.collect(.colorize, params(["loras": lora]), frames: [try sketch()]).final
+            unfusedPNG = try #require(final.imageData(final.result["image"]))
+            residentWithLoRA = try client.call(.enginesList).result["engines"]?.arrayValue?.first { $0["name"] == "sd" }?["resident_bytes"]?.intValue ?? 0
+        }
+        #expect(residentWithLoRA > 0)
+        // A budget with room for those and 1 MiB more: the merged copies (2.8 MB for this LoRA's UNet layers) do not fit.
+        var engines = BuiltinEngines.registry()
+        engines.register(StableDiffusionEngine(modelsDirectory: models, memoryBudgetBytes: residentWithLoRA + (1 << 20)))
+        let d = try TestDaemon(engines: engines)
+        defer { d.stop() }
+        let client = try d.client()
+        let final = try client.collect(.colorize, params(["loras": lora, "lora_merge": true]), frames: [try sketch()]).final
+        #expect(final.type == .result, "\(final.header.serializedString())")
+        let form = final.result["info"]?["lora_form"]?.stringValue ?? ""
+        #expect(form.hasPrefix("unfused: merging needs"), "\(form)")
+        #expect(try #require(final.imageData(final.result["image"])) == unfusedPNG)
+        let sd = try client.call(.enginesList).result["engines"]?.arrayValue?.first { $0["name"] == "sd" }
+        #expect(sd?["status"] == "ready")
+    }
+}
