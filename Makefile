@@ -67,6 +67,8 @@ bench-diffusion: release
 	$(FIXTURE_VENV)/bin/python -c "import openvino" 2>/dev/null || $(FIXTURE_VENV)/bin/pip install -q -r Tests/Fixtures/diffusion/requirements.txt
 	$(FIXTURE_VENV)/bin/python Benchmarks/torch/sd15_openvino.py $(BENCH_MODELS) --compare $(BENCH_MODELS)/swift-figures.json
 	env -u OPENBLAS_CORETYPE .build/release/paints-bench-diffusion --kernels $(BENCH_MODELS)
+	# bfloat16 convolutions and linear layers beside f32 (times and output errors; on CPUs without bf16 it says so).
+	env -u OPENBLAS_CORETYPE .build/release/paints-bench-diffusion --precision $(BENCH_MODELS)
 	env -u OPENBLAS_CORETYPE .build/release/paints-bench --sd-colorize $(BENCH_MODELS) Examples/art
 	# Issue 14's speed options (runnable alone: the lines below): a random rank-64 kohya LoRA named like the LCM-LoRA
 	# (times only, not a distillation) read and bound in-process; then through a fresh paintsd: quality fast with and
