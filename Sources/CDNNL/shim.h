@@ -22,6 +22,49 @@ static inline size_t cdnnl_scratchpad_bytes(dnnl_primitive_t primitive) {
     return md ? dnnl_memory_desc_get_size(md) : 0;
 }
 
+/// Makes the primitive of `desc` (an operation descriptor) with user scratchpads, and the reorder from `plain_weights`
+/// into the weight layout its kernel chose (`*weights_reorder`; NULL when that is `plain_weights`), whose size goes to
+/// `*weight_bytes`; `*implementation` names the kernel.
+static inline dnnl_status_t cdnnl_create_with_weights(dnnl_engine_t engine, const void *desc,
+                                                      const dnnl_memory_desc_t *plain_weights, dnnl_primitive_t *primitive,
+                                                      dnnl_primitive_t *weights_reorder, size_t *weight_bytes,
+                                                      const char **implementation) {
+    *primitive = NULL;
+    *weights_reorder = NULL;
+    dnnl_primitive_attr_t attr;
+    dnnl_status_t status;
+    if ((status = cdnnl_attributes(&attr, 1.0f)) != dnnl_success) return status;
+    dnnl_primitive_desc_t pd;
+    status = dnnl_primitive_desc_create(&pd, desc, attr, engine, NULL);
+    if (status != dnnl_success) {
+        dnnl_primitive_attr_destroy(attr);
+        return status;
+    }
+    const dnnl_memory_desc_t *chosen = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+    *weight_bytes = dnnl_memory_desc_get_size(chosen);
+    if (!dnnl_memory_desc_equal(chosen, plain_weights)) {
+        dnnl_primitive_desc_t reorder_pd;
+        status = dnnl_reorder_primitive_desc_create(&reorder_pd, plain_weights, engine, chosen, engine, attr);
+        if (status == dnnl_success) {
+            status = dnnl_primitive_create(weights_reorder, reorder_pd);
+            dnnl_primitive_desc_destroy(reorder_pd);
+        }
+    }
+    dnnl_primitive_attr_destroy(attr);
+    if (status == dnnl_success) status = dnnl_primitive_create(primitive, pd);
+    dnnl_primitive_desc_destroy(pd);
+    if (status != dnnl_success) {
+        if (*weights_reorder) dnnl_primitive_destroy(*weights_reorder);
+        *weights_reorder = NULL;
+        return status;
+    }
+    const_dnnl_primitive_desc_t own;
+    if (dnnl_primitive_get_primitive_desc(*primitive, &own) != dnnl_success
+        || dnnl_primitive_desc_query(own, dnnl_query_impl_info_str, 0, (void *)implementation) != dnnl_success)
+        *implementation = "unknown";
+    return dnnl_success;
+}
+
 /// A forward-inference 2-D convolution on channels-last tensors: src [n, h, w, c] (nhwc; float32, or bfloat16 with
 /// `bf16`, the weights then bfloat16 too), dst [n, oh, ow, o] (nhwc, float32), bias [o] (float32) when `has_bias`; `pad_top` and `pad_bottom` rows (a band of a taller image pads only its own ends),
 /// `padding_w` columns left and right. The weights are in the layout oneDNN's fastest kernel wants (blocked, on
@@ -49,37 +92,7 @@ static inline dnnl_status_t cdnnl_conv2d_nhwc_create(dnnl_engine_t engine, int64
     status = dnnl_convolution_forward_desc_init(&desc, dnnl_forward_inference, dnnl_convolution_direct, &src, &weights,
                                                 has_bias ? &bias : NULL, &dst, strides, pad_l, pad_r);
     if (status != dnnl_success) return status;
-    dnnl_primitive_attr_t attr;
-    if ((status = cdnnl_attributes(&attr, 1.0f)) != dnnl_success) return status;
-    dnnl_primitive_desc_t pd;
-    status = dnnl_primitive_desc_create(&pd, &desc, attr, engine, NULL);
-    if (status != dnnl_success) {
-        dnnl_primitive_attr_destroy(attr);
-        return status;
-    }
-    const dnnl_memory_desc_t *chosen = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
-    *weight_bytes = dnnl_memory_desc_get_size(chosen);
-    if (!dnnl_memory_desc_equal(chosen, &plain_weights)) {
-        dnnl_primitive_desc_t reorder_pd;
-        status = dnnl_reorder_primitive_desc_create(&reorder_pd, &plain_weights, engine, chosen, engine, attr);
-        if (status == dnnl_success) {
-            status = dnnl_primitive_create(weights_reorder, reorder_pd);
-            dnnl_primitive_desc_destroy(reorder_pd);
-        }
-    }
-    dnnl_primitive_attr_destroy(attr);
-    if (status == dnnl_success) status = dnnl_primitive_create(primitive, pd);
-    dnnl_primitive_desc_destroy(pd);
-    if (status != dnnl_success) {
-        if (*weights_reorder) dnnl_primitive_destroy(*weights_reorder);
-        *weights_reorder = NULL;
-        return status;
-    }
-    const_dnnl_primitive_desc_t own;
-    if (dnnl_primitive_get_primitive_desc(*primitive, &own) != dnnl_success
-        || dnnl_primitive_desc_query(own, dnnl_query_impl_info_str, 0, (void *)implementation) != dnnl_success)
-        *implementation = "unknown";
-    return dnnl_success;
+    return cdnnl_create_with_weights(engine, &desc, &plain_weights, primitive, weights_reorder, weight_bytes, implementation);
 }
 
 /// A batched float32 matrix product c[i] = scale * a[i] x b[i] for i in 0..<batch: a is [m, k], b [k, n], c [m, n],
@@ -134,35 +147,7 @@ static inline dnnl_status_t cdnnl_linear_bf16_create(dnnl_engine_t engine, int64
     if ((status = dnnl_memory_desc_init_by_tag(&c, 2, c_dims, dnnl_f32, dnnl_ab)) != dnnl_success) return status;
     dnnl_matmul_desc_t desc;
     if ((status = dnnl_matmul_desc_init(&desc, &a, &b, has_bias ? &bias : NULL, &c)) != dnnl_success) return status;
-    dnnl_primitive_attr_t attr;
-    if ((status = cdnnl_attributes(&attr, 1.0f)) != dnnl_success) return status;
-    dnnl_primitive_desc_t pd;
-    status = dnnl_primitive_desc_create(&pd, &desc, attr, engine, NULL);
-    if (status != dnnl_success) {
-        dnnl_primitive_attr_destroy(attr);
-        return status;
-    }
-    const dnnl_memory_desc_t *chosen = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
-    *weight_bytes = dnnl_memory_desc_get_size(chosen);
-    dnnl_primitive_desc_t reorder_pd;
-    status = dnnl_reorder_primitive_desc_create(&reorder_pd, &plain_b, engine, chosen, engine, attr);
-    if (status == dnnl_success) {
-        status = dnnl_primitive_create(weights_reorder, reorder_pd);
-        dnnl_primitive_desc_destroy(reorder_pd);
-    }
-    dnnl_primitive_attr_destroy(attr);
-    if (status == dnnl_success) status = dnnl_primitive_create(primitive, pd);
-    dnnl_primitive_desc_destroy(pd);
-    if (status != dnnl_success) {
-        if (*weights_reorder) dnnl_primitive_destroy(*weights_reorder);
-        *weights_reorder = NULL;
-        return status;
-    }
-    const_dnnl_primitive_desc_t own;
-    if (dnnl_primitive_get_primitive_desc(*primitive, &own) != dnnl_success
-        || dnnl_primitive_desc_query(own, dnnl_query_impl_info_str, 0, (void *)implementation) != dnnl_success)
-        *implementation = "unknown";
-    return dnnl_success;
+    return cdnnl_create_with_weights(engine, &desc, &plain_b, primitive, weights_reorder, weight_bytes, implementation);
 }
 
 /// Runs `primitive` with `count` arguments (`names[i]`: DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_BIAS, DNNL_ARG_DST,
