@@ -118,7 +118,8 @@ import PaintsTensor
 
 /// Issue 15's reduced precision: the UNet pass (batch 1 and 2) and the VAE decode and encode in float32 (the default
 /// kernels) and with bfloat16 convolutions (PAINTSD_PRECISION=bf16: activations and weights rounded to bfloat16,
-/// products summed in float32, every convolution on oneDNN), alternating, min of `rounds`; each bf16 output's relative
+/// products summed in float32, every convolution on oneDNN), alternating, min of `rounds` (then the ControlNet CFG
+/// step and the text encoder the same way); each bf16 output's relative
 /// error against the float32 one on the same inputs, beside what the fp16 weight files already cost (the UNet and the
 /// VAE decoder with the .fp16 weights against the float32 files, both in float32).
 @MainActor func runPrecisionBenchmark(folder: String, latentSide n: Int, rounds: Int) throws {
@@ -133,12 +134,29 @@ import PaintsTensor
     let x2 = Tensor(shape: [2, 4, n, n], data: x1.data + noise.normal(count: 4 * n * n))
     let c2 = Tensor(shape: [2, 77, 768], data: c1.data + noise.normal(count: 77 * 768))
     let image = Tensor(shape: [1, 3, 8 * n, 8 * n], data: noise.normal(count: 3 * 64 * n * n).map { max(-1, min(1, $0 / 3)) })
-    let parts: [(String, () throws -> Tensor)] = [
+    var parts: [(String, () throws -> Tensor)] = [
         ("unet_batch1", { try unet(x1, timesteps: [500], context: c1) }),
         ("unet_batch2", { try unet(x2, timesteps: [500], context: c2) }),
         ("vae_decode", { try vae.decode(x1) }),
         ("vae_encode", { try vae.encode(image).mean }),
     ]
+    // The ControlNet CFG step as the main benchmark times it (the ControlNet on batch 2 with the hint embedded once,
+    // then the UNet with its residuals), and the text encoder on 77 tokens.
+    let controlNetPath = folder + "/controlnet/sd15-lineart-random"
+    if FileManager.default.fileExists(atPath: controlNetPath + "/config.json") {
+        let controlNet = try ControlNetModel(folder: controlNetPath, variant: "")
+        let d = controlNet.conditioningDownscale
+        let hint = Tensor(shape: [1, 3, n * d, n * d], data: noise.normal(count: 3 * n * d * n * d).map { $0 > 1.28 ? 1 : 0 })
+        let embedded = try controlNet.embedHint(hint)
+        let pair = Tensor(shape: [2] + Array(embedded.shape.dropFirst()), data: embedded.data + embedded.data)
+        parts.append(("controlnet_step", {
+            let residuals = try controlNet(x2, timesteps: [500], context: c2, embeddedHint: pair)
+            return try unet(x2, timesteps: [500], context: c2, conditioning: UNetConditioning(downResiduals: residuals.down, midResidual: residuals.mid))
+        }))
+    }
+    let clip = try CLIPTextModel(folder: folder + "/text_encoder", variant: "")
+    let ids = [(0..<77).map { ($0 * 7919) % 49408 }]
+    parts.append(("clip_encode", { try clip.encode(ids) }))
     _ = try unet(x1, timesteps: [500], context: c1)    // faults the mapped weights in
     var times: [String: [Double]] = [:], outputs: [String: Tensor] = [:]
     for round in 1...rounds {
@@ -167,7 +185,7 @@ import PaintsTensor
         let e = error(outputs["\(name)_bf16"]!, outputs["\(name)_f32"]!)
         let reference = name == "unet_batch1" ? String(format: "%.2e", error(halfUNet, outputs["unet_batch1_f32"]!))
             : name == "vae_decode" ? String(format: "%.2e", error(halfDecode, outputs["vae_decode_f32"]!)) : "-"
-        print(String(format: "  %@ %7.2f s %7.2f s %8.2fx %12.2e    %@", name.padding(toLength: 12, withPad: " ", startingAt: 0), a, b, a / b, e, reference))
+        print(String(format: "  %@ %7.3f s %7.3f s %8.2fx %12.2e    %@", name.padding(toLength: 15, withPad: " ", startingAt: 0), a, b, a / b, e, reference))
     }
 }
 
