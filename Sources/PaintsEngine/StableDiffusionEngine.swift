@@ -590,12 +590,16 @@ public final class StableDiffusionEngine: ColorizeEngine {
             cache.remove(kind: Self.mergedLoRAKind, except: key)
             if cache.holds(Self.mergedLoRAKind, key) || cache.residentBytes + bytes <= cache.budgetBytes {
                 let (u, t) = (unet, text)
-                let merged = try cache.resident(Self.mergedLoRAKind, key, bytes: bytes) {
-                    MergedLoRAs(unet: try u.mergingLoRAs().lora, textEncoder: try t.mergingLoRAs().lora)
+                do {
+                    let merged = try cache.resident(Self.mergedLoRAKind, key, bytes: bytes) {
+                        MergedLoRAs(unet: try u.mergingLoRAs().lora, textEncoder: try t.mergingLoRAs().lora)
+                    }
+                    unet.lora = merged.unet
+                    text.lora = merged.textEncoder
+                    form = "merged"
+                } catch {
+                    form = "unfused: merging failed (\(error.message))"
                 }
-                unet.lora = merged.unet
-                text.lora = merged.textEncoder
-                form = "merged"
             } else {
                 form = "unfused: merging needs \(bytes >> 20) MiB, over what the memory budget has left (\((cache.budgetBytes - cache.residentBytes) >> 20) MiB)"
             }
