@@ -95,6 +95,81 @@ static inline dnnl_status_t cdnnl_conv2d_nhwc_create(dnnl_engine_t engine, int64
     return cdnnl_create_with_weights(engine, &desc, &plain_weights, primitive, weights_reorder, weight_bytes, implementation);
 }
 
+/// A reorder between plain NCHW rows read or written in place through strides (elements between images and between
+/// channels; rows `w` apart, columns adjacent) and the layout `blocked` describes.
+static inline dnnl_status_t cdnnl_strided_reorder_create(dnnl_engine_t engine, const dnnl_memory_desc_t *blocked,
+                                                         int64_t image_stride, int64_t channel_stride, int to_blocked,
+                                                         dnnl_primitive_t *reorder) {
+    dnnl_memory_desc_t plain;
+    dnnl_dims_t strides = {image_stride, channel_stride, blocked->dims[3], 1};
+    dnnl_status_t status = dnnl_memory_desc_init_by_strides(&plain, 4, blocked->dims, dnnl_f32, strides);
+    if (status != dnnl_success) return status;
+    dnnl_primitive_desc_t pd;
+    status = to_blocked ? dnnl_reorder_primitive_desc_create(&pd, &plain, engine, blocked, engine, NULL)
+                        : dnnl_reorder_primitive_desc_create(&pd, blocked, engine, &plain, engine, NULL);
+    if (status != dnnl_success) return status;
+    status = dnnl_primitive_create(reorder, pd);
+    dnnl_primitive_desc_destroy(pd);
+    return status;
+}
+
+/// A forward-inference float32 3x3 convolution, stride 1, by oneDNN's Winograd F(4x4, 3x3) kernel (AVX-512 only; the
+/// status is an error elsewhere): `pad_top` and `pad_bottom` rows, `padding_w` columns. Its source and destination are
+/// oneDNN's blocked layout (nChw16c, `*src_bytes` and `*dst_bytes`), made from and returned to plain NCHW in place by
+/// `*src_reorder` (source image and channel strides `src_image`, `src_channel`) and `*dst_reorder` (`dst_image`,
+/// `dst_channel`); its weights by `*weights_reorder` from plain float32 oihw, into `*weight_bytes` (their layout can
+/// depend on the shape: compare with `cdnnl_same_weights`).
+static inline dnnl_status_t cdnnl_conv2d_winograd_create(dnnl_engine_t engine, int64_t n, int64_t c, int64_t h, int64_t w,
+                                                         int64_t o, int64_t pad_top, int64_t pad_bottom, int64_t padding_w,
+                                                         int has_bias, int64_t src_image, int64_t src_channel,
+                                                         int64_t dst_image, int64_t dst_channel, dnnl_primitive_t *primitive,
+                                                         dnnl_primitive_t *weights_reorder, size_t *weight_bytes,
+                                                         dnnl_primitive_t *src_reorder, size_t *src_bytes,
+                                                         dnnl_primitive_t *dst_reorder, size_t *dst_bytes,
+                                                         const char **implementation) {
+    int64_t oh = h + pad_top + pad_bottom - 2, ow = w + 2 * padding_w - 2;
+    dnnl_dims_t src_dims = {n, c, h, w}, weight_dims = {o, c, 3, 3}, bias_dims = {o}, dst_dims = {n, o, oh, ow};
+    dnnl_dims_t strides = {1, 1}, pad_l = {pad_top, padding_w}, pad_r = {pad_bottom, padding_w};
+    dnnl_memory_desc_t src, weights, plain_weights, bias, dst;
+    dnnl_status_t status;
+    *primitive = *weights_reorder = *src_reorder = *dst_reorder = NULL;
+    if ((status = dnnl_memory_desc_init_by_tag(&src, 4, src_dims, dnnl_f32, dnnl_format_tag_any)) != dnnl_success) return status;
+    if ((status = dnnl_memory_desc_init_by_tag(&weights, 4, weight_dims, dnnl_f32, dnnl_format_tag_any)) != dnnl_success) return status;
+    if ((status = dnnl_memory_desc_init_by_tag(&plain_weights, 4, weight_dims, dnnl_f32, dnnl_oihw)) != dnnl_success) return status;
+    if ((status = dnnl_memory_desc_init_by_tag(&bias, 1, bias_dims, dnnl_f32, dnnl_x)) != dnnl_success) return status;
+    if ((status = dnnl_memory_desc_init_by_tag(&dst, 4, dst_dims, dnnl_f32, dnnl_format_tag_any)) != dnnl_success) return status;
+    dnnl_convolution_desc_t desc;
+    status = dnnl_convolution_forward_desc_init(&desc, dnnl_forward_inference, dnnl_convolution_winograd, &src, &weights,
+                                                has_bias ? &bias : NULL, &dst, strides, pad_l, pad_r);
+    if (status != dnnl_success) return status;
+    status = cdnnl_create_with_weights(engine, &desc, &plain_weights, primitive, weights_reorder, weight_bytes, implementation);
+    if (status != dnnl_success) return status;
+    const_dnnl_primitive_desc_t pd;
+    status = dnnl_primitive_get_primitive_desc(*primitive, &pd);
+    const dnnl_memory_desc_t *blocked_src = dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0);
+    const dnnl_memory_desc_t *blocked_dst = dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0);
+    if (status == dnnl_success) status = cdnnl_strided_reorder_create(engine, blocked_src, src_image, src_channel, 1, src_reorder);
+    if (status == dnnl_success) status = cdnnl_strided_reorder_create(engine, blocked_dst, dst_image, dst_channel, 0, dst_reorder);
+    if (status != dnnl_success) {
+        dnnl_primitive_destroy(*primitive);
+        if (*weights_reorder) dnnl_primitive_destroy(*weights_reorder);
+        if (*src_reorder) dnnl_primitive_destroy(*src_reorder);
+        *primitive = *weights_reorder = *src_reorder = NULL;
+        return status;
+    }
+    *src_bytes = dnnl_memory_desc_get_size(blocked_src);
+    *dst_bytes = dnnl_memory_desc_get_size(blocked_dst);
+    return dnnl_success;
+}
+
+/// Whether two convolutions take their weights in the same layout (one reorder serves both).
+static inline int cdnnl_same_weights(dnnl_primitive_t a, dnnl_primitive_t b) {
+    const_dnnl_primitive_desc_t pa, pb;
+    if (dnnl_primitive_get_primitive_desc(a, &pa) != dnnl_success || dnnl_primitive_get_primitive_desc(b, &pb) != dnnl_success) return 0;
+    return dnnl_memory_desc_equal(dnnl_primitive_desc_query_md(pa, dnnl_query_weights_md, 0),
+                                  dnnl_primitive_desc_query_md(pb, dnnl_query_weights_md, 0));
+}
+
 /// A batched float32 matrix product c[i] = scale * a[i] x b[i] for i in 0..<batch: a is [m, k], b [k, n], c [m, n],
 /// each read and written in place through its strides in elements (batch, row, column), as attention reads its heads
 /// out of [tokens, heads * d] rows.

@@ -51,6 +51,29 @@ public enum OneDNN {
     /// Another threshold for this task's convolutions (benchmarks try others).
     @TaskLocal public static var mixedMinimumPixelsOverride: Int?
 
+    /// Output pixels (all images) from which a float32 3x3 convolution of stride 1 runs by Winograd F(4x4, 3x3) where
+    /// oneDNN has that kernel (AVX-512): a third of the multiplications, output within about 2e-6 (relative) of the
+    /// direct convolution's. Its weight transform (paid on every call: kept, it would take 4x the weights' memory) costs
+    /// about what the convolution saves at 64x64, and a fraction of it from 128x128 up (the VAE's larger levels).
+    public static let winogradMinimumPixels = 16384
+    /// Another threshold for this task (tests take small shapes through it).
+    @TaskLocal public static var winogradMinimumPixelsOverride: Int?
+    /// Whether Winograd convolutions are used: yes unless `PAINTSD_WINOGRAD=0` or a benchmark turned them off.
+    public static var winograd: Bool {
+        get { winogradOverride ?? winogradChoice.load(ordering: .relaxed) }
+        set { winogradChoice.store(newValue, ordering: .relaxed) }
+    }
+    private static let winogradChoice = Atomic<Bool>(ProcessInfo.processInfo.environment["PAINTSD_WINOGRAD"] != "0")
+    /// Winograd on or off for this task only (tests and benchmarks compare both).
+    @TaskLocal public static var winogradOverride: Bool?
+    /// The Winograd kernel oneDNN has on this CPU (`jit_wino_4x3:avx512_core` on AVX-512), nil where it has none.
+    public static let winogradKernel: String? = {
+        let probe = ConvolutionShape(n: 1, c: 16, h: 8, w: 8, o: 16, kh: 3, kw: 3, stride: 1, paddingTop: 1, paddingBottom: 1,
+                                     paddingW: 1, bias: false)
+        return winogradConvolution(WinogradShape(convolution: probe, sourceImage: 1024, sourceChannel: 64, destinationImage: 1024,
+                                                 destinationChannel: 64))?.implementation
+    }()
+
     private static let backendChoice = Atomic<Int>(
         Backend.allCases.firstIndex { $0.rawValue == ProcessInfo.processInfo.environment["PAINTSD_KERNELS"] } ?? 0)
 
@@ -84,6 +107,7 @@ public enum OneDNN {
     /// A convolution's shapes: what a primitive is built for.
     enum PrimitiveKey: Hashable, Sendable {
         case convolution(ConvolutionShape)
+        case winograd(WinogradShape)
         case matmul(MatmulShape)
         case linearBF16(LinearShape)
     }
@@ -103,6 +127,14 @@ public enum OneDNN {
         var bf16 = false
     }
 
+    /// A float32 3x3 convolution, stride 1, by Winograd F(4x4, 3x3): `convolution` gives the sizes (its `kh`, `kw`,
+    /// `stride` and `bf16` unused), the strides place its plain NCHW source and destination inside larger tensors
+    /// (elements between images and between channels), as a band of rows reads and writes them.
+    struct WinogradShape: Hashable, Sendable {
+        var convolution: ConvolutionShape
+        var sourceImage, sourceChannel, destinationImage, destinationChannel: Int
+    }
+
     final class Primitive: @unchecked Sendable {
         // Sendable: oneDNN primitives may be executed from several threads at once.
         let handle: dnnl_primitive_t
@@ -113,13 +145,22 @@ public enum OneDNN {
         /// floats that layout takes.
         let weightsReorder: Primitive?
         let weightFloats: Int
+        /// A Winograd convolution's reorders from the plain source into its blocked layout and from its blocked
+        /// destination back, and the floats of each blocked tensor.
+        let sourceReorder: Primitive?, destinationReorder: Primitive?
+        let sourceFloats: Int, destinationFloats: Int
 
-        init(handle: dnnl_primitive_t, implementation: String, weightsReorder: Primitive? = nil, weightFloats: Int = 0) {
+        init(handle: dnnl_primitive_t, implementation: String, weightsReorder: Primitive? = nil, weightFloats: Int = 0,
+             sourceReorder: Primitive? = nil, sourceFloats: Int = 0, destinationReorder: Primitive? = nil, destinationFloats: Int = 0) {
             self.handle = handle
             self.implementation = implementation
             scratchpadFloats = (cdnnl_scratchpad_bytes(handle) + 3) / 4
             self.weightsReorder = weightsReorder
             self.weightFloats = weightFloats
+            self.sourceReorder = sourceReorder
+            self.sourceFloats = sourceFloats
+            self.destinationReorder = destinationReorder
+            self.destinationFloats = destinationFloats
         }
 
         deinit { dnnl_primitive_destroy(handle) }
@@ -195,6 +236,39 @@ public enum OneDNN {
             return Primitive(handle: handle, implementation: implementation.map { String(cString: $0) } ?? "unknown",
                              weightsReorder: weightsReorder, weightFloats: (bytes + 3) / 4)
         }
+    }
+
+    /// The Winograd convolution of `shape` with its three reorders (weights, source, destination); nil when oneDNN has no
+    /// Winograd kernel for it on this CPU (it has one on AVX-512 only).
+    static func winogradConvolution(_ shape: WinogradShape) -> Primitive? {
+        guard let runtime else { return nil }
+        return primitive(.winograd(shape), in: runtime) {
+            let s = shape.convolution
+            var handle: dnnl_primitive_t?, weights: dnnl_primitive_t?, source: dnnl_primitive_t?, destination: dnnl_primitive_t?
+            var weightBytes = 0, sourceBytes = 0, destinationBytes = 0
+            var implementation: UnsafePointer<CChar>?
+            guard cdnnl_conv2d_winograd_create(runtime.engine, Int64(s.n), Int64(s.c), Int64(s.h), Int64(s.w), Int64(s.o),
+                                               Int64(s.paddingTop), Int64(s.paddingBottom), Int64(s.paddingW), s.bias ? 1 : 0,
+                                               Int64(shape.sourceImage), Int64(shape.sourceChannel), Int64(shape.destinationImage),
+                                               Int64(shape.destinationChannel), &handle, &weights, &weightBytes, &source,
+                                               &sourceBytes, &destination, &destinationBytes, &implementation) == dnnl_success,
+                  let handle, let source, let destination
+            else { return nil }
+            func reorder(_ p: dnnl_primitive_t?) -> Primitive? { p.map { Primitive(handle: $0, implementation: "reorder") } }
+            return Primitive(handle: handle, implementation: implementation.map { String(cString: $0) } ?? "unknown",
+                             weightsReorder: reorder(weights), weightFloats: (weightBytes + 3) / 4,
+                             sourceReorder: reorder(source), sourceFloats: (sourceBytes + 3) / 4,
+                             destinationReorder: reorder(destination), destinationFloats: (destinationBytes + 3) / 4)
+        }
+    }
+
+    /// Whether two convolutions take their weights in the same layout (a Winograd kernel's can depend on the shape).
+    static func sameWeights(_ a: Primitive, _ b: Primitive) -> Bool { a === b || cdnnl_same_weights(a.handle, b.handle) != 0 }
+
+    /// Runs `reorder` from `source` into `target`; false when oneDNN could not.
+    static func reorder(_ reorder: Primitive, from source: UnsafeRawPointer, to target: UnsafeMutableRawPointer) -> Bool {
+        guard let runtime else { return false }
+        return execute(reorder, in: runtime, [(DNNL_ARG_FROM, source), (DNNL_ARG_TO, UnsafeRawPointer(target))])
     }
 
     /// The bfloat16 fully connected layer of `shape`, with its weight reorder; nil when oneDNN cannot make it on a JIT

@@ -126,7 +126,8 @@ struct Serve: ParsableCommand {
         if case .fused(let lanes) = Tensor.widestAttention { attentionLanes = lanes } else { attentionLanes = 0 }
         configuration.compute = ["blas_kernel": .string(BLAS.coreName), "blas_threads": JSONValue(BLAS.threads),
                                  "convolutions": .string(OneDNN.backend.rawValue), "attention_lanes": JSONValue(attentionLanes),
-                                 "precision": .string(OneDNN.precision.rawValue), "bf16_available": .bool(OneDNN.hasBF16)]
+                                 "precision": .string(OneDNN.precision.rawValue), "bf16_available": .bool(OneDNN.hasBF16),
+                                 "winograd": .string(OneDNN.winograd ? OneDNN.winogradKernel ?? "none" : "off")]
 
         var engines = BuiltinEngines.registry()
         let env = ProcessInfo.processInfo.environment

@@ -65,6 +65,30 @@ import Testing
         }
     }
 
+    /// Winograd F(4x4, 3x3) (oneDNN's kernel on AVX-512, from any size through the threshold override) against OpenBLAS's
+    /// direct convolution: whole images (one and two, with and without padding and bias, sides that are no multiple of
+    /// the 4-row tile) and in bands of 1 and 4 to 8 rows (first, middle and last bands pad differently). Where oneDNN has
+    /// no Winograd kernel the direct convolution runs and must give the same.
+    @Test(arguments: [([1, 16, 20, 18], 32, 1, true, 0.0), ([2, 32, 9, 13], 16, 0, false, 0.0), ([1, 16, 23, 17], 48, 1, true, 1.0),
+                      ([2, 32, 30, 12], 32, 1, false, 2e6), ([1, 16, 29, 20], 16, 1, true, 1e6)])
+    func winogradConvolutionsEqualTheDirectOnes(_ shape: [Int], _ outChannels: Int, _ padding: Int, _ withBias: Bool, _ bandFLOPs: Double) throws {
+        let x = random(shape, seed: UInt64(shape[2])), w = random([outChannels, shape[1], 3, 3], seed: 5)
+        let b = withBias ? random([outChannels], seed: 6) : nil
+        let reference = try on(.openblas) { try x.conv2d(weight: w, bias: b, padding: padding) }
+        let winograd = try OneDNN.$winogradMinimumPixelsOverride.withValue(1) {
+            try Tensor.$bandFLOPsOverride.withValue(bandFLOPs > 0 ? bandFLOPs : nil) { try on(.mixed) { try x.conv2d(weight: w, bias: b, padding: padding) } }
+        }
+        #expect(winograd.shape == reference.shape)
+        let error = relativeError(winograd, reference)
+        #expect(error <= 1e-5, "\(shape) -> \(outChannels), padding \(padding), bands of \(bandFLOPs) FLOPs: \(error)")
+        if let kernel = OneDNN.winogradKernel {
+            #expect(OneDNN.description.contains(kernel))
+            // Can fail: Winograd's transforms round differently from a direct sum.
+            #expect(error > 0, "bit-identical to OpenBLAS: the Winograd kernel did not run")
+        }
+        #expect(OneDNN.winogradKernel != nil || FusedAttentionTests.width(Tensor.widestAttention) < 16, "an AVX-512 CPU should have oneDNN's Winograd kernel")
+    }
+
     @Test(arguments: [false, true])
     func attentionBatchedOverHeadsEqualsOneHeadAtATime(causal: Bool) throws {
         let q = random([2, 77, 96], seed: 4), k = random([2, 77, 96], seed: 5), v = random([2, 77, 96], seed: 6)
