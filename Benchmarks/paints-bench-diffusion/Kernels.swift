@@ -122,8 +122,18 @@ import PaintsTensor
 /// step and the text encoder the same way); each bf16 output's relative
 /// error against the float32 one on the same inputs, beside what the fp16 weight files already cost (the UNet and the
 /// VAE decoder with the .fp16 weights against the float32 files, both in float32).
-@MainActor func runPrecisionBenchmark(folder: String, latentSide n: Int, rounds: Int) throws {
-    print("cpu: \(cpuSummary()); bfloat16 dot products: \(OneDNN.hasBF16 ? "yes" : "no (bf16 falls back to f32: nothing to compare)")")
+/// With `winograd`, the same parts in float32 with 3x3 convolutions direct (PAINTSD_WINOGRAD=0) and by Winograd
+/// F(4x4, 3x3) (the default: oneDNN's kernel from 128x128 on AVX-512, the sgemm form from 32x32), and Winograd's error
+/// against the direct outputs.
+@MainActor func runPrecisionBenchmark(folder: String, latentSide n: Int, rounds: Int, winograd: Bool = false) throws {
+    print("cpu: \(cpuSummary()); bfloat16 dot products: \(OneDNN.hasBF16 ? "yes" : "no (bf16 falls back to f32: nothing to compare)")"
+          + "; oneDNN Winograd kernel: \(OneDNN.winogradKernel ?? "none")")
+    // The two variants compared: (name, how a part runs in it).
+    let variants: [(String, (() throws -> Tensor) throws -> Tensor)] = winograd
+        ? [("direct", { body in try OneDNN.$precisionOverride.withValue(.f32) { try OneDNN.$winogradOverride.withValue(false, operation: body) } }),
+           ("winograd", { body in try OneDNN.$precisionOverride.withValue(.f32) { try OneDNN.$winogradOverride.withValue(true, operation: body) } })]
+        : OneDNN.Precision.allCases.map { precision in (precision.rawValue, { body in try OneDNN.$precisionOverride.withValue(precision, operation: body) }) }
+    let (first, second) = (variants[0].0, variants[1].0)
     let unet = try UNet2DConditionModel(folder: folder + "/unet", variant: "")
     let unetHalf = try UNet2DConditionModel(folder: folder + "/unet")
     let vae = try AutoencoderKL(folder: folder + "/vae", variant: "")
@@ -160,32 +170,34 @@ import PaintsTensor
     _ = try unet(x1, timesteps: [500], context: c1)    // faults the mapped weights in
     var times: [String: [Double]] = [:], outputs: [String: Tensor] = [:]
     for round in 1...rounds {
-        for precision in OneDNN.Precision.allCases {
+        for (variant, run) in variants {
             for (name, body) in parts {
                 var out: Tensor?
-                let t = try OneDNN.$precisionOverride.withValue(precision) { try seconds { out = try body() } }
-                times["\(name)_\(precision.rawValue)", default: []].append(t)
-                outputs["\(name)_\(precision.rawValue)"] = out
-                print(String(format: "  round %d %@ %@: %.2f s", round, name, precision.rawValue, t))
+                let t = try seconds { out = try run(body) }
+                times["\(name)_\(variant)", default: []].append(t)
+                outputs["\(name)_\(variant)"] = out
+                print(String(format: "  round %d %@ %@: %.2f s", round, name, variant, t))
             }
         }
     }
-    let halfUNet = try OneDNN.$precisionOverride.withValue(.f32) { try unetHalf(x1, timesteps: [500], context: c1) }
-    let halfDecode = try OneDNN.$precisionOverride.withValue(.f32) { try vaeHalf.decode(x1) }
+    let halfUNet = try variants[0].1 { try unetHalf(x1, timesteps: [500], context: c1) }
+    let halfDecode = try variants[0].1 { try vaeHalf.decode(x1) }
     func error(_ a: Tensor, _ b: Tensor) -> Double {
         var num = 0.0, den = 0.0
         for (x, y) in zip(a.data, b.data) { num += Double(x - y) * Double(x - y); den += Double(y) * Double(y) }
         return (num / max(den, 1e-30)).squareRoot()
     }
     print("convolutions: \(OneDNN.description)")
-    print("min of \(rounds) rounds, \(8 * n)x\(8 * n) images; error: relative L2 of the output against float32's on the same inputs:")
-    print("  part            f32        bf16    f32/bf16   bf16 error    fp16-weights error (f32 compute)")
+    print("min of \(rounds) rounds, \(8 * n)x\(8 * n) images; error: relative L2 of the output against \(first)'s on the same inputs:")
+    func column(_ text: String, _ width: Int) -> String { String(repeating: " ", count: max(0, width - text.count)) + text }
+    print("  part          " + column(first, 10) + column(second, 10) + column("\(first)/\(second)", 16) + column("\(second) error", 16)
+          + "    fp16-weights error (\(first))")
     for (name, _) in parts {
-        let (a, b) = (times["\(name)_f32"]!.min()!, times["\(name)_bf16"]!.min()!)
-        let e = error(outputs["\(name)_bf16"]!, outputs["\(name)_f32"]!)
-        let reference = name == "unet_batch1" ? String(format: "%.2e", error(halfUNet, outputs["unet_batch1_f32"]!))
-            : name == "vae_decode" ? String(format: "%.2e", error(halfDecode, outputs["vae_decode_f32"]!)) : "-"
-        print(String(format: "  %@ %7.3f s %7.3f s %8.2fx %12.2e    %@", name.padding(toLength: 15, withPad: " ", startingAt: 0), a, b, a / b, e, reference))
+        let (a, b) = (times["\(name)_\(first)"]!.min()!, times["\(name)_\(second)"]!.min()!)
+        let e = error(outputs["\(name)_\(second)"]!, outputs["\(name)_\(first)"]!)
+        let reference = name == "unet_batch1" ? String(format: "%.2e", error(halfUNet, outputs["unet_batch1_\(first)"]!))
+            : name == "vae_decode" ? String(format: "%.2e", error(halfDecode, outputs["vae_decode_\(first)"]!)) : "-"
+        print(String(format: "  %@ %8.3f s %8.3f s %14.2fx %16.2e    %@", name.padding(toLength: 13, withPad: " ", startingAt: 0), a, b, a / b, e, reference))
     }
 }
 

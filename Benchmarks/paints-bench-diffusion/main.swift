@@ -55,7 +55,7 @@ func cpuSummary() -> String {
 }
 
 OpenBLASKernel.selectBestKernelOrReexecute()
-var arguments = CommandLine.arguments.filter { $0 != "--paints-undo" && $0 != "--quick" && $0 != "--lora-bind" && $0 != "--kernels" && $0 != "--attention" && $0 != "--precision" && $0 != "--thresholds" && $0 != "--txt2img-memory" }
+var arguments = CommandLine.arguments.filter { $0 != "--paints-undo" && $0 != "--quick" && $0 != "--lora-bind" && $0 != "--kernels" && $0 != "--attention" && $0 != "--precision" && $0 != "--winograd" && $0 != "--thresholds" && $0 != "--txt2img-memory" }
 let paintsUndo = CommandLine.arguments.contains("--paints-undo")
 let quick = CommandLine.arguments.contains("--quick") || !["", "0"].contains(ProcessInfo.processInfo.environment["PAINTSD_BENCH_QUICK"] ?? "")
 let controlNetFolder = arguments.firstIndex(of: "--controlnet").map { arguments[$0 + 1] }
@@ -130,6 +130,11 @@ if CommandLine.arguments.contains("--thresholds") {  // which UNet convolutions 
 
 if CommandLine.arguments.contains("--precision") {  // issue 15's bfloat16 convolutions beside float32: times and errors
     try runPrecisionBenchmark(folder: folder, latentSide: quick ? 16 : 64, rounds: quick ? 1 : 2)
+    exit(0)
+}
+
+if CommandLine.arguments.contains("--winograd") {  // issue 15's Winograd convolutions beside the direct ones: times and errors
+    try runPrecisionBenchmark(folder: folder, latentSide: quick ? 16 : 64, rounds: quick ? 1 : 2, winograd: true)
     exit(0)
 }
 

@@ -56,8 +56,6 @@ public enum OneDNN {
     /// direct convolution's. Its weight transform (paid on every call: kept, it would take 4x the weights' memory) costs
     /// about what the convolution saves at 64x64, and a fraction of it from 128x128 up (the VAE's larger levels).
     public static let winogradMinimumPixels = 16384
-    /// Another threshold for this task (tests take small shapes through it).
-    @TaskLocal public static var winogradMinimumPixelsOverride: Int?
     /// Whether Winograd convolutions are used: yes unless `PAINTSD_WINOGRAD=0` or a benchmark turned them off.
     public static var winograd: Bool {
         get { winogradOverride ?? winogradChoice.load(ordering: .relaxed) }
@@ -68,10 +66,11 @@ public enum OneDNN {
     @TaskLocal public static var winogradOverride: Bool?
     /// The Winograd kernel oneDNN has on this CPU (`jit_wino_4x3:avx512_core` on AVX-512), nil where it has none.
     public static let winogradKernel: String? = {
-        let probe = ConvolutionShape(n: 1, c: 16, h: 8, w: 8, o: 16, kh: 3, kw: 3, stride: 1, paddingTop: 1, paddingBottom: 1,
+        // A VAE-like shape (on tiny ones oneDNN picks its F(2x2, 3x3) kernel instead).
+        let probe = ConvolutionShape(n: 1, c: 128, h: 128, w: 128, o: 128, kh: 3, kw: 3, stride: 1, paddingTop: 1, paddingBottom: 1,
                                      paddingW: 1, bias: false)
-        return winogradConvolution(WinogradShape(convolution: probe, sourceImage: 1024, sourceChannel: 64, destinationImage: 1024,
-                                                 destinationChannel: 64))?.implementation
+        return winogradConvolution(WinogradShape(convolution: probe, sourceImage: 128 << 14, sourceChannel: 1 << 14,
+                                                 destinationImage: 128 << 14, destinationChannel: 1 << 14))?.implementation
     }()
 
     private static let backendChoice = Atomic<Int>(

@@ -30,8 +30,7 @@ extension Tensor {
         guard oh > 0, ow > 0 else { throw .shapeMismatch(operation: "conv2d", shapes: [shape, weight.shape]) }
         if ComputeCancellation.isRequested { throw .cancelled }
         let backend = OneDNN.backend, bf16 = OneDNN.precision == .bf16
-        if !bf16, backend != .openblas, OneDNN.winograd, kh == 3, kw == 3, stride == 1, padding <= 1, c % 16 == 0, o % 16 == 0,
-           n * oh * ow >= (OneDNN.winogradMinimumPixelsOverride ?? OneDNN.winogradMinimumPixels),
+        if !bf16, backend != .openblas, kh == 3, kw == 3, stride == 1, padding <= 1,
            let out = try convolvedByWinograd(weight: weight, bias: bias, padding: padding) {
             return out
         }
@@ -167,82 +166,7 @@ extension Tensor {
         return done ? out : nil
     }
 
-    /// The 3x3 convolution (stride 1) by oneDNN's Winograd F(4x4, 3x3) kernel, which reads and writes its own blocked
-    /// layout: each band of output rows (all rows of every image when one band holds them) has its input rows reordered
-    /// out of the NCHW planes and its output rows back into them; the weights are transformed once per call (again for a
-    /// band whose kernel wants another layout). Bands hold a multiple of 4 rows (the kernel's tile) where they can, and
-    /// cancellation is polled between them. nil when oneDNN has no Winograd kernel here or could not run it.
-    private func convolvedByWinograd(weight: Weight, bias: Tensor?, padding: Int) throws(TensorError) -> Tensor? {
-        let (n, c, h, w) = (shape[0], shape[1], shape[2], shape[3])
-        let o = weight.shape[0]
-        let oh = h + 2 * padding - 2, ow = w + 2 * padding - 2
-        let flopsPerRow = 2 * Double(o * ow) * Double(c * 9)
-        // Bands also bound the blocked copies and the kernel's transformed tiles (2.25x the output band) in memory.
-        let rowsInMemory = Self.maxColumnFloats / 4 / (Swift.max(c, o) * ow)
-        var rowsPerBand = max(1, min(oh, rowsInMemory, Int((Self.bandFLOPsOverride ?? Self.maxBandFLOPs) / flopsPerRow)))
-        if rowsPerBand > 4 && rowsPerBand < oh { rowsPerBand -= rowsPerBand % 4 }
-        let whole = rowsPerBand == oh
-        // The band of output rows y0..<y0+rows: its input rows inside the image and the padding rows it needs.
-        func band(_ y0: Int, _ rows: Int) -> (shape: OneDNN.WinogradShape, firstRow: Int) {
-            let top = y0 - padding, height = rows + 2
-            let padTop = max(0, -top), padBottom = max(0, top + height - h)
-            let convolution = OneDNN.ConvolutionShape(n: whole ? n : 1, c: c, h: height - padTop - padBottom, w: w, o: o, kh: 3, kw: 3,
-                                                      stride: 1, paddingTop: padTop, paddingBottom: padBottom, paddingW: padding,
-                                                      bias: bias != nil)
-            return (OneDNN.WinogradShape(convolution: convolution, sourceImage: c * h * w, sourceChannel: h * w,
-                                         destinationImage: o * oh * ow, destinationChannel: oh * ow), top + padTop)
-        }
-        guard let first = OneDNN.winogradConvolution(band(0, rowsPerBand).shape) else { return nil }
-        // The largest band (a middle one reads two more rows than the first) sizes the blocked buffers.
-        let widest = whole ? first : OneDNN.winogradConvolution(band(min(rowsPerBand, max(0, oh - rowsPerBand)), rowsPerBand).shape) ?? first
-        let sourceFloats = max(first.sourceFloats, widest.sourceFloats), destinationFloats = max(first.destinationFloats, widest.destinationFloats)
-        let weightFloats = max(first.weightFloats, widest.weightFloats)
-        var out = Tensor(zeros: [n, o, oh, ow])
-        var cancelled = false
-        let done = data.withUnsafeBufferPointer { xb in out.data.withUnsafeMutableBufferPointer { yb in
-            let (x, y) = (xb.baseAddress!, yb.baseAddress!)
-            return ScratchBuffers.shared.with(count: sourceFloats) { source in ScratchBuffers.shared.with(count: destinationFloats) { destination in
-                weight.withFloats { plain in ScratchBuffers.shared.with(count: max(1, weightFloats)) { transformed in
-                    withBiasPointer(bias) { b in
-                        var weightsOf: OneDNN.Primitive?      // whose layout `transformed` holds
-                        func run(_ primitive: OneDNN.Primitive, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>) -> Bool {
-                            guard primitive.sourceFloats <= sourceFloats, primitive.destinationFloats <= destinationFloats,
-                                  primitive.weightFloats <= weightFloats,
-                                  let toBlocked = primitive.sourceReorder, let toPlain = primitive.destinationReorder else { return false }
-                            if weightsOf.map({ !OneDNN.sameWeights($0, primitive) }) ?? true {
-                                guard OneDNN.kernelWeights(of: primitive, plain: plain, target: transformed) != nil else { return false }
-                                weightsOf = primitive
-                            }
-                            let kernelWeights = primitive.weightsReorder == nil ? UnsafeRawPointer(plain) : UnsafeRawPointer(transformed)
-                            return OneDNN.reorder(toBlocked, from: UnsafeRawPointer(input), to: UnsafeMutableRawPointer(source))
-                                && OneDNN.convolve(primitive, source: UnsafeRawPointer(source), weights: kernelWeights, bias: b, destination: destination)
-                                && OneDNN.reorder(toPlain, from: UnsafeRawPointer(destination), to: UnsafeMutableRawPointer(output))
-                        }
-                        if whole { return run(first, input: x, output: y) }
-                        for image in 0..<n {
-                            var y0 = 0
-                            while y0 < oh {
-                                if ComputeCancellation.isRequested {
-                                    cancelled = true
-                                    return false
-                                }
-                                let rows = min(rowsPerBand, oh - y0), (shape, firstRow) = band(y0, rows)
-                                guard let primitive = OneDNN.winogradConvolution(shape),
-                                      run(primitive, input: x + image * c * h * w + firstRow * w, output: y + image * o * oh * ow + y0 * ow)
-                                else { return false }
-                                y0 += rows
-                            }
-                        }
-                        return true
-                    }
-                } }
-            } }
-        } }
-        if cancelled { throw .cancelled }
-        return done ? out : nil
-    }
-
-    private func withBiasPointer<R>(_ bias: Tensor?, _ body: (UnsafePointer<Float>?) -> R) -> R {
+    func withBiasPointer<R>(_ bias: Tensor?, _ body: (UnsafePointer<Float>?) -> R) -> R {
         guard let bias else { return body(nil) }
         return bias.data.withUnsafeBufferPointer { body($0.baseAddress!) }
     }

@@ -1,0 +1,187 @@
+// PaintsTensor/Tensor+Winograd: 3x3 convolutions of stride 1 by Winograd F(4x4, 3x3), a quarter of the direct
+// convolution's multiplications (Lavin and Gray, 2015): oneDNN's kernel where it has one (AVX-512) for large images,
+// else the transforms of CTensorKernels/winograd.c around 36 sgemm calls, on any CPU. Outputs stay within about 2e-6
+// (relative) of the direct convolution's.
+import CTensorKernels
+
+extension Tensor {
+    /// Which Winograd form runs a convolution: oneDNN's kernel, or the transforms around sgemm.
+    public enum WinogradForm: String, Sendable {
+        case onednn, sgemm
+    }
+
+    /// Output pixels (all images) from which the sgemm form runs: the UNet's 32x32 and 64x64 levels at 512x512, where
+    /// the 36 products have 64 tiles or more.
+    public static let sgemmWinogradMinimumPixels = 1024
+    /// Most floats of transformed input the sgemm form holds (36 per tile and input channel: 48 MiB); larger
+    /// convolutions run directly.
+    public static let maxWinogradFloats = 12 << 20
+    /// Most floats of transformed weights per block of output channels (16 MiB): a block's 36 products, then its
+    /// output transform.
+    static let winogradWeightBlockFloats = 4 << 20
+    /// The form for this task's 3x3 convolutions whatever their size (tests); oneDNN's falls back to the direct
+    /// convolution where it has no kernel.
+    @TaskLocal public static var winogradFormOverride: WinogradForm?
+
+    /// The form for a convolution of `pixels` output pixels, `c` inputs and `o` outputs; nil: direct.
+    static func winogradForm(pixels: Int, c: Int, o: Int) -> WinogradForm? {
+        if let forced = winogradFormOverride { return forced }
+        guard OneDNN.winograd, OneDNN.backend == .mixed || OneDNN.backend == .onednn else { return nil }
+        if OneDNN.winogradKernel != nil, pixels >= OneDNN.winogradMinimumPixels, c % 16 == 0, o % 16 == 0 { return .onednn }
+        return OneDNN.backend == .mixed && pixels >= sgemmWinogradMinimumPixels ? .sgemm : nil
+    }
+
+    /// The 3x3 convolution of stride 1 by Winograd, in the form `winogradForm` picks; nil when it runs directly.
+    func convolvedByWinograd(weight: Weight, bias: Tensor?, padding: Int) throws(TensorError) -> Tensor? {
+        let (n, h, w, o) = (shape[0], shape[2], shape[3], weight.shape[0])
+        let pixels = n * (h + 2 * padding - 2) * (w + 2 * padding - 2)
+        switch Self.winogradForm(pixels: pixels, c: shape[1], o: o) {
+        case .onednn: return try convolvedOnOneDNNWinograd(weight: weight, bias: bias, padding: padding)
+        case .sgemm: return try convolvedBySgemmWinograd(weight: weight, bias: bias, padding: padding)
+        case nil: return nil
+        }
+    }
+
+    /// The sgemm form: the input transposed to channels last and transformed into V [36][tiles][c] once; then per block
+    /// of output channels the weights transformed into U [36][block][c], the 36 products M = V U^T (sgemm) and the
+    /// output transform into a channels-last output, transposed back at the end. Cancellation is polled between
+    /// blocks. nil when the transformed input would pass `maxWinogradFloats`.
+    private func convolvedBySgemmWinograd(weight: Weight, bias: Tensor?, padding: Int) throws(TensorError) -> Tensor? {
+        let (n, c, h, w) = (shape[0], shape[1], shape[2], shape[3])
+        let o = weight.shape[0]
+        let oh = h + 2 * padding - 2, ow = w + 2 * padding - 2
+        let tilesW = (ow + 3) / 4, perImage = (oh + 3) / 4 * tilesW, tiles = n * perImage
+        guard 36 * tiles * c <= Self.maxWinogradFloats else { return nil }
+        let block = min(o, max(16, Self.winogradWeightBlockFloats / (36 * c) / 16 * 16))
+        var out = Tensor(zeros: [n, o, oh, ow])
+        var cancelled = false
+        // Work items of about 16 tiles (a tile row at 64x64) spread over the cores.
+        let tileChunk = 16, chunksPerImage = (perImage + tileChunk - 1) / tileChunk
+        data.withUnsafeBufferPointer { xb in out.data.withUnsafeMutableBufferPointer { yb in
+            let scratch = ScratchBuffers.shared
+            scratch.with(count: count) { channelsLast in scratch.with(count: 36 * tiles * c) { transformed in
+            scratch.with(count: c) { zeros in scratch.with(count: n * oh * ow * o) { outputChannelsLast in
+            scratch.with(count: 36 * block * c) { kernels in scratch.with(count: 36 * tiles * block) { products in
+                zeros.update(repeating: 0, count: c)
+                Self.transposePlanes(xb.baseAddress!, into: channelsLast, batch: n, rows: c, columns: h * w)
+                let (x, v, z) = (UnsafeSendablePointer(channelsLast), UnsafeSendablePointer(transformed), UnsafeSendablePointer(zeros))
+                Parallel.forEach(n * chunksPerImage) { item in
+                    let image = item / chunksPerImage, t0 = item % chunksPerImage * tileChunk
+                    pk_winograd_input(x.pointer + image * h * w * c, h, w, c, padding, tilesW, t0, Swift.min(perImage, t0 + tileChunk),
+                                      z.pointer, v.pointer + image * perImage * c, tiles * c)
+                }
+                weight.withFloats { filters in
+                    let (g, u, m, y) = (UnsafeSendablePointer(filters), UnsafeSendablePointer(kernels),
+                                        UnsafeSendablePointer(products), UnsafeSendablePointer(outputChannelsLast))
+                    withBiasPointer(bias) { biasPointer in
+                        let b = biasPointer.map { UnsafeSendablePointer($0) }
+                        var o0 = 0
+                        while o0 < o {
+                            if ComputeCancellation.isRequested {
+                                cancelled = true
+                                return
+                            }
+                            let width = min(block, o - o0), first = o0
+                            Parallel.forEach(Parallel.cores) { part in
+                                pk_winograd_weights(g.pointer, c, first + width * part / Parallel.cores,
+                                                    first + width * (part + 1) / Parallel.cores,
+                                                    u.pointer + width * part / Parallel.cores * c, width * c)
+                            }
+                            for xi in 0..<36 {
+                                BLAS.gemm(transposeB: true, m: tiles, n: width, k: c, a: v.pointer + xi * tiles * c, lda: c,
+                                          b: u.pointer + xi * width * c, ldb: c, c: m.pointer + xi * tiles * width, ldc: width)
+                            }
+                            Parallel.forEach(n * chunksPerImage) { item in
+                                let image = item / chunksPerImage, t0 = item % chunksPerImage * tileChunk
+                                pk_winograd_output(m.pointer + image * perImage * width, tiles * width, width, t0,
+                                                   Swift.min(perImage, t0 + tileChunk), tilesW, b.map { UnsafePointer($0.pointer + first) },
+                                                   y.pointer + image * oh * ow * o + first, oh, ow, o)
+                            }
+                            o0 += width
+                        }
+                    }
+                }
+                if !cancelled { Self.transposePlanes(outputChannelsLast, into: yb.baseAddress!, batch: n, rows: oh * ow, columns: o) }
+            } } } }
+            } }
+        } }
+        if cancelled { throw .cancelled }
+        return out
+    }
+
+    /// The 3x3 convolution (stride 1) by oneDNN's Winograd F(4x4, 3x3) kernel, which reads and writes its own blocked
+    /// layout: each band of output rows (all rows of every image when one band holds them) has its input rows reordered
+    /// out of the NCHW planes and its output rows back into them; the weights are transformed once per call (again for a
+    /// band whose kernel wants another layout). Bands hold a multiple of 4 rows (the kernel's tile) where they can, and
+    /// cancellation is polled between them. nil when oneDNN has no Winograd kernel here or could not run it.
+    private func convolvedOnOneDNNWinograd(weight: Weight, bias: Tensor?, padding: Int) throws(TensorError) -> Tensor? {
+        let (n, c, h, w) = (shape[0], shape[1], shape[2], shape[3])
+        let o = weight.shape[0]
+        let oh = h + 2 * padding - 2, ow = w + 2 * padding - 2
+        let flopsPerRow = 2 * Double(o * ow) * Double(c * 9)
+        // Bands also bound the blocked copies and the kernel's transformed tiles (2.25x the output band) in memory.
+        let rowsInMemory = Self.maxColumnFloats / 4 / (Swift.max(c, o) * ow)
+        var rowsPerBand = max(1, min(oh, rowsInMemory, Int((Self.bandFLOPsOverride ?? Self.maxBandFLOPs) / flopsPerRow)))
+        if rowsPerBand > 4 && rowsPerBand < oh { rowsPerBand -= rowsPerBand % 4 }
+        let whole = rowsPerBand == oh
+        // The band of output rows y0..<y0+rows: its input rows inside the image and the padding rows it needs.
+        func band(_ y0: Int, _ rows: Int) -> (shape: OneDNN.WinogradShape, firstRow: Int) {
+            let top = y0 - padding, height = rows + 2
+            let padTop = max(0, -top), padBottom = max(0, top + height - h)
+            let convolution = OneDNN.ConvolutionShape(n: whole ? n : 1, c: c, h: height - padTop - padBottom, w: w, o: o, kh: 3, kw: 3,
+                                                      stride: 1, paddingTop: padTop, paddingBottom: padBottom, paddingW: padding,
+                                                      bias: bias != nil)
+            return (OneDNN.WinogradShape(convolution: convolution, sourceImage: c * h * w, sourceChannel: h * w,
+                                         destinationImage: o * oh * ow, destinationChannel: oh * ow), top + padTop)
+        }
+        guard let first = OneDNN.winogradConvolution(band(0, rowsPerBand).shape) else { return nil }
+        // The largest band (a middle one reads two more rows than the first) sizes the blocked buffers.
+        let widest = whole ? first : OneDNN.winogradConvolution(band(min(rowsPerBand, max(0, oh - rowsPerBand)), rowsPerBand).shape) ?? first
+        let sourceFloats = max(first.sourceFloats, widest.sourceFloats), destinationFloats = max(first.destinationFloats, widest.destinationFloats)
+        let weightFloats = max(first.weightFloats, widest.weightFloats)
+        var out = Tensor(zeros: [n, o, oh, ow])
+        var cancelled = false
+        let done = data.withUnsafeBufferPointer { xb in out.data.withUnsafeMutableBufferPointer { yb in
+            let (x, y) = (xb.baseAddress!, yb.baseAddress!)
+            return ScratchBuffers.shared.with(count: sourceFloats) { source in ScratchBuffers.shared.with(count: destinationFloats) { destination in
+                weight.withFloats { plain in ScratchBuffers.shared.with(count: max(1, weightFloats)) { transformed in
+                    withBiasPointer(bias) { b in
+                        var weightsOf: OneDNN.Primitive?      // whose layout `transformed` holds
+                        func run(_ primitive: OneDNN.Primitive, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>) -> Bool {
+                            guard primitive.sourceFloats <= sourceFloats, primitive.destinationFloats <= destinationFloats,
+                                  primitive.weightFloats <= weightFloats,
+                                  let toBlocked = primitive.sourceReorder, let toPlain = primitive.destinationReorder else { return false }
+                            if weightsOf.map({ !OneDNN.sameWeights($0, primitive) }) ?? true {
+                                guard OneDNN.kernelWeights(of: primitive, plain: plain, target: transformed) != nil else { return false }
+                                weightsOf = primitive
+                            }
+                            let kernelWeights = primitive.weightsReorder == nil ? UnsafeRawPointer(plain) : UnsafeRawPointer(transformed)
+                            return OneDNN.reorder(toBlocked, from: UnsafeRawPointer(input), to: UnsafeMutableRawPointer(source))
+                                && OneDNN.convolve(primitive, source: UnsafeRawPointer(source), weights: kernelWeights, bias: b, destination: destination)
+                                && OneDNN.reorder(toPlain, from: UnsafeRawPointer(destination), to: UnsafeMutableRawPointer(output))
+                        }
+                        if whole { return run(first, input: x, output: y) }
+                        for image in 0..<n {
+                            var y0 = 0
+                            while y0 < oh {
+                                if ComputeCancellation.isRequested {
+                                    cancelled = true
+                                    return false
+                                }
+                                let rows = min(rowsPerBand, oh - y0), (shape, firstRow) = band(y0, rows)
+                                guard let primitive = OneDNN.winogradConvolution(shape),
+                                      run(primitive, input: x + image * c * h * w + firstRow * w, output: y + image * o * oh * ow + y0 * ow)
+                                else { return false }
+                                y0 += rows
+                            }
+                        }
+                        return true
+                    }
+                } }
+            } }
+        } }
+        if cancelled { throw .cancelled }
+        return done ? out : nil
+    }
+
+}
