@@ -95,7 +95,7 @@ void pk_winograd_input(const float *x, size_t h, size_t w, size_t c, size_t padd
             for (int l = 0; l < 6; l++)
                 input6(patch[0][l] + c0, patch[1][l] + c0, patch[2][l] + c0, patch[3][l] + c0, patch[4][l] + c0, patch[5][l] + c0,
                        columns[0][l], columns[1][l], columns[2][l], columns[3][l], columns[4][l], columns[5][l], n);
-            float *base = v + t * c + c0;
+            float *base = v + (t - t0) * c + c0;
             for (int i = 0; i < 6; i++)
                 input6(columns[i][0], columns[i][1], columns[i][2], columns[i][3], columns[i][4], columns[i][5],
                        base + (6 * i) * v_stride, base + (6 * i + 1) * v_stride, base + (6 * i + 2) * v_stride,
@@ -112,7 +112,7 @@ void pk_winograd_output(const float *m, size_t m_stride, size_t channels, size_t
         size_t oy = (t / tiles_w) * 4, ox = (t % tiles_w) * 4;
         for (size_t c0 = 0; c0 < channels; c0 += CHUNK) {
             size_t n = channels - c0 < CHUNK ? channels - c0 : CHUNK;
-            const float *base = m + t * channels + c0;
+            const float *base = m + (t - t0) * channels + c0;
             // A^T M: each column of the 6x6 products; then (A^T M) A: each of its 4 rows.
             for (int j = 0; j < 6; j++)
                 output6(base + j * m_stride, base + (6 + j) * m_stride, base + (12 + j) * m_stride, base + (18 + j) * m_stride,

@@ -13,12 +13,15 @@ extension Tensor {
     /// Output pixels (all images) from which the sgemm form runs: the UNet's 32x32 and 64x64 levels at 512x512, where
     /// the 36 products have 64 tiles or more.
     public static let sgemmWinogradMinimumPixels = 1024
-    /// Most floats of transformed input the sgemm form holds (36 per tile and input channel: 48 MiB); larger
-    /// convolutions run directly.
+    /// Most floats of transformed input the sgemm form holds at once (36 per tile and input channel: 48 MiB; more
+    /// tiles run in groups), and of its channels-last copies of the input and the output together (larger
+    /// convolutions run directly).
     public static let maxWinogradFloats = 12 << 20
     /// Most floats of transformed weights per block of output channels (16 MiB): a block's 36 products, then its
     /// output transform.
     static let winogradWeightBlockFloats = 4 << 20
+    /// Output channels per block for this task (tests make several blocks of small convolutions).
+    @TaskLocal public static var winogradBlockOverride: Int?
     /// The form for this task's 3x3 convolutions whatever their size (tests); oneDNN's falls back to the direct
     /// convolution where it has no kernel.
     @TaskLocal public static var winogradFormOverride: WinogradForm?
@@ -42,44 +45,59 @@ extension Tensor {
         }
     }
 
-    /// The sgemm form: the input transposed to channels last and transformed into V [36][tiles][c] once; then per block
-    /// of output channels the weights transformed into U [36][block][c], the 36 products M = V U^T (sgemm) and the
-    /// output transform into a channels-last output, transposed back at the end. Cancellation is polled between
-    /// blocks. nil when the transformed input would pass `maxWinogradFloats`.
+    /// The sgemm form: the input transposed to channels last; then per group of tiles (all of them when their
+    /// transformed input V [36][tiles][c] fits in `maxWinogradFloats`) the input transform, and per block of output
+    /// channels the weights transformed into U [36][block][c], the 36 products M = V U^T (sgemm) and the output
+    /// transform into a channels-last output, transposed back at the end. Cancellation is polled between blocks. nil
+    /// when the channels-last copies would pass `maxWinogradFloats` (the direct convolution bands its buffers).
     private func convolvedBySgemmWinograd(weight: Weight, bias: Tensor?, padding: Int) throws(TensorError) -> Tensor? {
         let (n, c, h, w) = (shape[0], shape[1], shape[2], shape[3])
         let o = weight.shape[0]
         let oh = h + 2 * padding - 2, ow = w + 2 * padding - 2
-        let tilesW = (ow + 3) / 4, perImage = (oh + 3) / 4 * tilesW, tiles = n * perImage
-        guard 36 * tiles * c <= Self.maxWinogradFloats else { return nil }
-        let block = min(o, max(16, Self.winogradWeightBlockFloats / (36 * c) / 16 * 16))
+        guard count + n * o * oh * ow <= 2 * Self.maxWinogradFloats else { return nil }
+        let tilesW = (ow + 3) / 4, perImage = (oh + 3) / 4 * tilesW
+        // (A band size set for the task, as tests do, bounds the direct FLOPs of a group too: 288 c o per tile.)
+        let groupTiles = max(1, min(Self.maxWinogradFloats / (36 * c), Self.bandFLOPsOverride.map { Int($0 / Double(288 * c * o)) } ?? .max))
+        // Work items of up to 16 tiles (a tile row at 64x64) inside one image, gathered into groups.
+        let tileChunk = min(16, groupTiles)
+        let items = (0..<n).flatMap { image in stride(from: 0, to: perImage, by: tileChunk).map { (image, $0, Swift.min(perImage, $0 + tileChunk)) } }
+        var groups: [[(image: Int, t0: Int, t1: Int, slot: Int)]] = [[]]
+        var filled = 0
+        for (image, t0, t1) in items {
+            if filled + t1 - t0 > groupTiles, !groups[groups.count - 1].isEmpty {
+                groups.append([])
+                filled = 0
+            }
+            groups[groups.count - 1].append((image, t0, t1, filled))
+            filled += t1 - t0
+        }
+        let mostTiles = groups.map { $0.reduce(0) { $0 + $1.t1 - $1.t0 } }.max() ?? 0
+        let block = min(o, Self.winogradBlockOverride ?? max(16, Self.winogradWeightBlockFloats / (36 * c) / 16 * 16))
         var out = Tensor(zeros: [n, o, oh, ow])
         var cancelled = false
-        // Work items of about 16 tiles (a tile row at 64x64) spread over the cores.
-        let tileChunk = 16, chunksPerImage = (perImage + tileChunk - 1) / tileChunk
         data.withUnsafeBufferPointer { xb in out.data.withUnsafeMutableBufferPointer { yb in
             let scratch = ScratchBuffers.shared
-            scratch.with(count: count) { channelsLast in scratch.with(count: 36 * tiles * c) { transformed in
+            scratch.with(count: count) { channelsLast in scratch.with(count: 36 * mostTiles * c) { transformed in
             scratch.with(count: c) { zeros in scratch.with(count: n * oh * ow * o) { outputChannelsLast in
-            scratch.with(count: 36 * block * c) { kernels in scratch.with(count: 36 * tiles * block) { products in
+            scratch.with(count: 36 * block * c) { kernels in scratch.with(count: 36 * mostTiles * block) { products in
                 zeros.update(repeating: 0, count: c)
                 Self.transposePlanes(xb.baseAddress!, into: channelsLast, batch: n, rows: c, columns: h * w)
                 let (x, v, z) = (UnsafeSendablePointer(channelsLast), UnsafeSendablePointer(transformed), UnsafeSendablePointer(zeros))
-                Parallel.forEach(n * chunksPerImage) { item in
-                    let image = item / chunksPerImage, t0 = item % chunksPerImage * tileChunk
-                    pk_winograd_input(x.pointer + image * h * w * c, h, w, c, padding, tilesW, t0, Swift.min(perImage, t0 + tileChunk),
-                                      z.pointer, v.pointer + image * perImage * c, tiles * c)
-                }
-                weight.withFloats { filters in
-                    let (g, u, m, y) = (UnsafeSendablePointer(filters), UnsafeSendablePointer(kernels),
-                                        UnsafeSendablePointer(products), UnsafeSendablePointer(outputChannelsLast))
-                    withBiasPointer(bias) { biasPointer in
-                        let b = biasPointer.map { UnsafeSendablePointer($0) }
+                let (u, m, y) = (UnsafeSendablePointer(kernels), UnsafeSendablePointer(products), UnsafeSendablePointer(outputChannelsLast))
+                weight.withFloats { filters in withBiasPointer(bias) { biasPointer in
+                    let g = UnsafeSendablePointer(filters), b = biasPointer.map { UnsafeSendablePointer($0) }
+                    for group in groups where !cancelled {
+                        let tiles = group.reduce(0) { $0 + $1.t1 - $1.t0 }
+                        Parallel.forEach(group.count) { k in
+                            let item = group[k]
+                            pk_winograd_input(x.pointer + item.image * h * w * c, h, w, c, padding, tilesW, item.t0, item.t1,
+                                              z.pointer, v.pointer + item.slot * c, tiles * c)
+                        }
                         var o0 = 0
                         while o0 < o {
                             if ComputeCancellation.isRequested {
                                 cancelled = true
-                                return
+                                break
                             }
                             let width = min(block, o - o0), first = o0
                             Parallel.forEach(Parallel.cores) { part in
@@ -91,16 +109,16 @@ extension Tensor {
                                 BLAS.gemm(transposeB: true, m: tiles, n: width, k: c, a: v.pointer + xi * tiles * c, lda: c,
                                           b: u.pointer + xi * width * c, ldb: c, c: m.pointer + xi * tiles * width, ldc: width)
                             }
-                            Parallel.forEach(n * chunksPerImage) { item in
-                                let image = item / chunksPerImage, t0 = item % chunksPerImage * tileChunk
-                                pk_winograd_output(m.pointer + image * perImage * width, tiles * width, width, t0,
-                                                   Swift.min(perImage, t0 + tileChunk), tilesW, b.map { UnsafePointer($0.pointer + first) },
-                                                   y.pointer + image * oh * ow * o + first, oh, ow, o)
+                            Parallel.forEach(group.count) { k in
+                                let item = group[k]
+                                pk_winograd_output(m.pointer + item.slot * width, tiles * width, width, item.t0, item.t1, tilesW,
+                                                   b.map { UnsafePointer($0.pointer + first) }, y.pointer + item.image * oh * ow * o + first,
+                                                   oh, ow, o)
                             }
                             o0 += width
                         }
                     }
-                }
+                } }
                 if !cancelled { Self.transposePlanes(outputChannelsLast, into: yb.baseAddress!, batch: n, rows: oh * ow, columns: o) }
             } } } }
             } }

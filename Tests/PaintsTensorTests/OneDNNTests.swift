@@ -68,7 +68,8 @@ import Testing
     /// Winograd F(4x4, 3x3), both forms (oneDNN's kernel on AVX-512, and the transforms around sgemm), forced at any size,
     /// against OpenBLAS's direct convolution: whole images (one and two, with and without padding and bias, sides
     /// that are no multiple of the 4-row tile, channel counts that are no multiple of 16) and in bands of 1 and 4 to 8
-    /// rows (oneDNN's form: first, middle and last bands pad differently). Where oneDNN has no Winograd kernel its
+    /// rows (oneDNN's form: first, middle and last bands pad differently; the sgemm form: groups of 1 to 6 tiles, and
+    /// output channels in blocks of 16). Where oneDNN has no Winograd kernel its
     /// form runs the direct convolution and must give the same.
     @Test(arguments: [Tensor.WinogradForm.onednn, .sgemm],
           [([1, 16, 20, 18], 32, 1, true, 0.0), ([2, 32, 9, 13], 16, 0, false, 0.0), ([1, 16, 23, 17], 48, 1, true, 1.0),
@@ -78,8 +79,11 @@ import Testing
         let x = random(shape, seed: UInt64(shape[2])), w = random([outChannels, shape[1], 3, 3], seed: 5)
         let b = withBias ? random([outChannels], seed: 6) : nil
         let reference = try on(.openblas) { try x.conv2d(weight: w, bias: b, padding: padding) }
+        // The sgemm form in groups of tiles (from the band size) and, for the banded cases, in blocks of 16 outputs.
         let winograd = try Tensor.$winogradFormOverride.withValue(form) {
-            try Tensor.$bandFLOPsOverride.withValue(bandFLOPs > 0 ? bandFLOPs : nil) { try on(.mixed) { try x.conv2d(weight: w, bias: b, padding: padding) } }
+            try Tensor.$winogradBlockOverride.withValue(bandFLOPs > 0 ? 16 : nil) {
+                try Tensor.$bandFLOPsOverride.withValue(bandFLOPs > 0 ? bandFLOPs : nil) { try on(.mixed) { try x.conv2d(weight: w, bias: b, padding: padding) } }
+            }
         }
         #expect(winograd.shape == reference.shape)
         let error = relativeError(winograd, reference)
