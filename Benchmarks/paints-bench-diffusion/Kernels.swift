@@ -122,15 +122,20 @@ import PaintsTensor
 /// step and the text encoder the same way); each bf16 output's relative
 /// error against the float32 one on the same inputs, beside what the fp16 weight files already cost (the UNet and the
 /// VAE decoder with the .fp16 weights against the float32 files, both in float32).
-/// With `winograd`, the same parts in float32 with 3x3 convolutions direct (PAINTSD_WINOGRAD=0) and by Winograd
-/// F(4x4, 3x3) (the default: oneDNN's kernel from 128x128 on AVX-512, the sgemm form from 32x32), and Winograd's error
-/// against the direct outputs.
+/// With `winograd`, the same parts in float32 with the kernels before Winograd ("direct": 3x3 convolutions direct as
+/// PAINTSD_WINOGRAD=0 runs them, every linear layer on OpenBLAS) and the default ones ("winograd": Winograd F(4x4, 3x3),
+/// oneDNN's kernel from 128x128 on AVX-512 and the sgemm form from 32x32; linear layers of up to 128 rows and 640
+/// inputs or more on oneDNN), and the error of the second against the first.
 @MainActor func runPrecisionBenchmark(folder: String, latentSide n: Int, rounds: Int, winograd: Bool = false) throws {
     print("cpu: \(cpuSummary()); bfloat16 dot products: \(OneDNN.hasBF16 ? "yes" : "no (bf16 falls back to f32: nothing to compare)")"
           + "; oneDNN Winograd kernel: \(OneDNN.winogradKernel ?? "none")")
     // The two variants compared: (name, how a part runs in it).
     let variants: [(String, (() throws -> Tensor) throws -> Tensor)] = winograd
-        ? [("direct", { body in try OneDNN.$precisionOverride.withValue(.f32) { try OneDNN.$winogradOverride.withValue(false, operation: body) } }),
+        ? [("direct", { body in
+                try OneDNN.$precisionOverride.withValue(.f32) {
+                    try OneDNN.$winogradOverride.withValue(false) { try Tensor.$linearOnOneDNNOverride.withValue(false, operation: body) }
+                }
+            }),
            ("winograd", { body in try OneDNN.$precisionOverride.withValue(.f32) { try OneDNN.$winogradOverride.withValue(true, operation: body) } })]
         : OneDNN.Precision.allCases.map { precision in (precision.rawValue, { body in try OneDNN.$precisionOverride.withValue(precision, operation: body) }) }
     let (first, second) = (variants[0].0, variants[1].0)

@@ -78,8 +78,8 @@ void pk_winograd_weights(const float *g, size_t c, size_t o0, size_t o1, float *
 }
 
 MULTIVERSION
-void pk_winograd_input(const float *x, size_t h, size_t w, size_t c, size_t padding, size_t tiles_w, size_t t0, size_t t1,
-                       const float *zeros, float *v, size_t v_stride) {
+void pk_winograd_input(const float *x, size_t row0, size_t h, size_t w, size_t c, size_t padding, size_t tiles_w, size_t t0,
+                       size_t t1, const float *zeros, float *v, size_t v_stride) {
     float columns[6][6][CHUNK];
     for (size_t t = t0; t < t1; t++) {
         long oy = (long)(t / tiles_w) * 4 - (long)padding, ox = (long)(t % tiles_w) * 4 - (long)padding;
@@ -87,7 +87,7 @@ void pk_winograd_input(const float *x, size_t h, size_t w, size_t c, size_t padd
         for (int k = 0; k < 6; k++)
             for (int l = 0; l < 6; l++) {
                 long y = oy + k, xx = ox + l;
-                patch[k][l] = y >= 0 && y < (long)h && xx >= 0 && xx < (long)w ? x + ((size_t)y * w + (size_t)xx) * c : zeros;
+                patch[k][l] = y >= 0 && y < (long)h && xx >= 0 && xx < (long)w ? x + (((size_t)y - row0) * w + (size_t)xx) * c : zeros;
             }
         for (size_t c0 = 0; c0 < c; c0 += CHUNK) {
             size_t n = c - c0 < CHUNK ? c - c0 : CHUNK;
@@ -106,7 +106,7 @@ void pk_winograd_input(const float *x, size_t h, size_t w, size_t c, size_t padd
 
 MULTIVERSION
 void pk_winograd_output(const float *m, size_t m_stride, size_t channels, size_t t0, size_t t1, size_t tiles_w,
-                        const float *bias, float *y, size_t oh, size_t ow, size_t y_stride) {
+                        const float *bias, float *y, size_t row0, size_t oh, size_t ow, size_t y_stride) {
     float rows[4][6][CHUNK], out[4][4][CHUNK];
     for (size_t t = t0; t < t1; t++) {
         size_t oy = (t / tiles_w) * 4, ox = (t % tiles_w) * 4;
@@ -122,7 +122,7 @@ void pk_winograd_output(const float *m, size_t m_stride, size_t channels, size_t
                         out[i][3], n);
             for (int i = 0; i < 4 && oy + i < oh; i++)
                 for (int j = 0; j < 4 && ox + j < ow; j++) {
-                    float *target = y + ((oy + i) * ow + ox + j) * y_stride + c0;
+                    float *target = y + ((oy + i - row0) * ow + ox + j) * y_stride + c0;
                     if (bias)
                         for (size_t k = 0; k < n; k++) target[k] = out[i][j][k] + bias[c0 + k];
                     else

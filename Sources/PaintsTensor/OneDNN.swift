@@ -108,13 +108,14 @@ public enum OneDNN {
         case convolution(ConvolutionShape)
         case winograd(WinogradShape)
         case matmul(MatmulShape)
-        case linearBF16(LinearShape)
+        case linear(LinearShape)
     }
 
-    /// A bfloat16 fully connected layer's shapes: [rows, inputs] x [outputs, inputs]^T.
+    /// A fully connected layer's shapes: [rows, inputs] x [outputs, inputs]^T, in float32 or bfloat16.
     struct LinearShape: Hashable, Sendable {
         var rows, inputs, outputs: Int
         var bias: Bool
+        var bf16: Bool
     }
 
     /// A channels-last convolution: src [n, h, w, c], dst [n, oh, ow, o]; a band of a taller image pads only the ends
@@ -270,16 +271,16 @@ public enum OneDNN {
         return execute(reorder, in: runtime, [(DNNL_ARG_FROM, source), (DNNL_ARG_TO, UnsafeRawPointer(target))])
     }
 
-    /// The bfloat16 fully connected layer of `shape`, with its weight reorder; nil when oneDNN cannot make it on a JIT
+    /// The fully connected layer of `shape`, with its weight reorder (bfloat16); nil when oneDNN cannot make it on a JIT
     /// kernel.
-    static func linearBF16(_ shape: LinearShape) -> Primitive? {
+    static func linear(_ shape: LinearShape) -> Primitive? {
         guard let runtime else { return nil }
-        return primitive(.linearBF16(shape), in: runtime) {
+        return primitive(.linear(shape), in: runtime) {
             var handle: dnnl_primitive_t?, reorder: dnnl_primitive_t?
             var bytes = 0
             var implementation: UnsafePointer<CChar>?
-            guard cdnnl_linear_bf16_create(runtime.engine, Int64(shape.rows), Int64(shape.inputs), Int64(shape.outputs),
-                                           shape.bias ? 1 : 0, &handle, &reorder, &bytes, &implementation) == dnnl_success,
+            guard cdnnl_linear_create(runtime.engine, Int64(shape.rows), Int64(shape.inputs), Int64(shape.outputs),
+                                      shape.bias ? 1 : 0, shape.bf16 ? 1 : 0, &handle, &reorder, &bytes, &implementation) == dnnl_success,
                   let handle
             else { return nil }
             let name = implementation.map { String(cString: $0) } ?? "unknown"
@@ -293,7 +294,7 @@ public enum OneDNN {
         }
     }
 
-    /// dst = src W^T + bias for a bfloat16 `linear` primitive: src already bfloat16, the weights in its layout
+    /// dst = src W^T + bias for a `linear` primitive: src already bfloat16 for a bfloat16 one, the weights in its layout
     /// (`kernelWeights`); false when oneDNN could not run it.
     static func multiply(_ linear: Primitive, source: UnsafeRawPointer, weights: UnsafeRawPointer, bias: UnsafePointer<Float>?,
                          destination: UnsafeMutablePointer<Float>) -> Bool {

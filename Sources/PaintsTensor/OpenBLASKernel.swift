@@ -1,5 +1,6 @@
 // PaintsTensor/OpenBLASKernel: sets the OpenBLAS environment this engine wants (AVX-512 kernels on CPUs Debian's
-// OpenBLAS 0.3.21 does not recognise; worker threads that sleep between calls) before the library reads it.
+// OpenBLAS 0.3.21 does not recognise; worker threads that sleep between calls, OpenBLAS's and oneDNN's OpenMP ones)
+// before the libraries read it.
 import Foundation
 import Glibc
 
@@ -11,7 +12,11 @@ public enum OpenBLASKernel {
     /// - `OPENBLAS_THREAD_TIMEOUT=4`: idle OpenBLAS workers sleep almost at once instead of spinning on sched_yield for
     ///   ~2^28 cycles, which took a core from the engine's own parallel work between GEMMs (measured: UNet batch 2
     ///   8.97 s -> 7.42 s on 2 cores).
-    /// Set `PAINTSD_KEEP_BLAS_KERNEL=1` to leave OpenBLAS's own choices alone.
+    /// - `GOMP_SPINCOUNT=10000` (unless it or OMP_WAIT_POLICY is set): oneDNN's OpenMP workers spin about 10 000
+    ///   rounds after a primitive, not libgomp's 300 000, before they sleep. Between oneDNN primitives the engine's
+    ///   own threads and OpenBLAS's run (Winograd's transforms, most GEMMs); perf of a UNet pass put 3.6-9% of its
+    ///   samples in libgomp's spinning, 1.1% with this.
+    /// Set `PAINTSD_KEEP_BLAS_KERNEL=1` to leave OpenBLAS's and libgomp's own choices alone.
     public static func selectBestKernelOrReexecute() {
         let env = ProcessInfo.processInfo.environment
         guard env["PAINTSD_KEEP_BLAS_KERNEL"] == nil, env["PAINTSD_REEXECUTED"] == nil else { return }
@@ -22,6 +27,10 @@ public enum OpenBLASKernel {
         }
         if env["OPENBLAS_THREAD_TIMEOUT"] == nil, BLAS.threads > 1 {
             setenv("OPENBLAS_THREAD_TIMEOUT", "4", 1)
+            changed = true
+        }
+        if env["GOMP_SPINCOUNT"] == nil, env["OMP_WAIT_POLICY"] == nil {
+            setenv("GOMP_SPINCOUNT", "10000", 1)
             changed = true
         }
         guard changed else { return }

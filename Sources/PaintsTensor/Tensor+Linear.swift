@@ -8,7 +8,11 @@ extension Tensor {
               bias == nil || bias!.shape == [weight.shape[0]]
         else { throw .shapeMismatch(operation: "linear", shapes: [shape, weight.shape, bias?.shape ?? []]) }
         let outFeatures = weight.shape[0], rows = count / max(1, inFeatures)
-        if OneDNN.precision == .bf16, rows > 0, let out = linearInBFloat16(weight: weight, bias: bias, rows: rows) { return out }
+        let bf16 = OneDNN.precision == .bf16
+        if rows > 0, bf16 || Self.linearOnOneDNN(rows: rows, inputs: inFeatures, outputs: outFeatures),
+           let out = linearOnOneDNN(weight: weight, bias: bias, rows: rows, bf16: bf16) {
+            return out
+        }
         var out = Tensor(zeros: Array(shape.dropLast()) + [outFeatures])
         if let bias {
             out.data.withUnsafeMutableBufferPointer { y in
@@ -30,27 +34,37 @@ extension Tensor {
         return out
     }
 
-    /// The layer on oneDNN in bfloat16 (PAINTSD_PRECISION=bf16): the input rounded to bfloat16, the (widened) weights
-    /// reordered into the kernel's bfloat16 layout on each call, products summed in float32. nil when oneDNN could not
-    /// run it.
-    private func linearInBFloat16(weight: Weight, bias: Tensor?, rows: Int) -> Tensor? {
+    /// Whether a float32 layer of these shapes runs on oneDNN's matmul (brgemm on AVX-512) rather than OpenBLAS: few
+    /// rows (text encoders, the UNet's context projections) of 640 inputs or more, where it measured 1.1-2.2x faster
+    /// on the Zen 4 machine (77 rows). The UNet's token rows stay on OpenBLAS: oneDNN is 1.1-1.2x faster on some of them
+    /// alone, but calls that alternate between the two libraries leave oneDNN's OpenMP workers spinning against
+    /// OpenBLAS's threads (perf: 9% of a UNet pass in libgomp). Never on PAINTSD_KERNELS=openblas.
+    static func linearOnOneDNN(rows: Int, inputs: Int, outputs: Int) -> Bool {
+        if let forced = linearOnOneDNNOverride { return forced }
+        return OneDNN.backend != .openblas && rows <= 128 && inputs >= 640
+    }
+
+    /// Every float32 layer on oneDNN (true) or on OpenBLAS (false) for this task (tests and benchmarks).
+    @TaskLocal public static var linearOnOneDNNOverride: Bool?
+
+    /// The layer on oneDNN: float32 with the weights read in place, or bfloat16 (PAINTSD_PRECISION=bf16: the input
+    /// rounded to bfloat16, the (widened) weights reordered into the kernel's bfloat16 layout on each call), products
+    /// summed in float32. nil when oneDNN could not run it.
+    private func linearOnOneDNN(weight: Weight, bias: Tensor?, rows: Int, bf16: Bool) -> Tensor? {
         let (inFeatures, outFeatures) = (weight.shape[1], weight.shape[0])
-        guard let primitive = OneDNN.linearBF16(OneDNN.LinearShape(rows: rows, inputs: inFeatures, outputs: outFeatures, bias: bias != nil))
+        guard let primitive = OneDNN.linear(OneDNN.LinearShape(rows: rows, inputs: inFeatures, outputs: outFeatures, bias: bias != nil, bf16: bf16))
         else { return nil }
         var out = Tensor(zeros: Array(shape.dropLast()) + [outFeatures])
         let done = KernelProfile.measure(.linear, flops: 2 * Double(rows) * Double(weight.count)) {
             data.withUnsafeBufferPointer { x in out.data.withUnsafeMutableBufferPointer { y in
-                ScratchBuffers.shared.with(count: (count + 1) / 2) { halves in
-                    let source = UnsafeMutableRawPointer(halves).assumingMemoryBound(to: UInt16.self)
-                    VectorMath.narrow(x.baseAddress!, toBFloat16: source, count: count)
-                    return weight.withFloats { plain in ScratchBuffers.shared.with(count: max(1, primitive.weightFloats)) { target in
+                ScratchBuffers.shared.with(count: bf16 ? (count + 1) / 2 : 1) { halves in
+                    let narrowed = UnsafeMutableRawPointer(halves).assumingMemoryBound(to: UInt16.self)
+                    if bf16 { VectorMath.narrow(x.baseAddress!, toBFloat16: narrowed, count: count) }
+                    let source = bf16 ? UnsafeRawPointer(narrowed) : UnsafeRawPointer(x.baseAddress!)
+                    return weight.withFloats { plain in ScratchBuffers.shared.with(count: primitive.weightsReorder == nil ? 1 : primitive.weightFloats) { target in
                         guard let kernelWeights = OneDNN.kernelWeights(of: primitive, plain: plain, target: target) else { return false }
-                        let destination = y.baseAddress!
-                        guard let bias else {
-                            return OneDNN.multiply(primitive, source: UnsafeRawPointer(source), weights: kernelWeights, bias: nil, destination: destination)
-                        }
-                        return bias.data.withUnsafeBufferPointer {
-                            OneDNN.multiply(primitive, source: UnsafeRawPointer(source), weights: kernelWeights, bias: $0.baseAddress!, destination: destination)
+                        return withBiasPointer(bias) {
+                            OneDNN.multiply(primitive, source: source, weights: kernelWeights, bias: $0, destination: y.baseAddress!)
                         }
                     } }
                 }

@@ -68,12 +68,13 @@ import Testing
     /// Winograd F(4x4, 3x3), both forms (oneDNN's kernel on AVX-512, and the transforms around sgemm), forced at any size,
     /// against OpenBLAS's direct convolution: whole images (one and two, with and without padding and bias, sides
     /// that are no multiple of the 4-row tile, channel counts that are no multiple of 16) and in bands of 1 and 4 to 8
-    /// rows (oneDNN's form: first, middle and last bands pad differently; the sgemm form: groups of 1 to 6 tiles, and
-    /// output channels in blocks of 16). Where oneDNN has no Winograd kernel its
+    /// rows (oneDNN's form: first, middle and last bands pad differently; the sgemm form: bands of one or two tile rows,
+    /// two whole images in one group and the third alone, output channels in blocks of 16). Where oneDNN has no Winograd kernel its
     /// form runs the direct convolution and must give the same.
     @Test(arguments: [Tensor.WinogradForm.onednn, .sgemm],
           [([1, 16, 20, 18], 32, 1, true, 0.0), ([2, 32, 9, 13], 16, 0, false, 0.0), ([1, 16, 23, 17], 48, 1, true, 1.0),
-           ([2, 32, 30, 12], 32, 1, false, 2e6), ([1, 16, 29, 20], 16, 1, true, 1e6), ([2, 5, 11, 6], 7, 1, true, 0.0)])
+           ([2, 32, 30, 12], 32, 1, false, 2e6), ([1, 16, 29, 20], 16, 1, true, 1e6), ([2, 5, 11, 6], 7, 1, true, 0.0),
+           ([3, 16, 6, 7], 16, 1, true, 6e5)])
     func winogradConvolutionsEqualTheDirectOnes(_ form: Tensor.WinogradForm, _ sizes: ([Int], Int, Int, Bool, Double)) throws {
         let (shape, outChannels, padding, withBias, bandFLOPs) = sizes
         let x = random(shape, seed: UInt64(shape[2])), w = random([outChannels, shape[1], 3, 3], seed: 5)
@@ -145,6 +146,18 @@ import Testing
             // Can fail: the rounding is real (bfloat16 keeps 8 bits of mantissa).
             #expect(fromExact > 1e-4 && fromExact < 1e-2, "bf16 against float32: \(fromExact)")
         }
+    }
+
+    /// Float32 fully connected layers on oneDNN's matmul (at any size through the override) equal OpenBLAS's:
+    /// token rows as the UNet's, a single row, no bias.
+    @Test(arguments: [(77, 96, 40, true), (1, 64, 33, true), (300, 48, 130, false)])
+    func float32LinearLayersOnOneDNNEqualOpenBLAS(_ rows: Int, _ inputs: Int, _ outputs: Int, _ withBias: Bool) throws {
+        let x = random([rows, inputs], seed: 21), weight = random([outputs, inputs], seed: 22)
+        let bias = withBias ? random([outputs], seed: 23) : nil
+        let reference = try on(.openblas) { try x.linear(weight: weight, bias: bias) }
+        let out = try Tensor.$linearOnOneDNNOverride.withValue(true) { try x.linear(weight: weight, bias: bias) }
+        #expect(out.shape == reference.shape)
+        #expect(relativeError(out, reference) <= 1e-6)
     }
 
     /// bfloat16 fully connected layers compute the float32 product of the bfloat16-rounded input and weights (plus the

@@ -52,16 +52,17 @@ int pk_attention(const float *q, size_t q_stride, const float *packed, size_t ke
 
 /// Winograd F(4x4, 3x3) convolution's transforms (winograd.c), channels last, for the 36 matrix products between them:
 /// - pk_winograd_weights: U[xi][o - o0][ch] = (G g G^T)[xi] of filters o0..<o1 of g [o][c][3][3]; plane xi at u + xi * u_stride.
-/// - pk_winograd_input: V[xi][t - t0][ch] = (B^T d B)[xi] for tiles t0..<t1 of one image x [h][w][c] (tile t: output
-///   rows 4(t / tiles_w)..., columns 4(t % tiles_w)..., its 6x6 input window shifted by -padding; outside reads `zeros`,
-///   c floats); plane xi at v + xi * v_stride.
-/// - pk_winograd_output: y[row][column][ch] = (A^T M A) + bias[ch] for tiles t0..<t1 of one image from M[xi][t - t0][ch]
-///   (`channels` wide, plane xi at m + xi * m_stride) into y [oh][ow] rows of `y_stride` floats, the tile's cells
-///   inside oh x ow only.
+/// - pk_winograd_input: V[xi][t - t0][ch] = (B^T d B)[xi] for tiles t0..<t1 of one image [h][w][c] whose rows from
+///   `row0` on are at x (tile t: output rows 4(t / tiles_w)..., columns 4(t % tiles_w)..., its 6x6 input window
+///   shifted by -padding, all inside the rows held or the image's padding; outside the image reads `zeros`, c floats);
+///   plane xi at v + xi * v_stride.
+/// - pk_winograd_output: y[row - row0][column][ch] = (A^T M A) + bias[ch] for tiles t0..<t1 of one image from
+///   M[xi][t - t0][ch] (`channels` wide, plane xi at m + xi * m_stride) into output rows from `row0` on of an
+///   oh x ow image, `y_stride` floats per pixel, the tile's cells inside oh x ow only.
 void pk_winograd_weights(const float *g, size_t c, size_t o0, size_t o1, float *u, size_t u_stride);
-void pk_winograd_input(const float *x, size_t h, size_t w, size_t c, size_t padding, size_t tiles_w, size_t t0, size_t t1,
-                       const float *zeros, float *v, size_t v_stride);
+void pk_winograd_input(const float *x, size_t row0, size_t h, size_t w, size_t c, size_t padding, size_t tiles_w, size_t t0,
+                       size_t t1, const float *zeros, float *v, size_t v_stride);
 void pk_winograd_output(const float *m, size_t m_stride, size_t channels, size_t t0, size_t t1, size_t tiles_w,
-                        const float *bias, float *y, size_t oh, size_t ow, size_t y_stride);
+                        const float *bias, float *y, size_t row0, size_t oh, size_t ow, size_t y_stride);
 
 #endif
