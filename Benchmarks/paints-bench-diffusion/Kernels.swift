@@ -124,11 +124,11 @@ import PaintsTensor
 /// VAE decoder with the .fp16 weights against the float32 files, both in float32).
 /// With `winograd`, the same parts in float32 with the kernels before Winograd ("direct": 3x3 convolutions direct as
 /// PAINTSD_WINOGRAD=0 runs them, every linear layer on OpenBLAS) and the default ones ("winograd": Winograd F(4x4, 3x3),
-/// oneDNN's kernel from 128x128 on AVX-512 and the sgemm form from 32x32; linear layers of up to 128 rows and 640
-/// inputs or more on oneDNN), and the error of the second against the first.
+/// the sgemm form from 32x32, or oneDNN's kernel from 128x128 with PAINTSD_WINOGRAD=onednn; linear layers of up to 128
+/// rows and 640 inputs or more on oneDNN), and the error of the second against the first.
 @MainActor func runPrecisionBenchmark(folder: String, latentSide n: Int, rounds: Int, winograd: Bool = false) throws {
     print("cpu: \(cpuSummary()); bfloat16 dot products: \(OneDNN.hasBF16 ? "yes" : "no (bf16 falls back to f32: nothing to compare)")"
-          + "; oneDNN Winograd kernel: \(OneDNN.winogradKernel ?? "none")")
+          + "; oneDNN Winograd kernel: \(OneDNN.winogradKernel ?? "none")\(OneDNN.winogradOnOneDNN ? " (in use: PAINTSD_WINOGRAD=onednn)" : " (unused)")")
     // The two variants compared: (name, how a part runs in it).
     let variants: [(String, (() throws -> Tensor) throws -> Tensor)] = winograd
         ? [("direct", { body in

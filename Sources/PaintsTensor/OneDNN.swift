@@ -51,17 +51,22 @@ public enum OneDNN {
     /// Another threshold for this task's convolutions (benchmarks try others).
     @TaskLocal public static var mixedMinimumPixelsOverride: Int?
 
-    /// Output pixels (all images) from which a float32 3x3 convolution of stride 1 runs by Winograd F(4x4, 3x3) where
-    /// oneDNN has that kernel (AVX-512): a third of the multiplications, output within about 2e-6 (relative) of the
-    /// direct convolution's. Its weight transform (paid on every call: kept, it would take 4x the weights' memory) costs
-    /// about what the convolution saves at 64x64, and a fraction of it from 128x128 up (the VAE's larger levels).
+    /// Output pixels (all images) from which a float32 3x3 convolution of stride 1 runs on oneDNN's Winograd F(4x4, 3x3)
+    /// kernel with PAINTSD_WINOGRAD=onednn: its weight transform (paid on every call: kept, it would take 4x the
+    /// weights' memory) costs about what the convolution saves at 64x64, and a fraction of it from 128x128 up.
     public static let winogradMinimumPixels = 16384
-    /// Whether Winograd convolutions are used: yes unless `PAINTSD_WINOGRAD=0` or a benchmark turned them off.
+    /// Whether Winograd convolutions are used: yes unless `PAINTSD_WINOGRAD=0` or a benchmark turned them off
+    /// (`PAINTSD_WINOGRAD=onednn` takes oneDNN's kernel where it has one).
     public static var winograd: Bool {
         get { winogradOverride ?? winogradChoice.load(ordering: .relaxed) }
         set { winogradChoice.store(newValue, ordering: .relaxed) }
     }
     private static let winogradChoice = Atomic<Bool>(ProcessInfo.processInfo.environment["PAINTSD_WINOGRAD"] != "0")
+    /// Whether large convolutions take oneDNN's Winograd kernel where it has one (PAINTSD_WINOGRAD=onednn). Not the
+    /// default: on the Zen 4 machine it ran the VAE decode no faster than the sgemm form (9.3-9.6 s against 9.5-9.7 s)
+    /// and its weight layout, scratchpad and blocked copies put a 512x512 txt2img at 2.82-2.88 GiB (2.79 with the sgemm
+    /// form); its weight transform, paid on every call, rules it out for the UNet.
+    public static let winogradOnOneDNN = ProcessInfo.processInfo.environment["PAINTSD_WINOGRAD"] == "onednn" && winogradKernel != nil
     /// Winograd on or off for this task only (tests and benchmarks compare both).
     @TaskLocal public static var winogradOverride: Bool?
     /// The Winograd kernel oneDNN has on this CPU (`jit_wino_4x3:avx512_core` on AVX-512), nil where it has none.

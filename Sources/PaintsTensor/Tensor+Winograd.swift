@@ -1,7 +1,7 @@
 // PaintsTensor/Tensor+Winograd: 3x3 convolutions of stride 1 by Winograd F(4x4, 3x3), a quarter of the direct
-// convolution's multiplications (Lavin and Gray, 2015): oneDNN's kernel where it has one (AVX-512) for large images,
-// else the transforms of CTensorKernels/winograd.c around 36 matrix products (one oneDNN batched matmul, or sgemm), on
-// any CPU. Outputs stay within about 1e-5 (relative) of the direct convolution's; they are float32 under
+// convolution's multiplications (Lavin and Gray, 2015): the transforms of CTensorKernels/winograd.c around 36 matrix
+// products (one oneDNN batched matmul, or sgemm), on any CPU; or, with PAINTSD_WINOGRAD=onednn, oneDNN's own kernel
+// (AVX-512 only) for large images, which ran the VAE no faster and took more memory. Outputs stay within about 1e-5 (relative) of the direct convolution's; they are float32 under
 // PAINTSD_PRECISION=bf16 too.
 import CTensorKernels
 
@@ -30,7 +30,7 @@ extension Tensor {
     static func winogradForm(pixels: Int, c: Int, o: Int) -> WinogradForm? {
         if let forced = winogradFormOverride { return forced }
         guard OneDNN.winograd, OneDNN.backend == .mixed || OneDNN.backend == .onednn else { return nil }
-        if OneDNN.winogradKernel != nil, pixels >= OneDNN.winogradMinimumPixels, c % 16 == 0, o % 16 == 0 { return .onednn }
+        if OneDNN.winogradOnOneDNN, pixels >= OneDNN.winogradMinimumPixels, c % 16 == 0, o % 16 == 0 { return .onednn }
         return OneDNN.backend == .mixed && pixels >= sgemmWinogradMinimumPixels ? .sgemm : nil
     }
 

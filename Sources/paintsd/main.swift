@@ -127,7 +127,7 @@ struct Serve: ParsableCommand {
         configuration.compute = ["blas_kernel": .string(BLAS.coreName), "blas_threads": JSONValue(BLAS.threads),
                                  "convolutions": .string(OneDNN.backend.rawValue), "attention_lanes": JSONValue(attentionLanes),
                                  "precision": .string(OneDNN.precision.rawValue), "bf16_available": .bool(OneDNN.hasBF16),
-                                 "winograd": .string(OneDNN.winograd ? OneDNN.winogradKernel ?? "none" : "off")]
+                                 "winograd": .string(!OneDNN.winograd ? "off" : (OneDNN.winogradOnOneDNN ? "\(OneDNN.winogradKernel ?? "") + sgemm" : "sgemm"))]
 
         var engines = BuiltinEngines.registry()
         let env = ProcessInfo.processInfo.environment

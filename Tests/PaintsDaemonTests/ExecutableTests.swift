@@ -246,6 +246,9 @@ func closedLoopbackPort() -> Int {
         // The precision in use (f32 unless PAINTSD_PRECISION=bf16 on a CPU with bfloat16 dot products), and whether
         // bfloat16 could be had.
         #expect(compute?["precision"] == .string(OneDNN.precision.rawValue) && compute?["bf16_available"] == .bool(OneDNN.hasBF16))
+        // The Winograd forms in use: oneDNN's kernel (AVX-512) and the sgemm form, or the sgemm form alone.
+        let winograd = OneDNN.winograd ? (OneDNN.winogradOnOneDNN ? "\(OneDNN.winogradKernel ?? "") + sgemm" : "sgemm") : "off"
+        #expect(compute?["winograd"] == .string(winograd), "\(String(describing: compute))")
         client.close()
         daemon.process.terminate()  // SIGTERM
         #expect(daemon.waitForExit() == 0)
