@@ -138,33 +138,44 @@ extension Tensor {
                             Self.transposePlanes(output, into: y, batch: n, rows: oh * ow, columns: o)
                             return true
                         }
-                        for image in 0..<n {
-                            var y0 = 0
-                            while y0 < oh {
-                                if ComputeCancellation.isRequested {
-                                    cancelled = true
-                                    return false
-                                }
-                                let rows = min(rowsPerBand, oh - y0), (shape, firstRow) = band(y0, rows)
-                                guard let primitive = OneDNN.convolution(shape) else { return false }
-                                // The band's input rows of every channel, channels last; its output back into the planes.
-                                Self.transpose(x + image * c * h * w + firstRow * w, stride: h * w, into: input, stride: c,
-                                               rows: c, columns: shape.h * w)
-                                guard OneDNN.convolve(primitive, source: source(c * shape.h * w), weights: kernelWeights, bias: b,
-                                                      destination: output)
-                                else { return false }
-                                Self.transpose(output, stride: o, into: y + image * o * oh * ow + y0 * ow, stride: oh * ow,
-                                               rows: rows * ow, columns: o)
-                                y0 += rows
-                            }
+                        return Self.forEachBand(images: n, rows: oh, perBand: rowsPerBand, cancelled: &cancelled) { image, y0, rows in
+                            let (shape, firstRow) = band(y0, rows)
+                            guard let primitive = OneDNN.convolution(shape) else { return false }
+                            // The band's input rows of every channel, channels last; its output back into the planes.
+                            Self.transpose(x + image * c * h * w + firstRow * w, stride: h * w, into: input, stride: c,
+                                           rows: c, columns: shape.h * w)
+                            guard OneDNN.convolve(primitive, source: source(c * shape.h * w), weights: kernelWeights, bias: b,
+                                                  destination: output)
+                            else { return false }
+                            Self.transpose(output, stride: o, into: y + image * o * oh * ow + y0 * ow, stride: oh * ow,
+                                           rows: rows * ow, columns: o)
+                            return true
                         }
-                        return true
                     }
                 } }
             } } }
         } }
         if cancelled { throw .cancelled }
         return done ? out : nil
+    }
+
+    /// Calls `body(image, firstRow, rows)` for each band of `perBand` output rows (fewer for the last) of each image,
+    /// polling cancellation before each; false as soon as a body returns false or cancellation was asked for (then
+    /// `cancelled` is set).
+    static func forEachBand(images: Int, rows: Int, perBand: Int, cancelled: inout Bool, _ body: (Int, Int, Int) -> Bool) -> Bool {
+        for image in 0..<images {
+            var y0 = 0
+            while y0 < rows {
+                if ComputeCancellation.isRequested {
+                    cancelled = true
+                    return false
+                }
+                let count = min(perBand, rows - y0)
+                guard body(image, y0, count) else { return false }
+                y0 += count
+            }
+        }
+        return true
     }
 
     func withBiasPointer<R>(_ bias: Tensor?, _ body: (UnsafePointer<Float>?) -> R) -> R {

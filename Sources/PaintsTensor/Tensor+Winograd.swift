@@ -205,21 +205,11 @@ extension Tensor {
                                 && OneDNN.reorder(toPlain, from: UnsafeRawPointer(destination), to: UnsafeMutableRawPointer(output))
                         }
                         if whole { return run(first, input: x, output: y) }
-                        for image in 0..<n {
-                            var y0 = 0
-                            while y0 < oh {
-                                if ComputeCancellation.isRequested {
-                                    cancelled = true
-                                    return false
-                                }
-                                let rows = min(rowsPerBand, oh - y0), (shape, firstRow) = band(y0, rows)
-                                guard let primitive = OneDNN.winogradConvolution(shape),
-                                      run(primitive, input: x + image * c * h * w + firstRow * w, output: y + image * o * oh * ow + y0 * ow)
-                                else { return false }
-                                y0 += rows
-                            }
+                        return Self.forEachBand(images: n, rows: oh, perBand: rowsPerBand, cancelled: &cancelled) { image, y0, rows in
+                            let (shape, firstRow) = band(y0, rows)
+                            guard let primitive = OneDNN.winogradConvolution(shape) else { return false }
+                            return run(primitive, input: x + image * c * h * w + firstRow * w, output: y + image * o * oh * ow + y0 * ow)
                         }
-                        return true
                     }
                 } }
             } }
