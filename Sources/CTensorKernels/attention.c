@@ -1,21 +1,24 @@
 // CTensorKernels/attention: fused scaled dot-product attention for one head (see include/tensor_kernels.h). The scores
-// exist one block of 48 queries by 256 keys at a time, the softmax runs online between the two products, and both
-// products run on register tiles: AVX-512 (6 rows by 64 keys or values), AVX2 + FMA (6 by 16) or plain C, picked at
-// run time from what the CPU reports.
+// exist one block of ROWS queries by KEY_BLOCK keys at a time, transposed (queries along the vector lanes) so the
+// online softmax between the two products runs down columns with no reduction across lanes, and both products run on
+// register tiles: AVX-512 (8 keys or value columns by 48 queries), AVX2 + FMA (4 by 16) or plain C (4 by 4), picked
+// at run time from what the CPU reports. Head widths need no padding to the vector width (d = 40 wasted a sixth of the
+// value product when the values ran along the lanes).
 #include "tensor_kernels.h"
 #include "exp_inline.h"
 #include <stdlib.h>
 
-// Query rows per block, keys per score block, key padding, register-tile rows, and the panel width of the packed
-// keys and values (64 keys, or 64 value columns, contiguous: a tile streams through memory instead of striding by
-// the key count, which made every row of a tile fall in the same L1 sets).
-enum { BLOCK_ROWS = 48, KEY_BLOCK = 256, KEY_ALIGN = 64, MR = 6, PANEL = 64 };
+// Keys per score block: 256 (48 KiB of scores at AVX-512), 64 for heads wider than 256 (the VAE's 512), whose
+// transposed queries and outputs already fill the cache.
+enum { KEY_BLOCK = 256 };
 
 static inline size_t round_up(size_t n, size_t to) { return (n + to - 1) / to * to; }
-static inline size_t padded_keys(size_t keys) { return round_up(keys, KEY_ALIGN); }
 
-// Per-thread working memory (queries, one score block, the output rows, running max and sum), kept between calls;
-// it grows to the largest head width seen, a few hundred KiB at most.
+// The register tile's height for a width: keys and value columns are padded to it.
+static size_t tile_height(int lanes) { return lanes == 16 ? 8 : 4; }
+
+// Per-thread working memory (Q^T, O^T, one score block, running maxima and sums), kept between calls; it grows to the
+// largest head width seen, a few hundred KiB at most.
 static _Thread_local float *scratch_buffer;
 static _Thread_local size_t scratch_capacity;
 
@@ -30,7 +33,8 @@ static float *scratch_floats(size_t count) {
 
 #define TARGET
 #define VW 1
-#define NV 4
+#define NR 4
+#define MT 4
 #define VT float
 #define VZERO() 0.0f
 #define VLOAD(p) (*(p))
@@ -38,15 +42,52 @@ static float *scratch_floats(size_t count) {
 #define VSET1(x) (x)
 #define VMUL(a, b) ((a) * (b))
 #define VFMA(a, b, c) ((a) * (b) + (c))
+#define VADD(a, b) ((a) + (b))
+#define VSUB(a, b) ((a) - (b))
+#define VMAX(a, b) ((a) > (b) ? (a) : (b))
+#define VEXP(x) exp_inline(x)
 #define NAME(x) x##_scalar
 #include "attention_body.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
 
+// e^x for the softmax's x <= 0, lane by lane as exp_inline (the same polynomial; 0 below -87.3 and for -inf).
+static inline __attribute__((always_inline, target("avx2,fma"))) __m256 exp_avx2(__m256 x) {
+    const __m256 visible = _mm256_cmp_ps(x, _mm256_set1_ps(-87.3f), _CMP_GE_OQ);
+    x = _mm256_max_ps(x, _mm256_set1_ps(-87.3f));
+    const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fmadd_ps(n, _mm256_set1_ps(2.12194440e-4f), r);
+    __m256 p = _mm256_fmadd_ps(_mm256_set1_ps(1.9875691500e-4f), r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    p = _mm256_add_ps(_mm256_fmadd_ps(_mm256_mul_ps(p, r), r, r), _mm256_set1_ps(1.0f));
+    const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_and_ps(_mm256_mul_ps(p, _mm256_castsi256_ps(e)), visible);
+}
+
+static inline __attribute__((always_inline, target("avx512f"))) __m512 exp_avx512(__m512 x) {
+    const __mmask16 visible = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.3f), _CMP_GE_OQ);
+    x = _mm512_max_ps(x, _mm512_set1_ps(-87.3f));
+    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fmadd_ps(n, _mm512_set1_ps(2.12194440e-4f), r);
+    __m512 p = _mm512_fmadd_ps(_mm512_set1_ps(1.9875691500e-4f), r, _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    p = _mm512_add_ps(_mm512_fmadd_ps(_mm512_mul_ps(p, r), r, r), _mm512_set1_ps(1.0f));
+    return _mm512_maskz_scalef_ps(visible, p, n);  // p * 2^n
+}
+
 #define TARGET __attribute__((target("avx2,fma")))
 #define VW 8
-#define NV 2
+#define NR 2
+#define MT 4
 #define VT __m256
 #define VZERO() _mm256_setzero_ps()
 #define VLOAD(p) _mm256_loadu_ps(p)
@@ -54,12 +95,17 @@ static float *scratch_floats(size_t count) {
 #define VSET1(x) _mm256_set1_ps(x)
 #define VMUL(a, b) _mm256_mul_ps(a, b)
 #define VFMA(a, b, c) _mm256_fmadd_ps(a, b, c)
+#define VADD(a, b) _mm256_add_ps(a, b)
+#define VSUB(a, b) _mm256_sub_ps(a, b)
+#define VMAX(a, b) _mm256_max_ps(a, b)
+#define VEXP(x) exp_avx2(x)
 #define NAME(x) x##_avx2
 #include "attention_body.h"
 
 #define TARGET __attribute__((target("avx512f")))
 #define VW 16
-#define NV 4
+#define NR 3
+#define MT 8
 #define VT __m512
 #define VZERO() _mm512_setzero_ps()
 #define VLOAD(p) _mm512_loadu_ps(p)
@@ -67,6 +113,10 @@ static float *scratch_floats(size_t count) {
 #define VSET1(x) _mm512_set1_ps(x)
 #define VMUL(a, b) _mm512_mul_ps(a, b)
 #define VFMA(a, b, c) _mm512_fmadd_ps(a, b, c)
+#define VADD(a, b) _mm512_add_ps(a, b)
+#define VSUB(a, b) _mm512_sub_ps(a, b)
+#define VMAX(a, b) _mm512_max_ps(a, b)
+#define VEXP(x) exp_avx512(x)
 #define NAME(x) x##_avx512
 #include "attention_body.h"
 #endif
@@ -80,32 +130,47 @@ int pk_attention_lanes(void) {
 }
 
 size_t pk_attention_packed_floats(size_t keys, size_t d, int lanes) {
-    return padded_keys(keys) * (d + round_up(d, (size_t)lanes));
+    const size_t mt = tile_height(lanes);
+    return 2 * round_up(keys, mt) * round_up(d, mt);
 }
 
 void pk_attention_pack(const float *k, const float *v, size_t stride, size_t keys, size_t d, int lanes, float *packed) {
-    const size_t lkp = padded_keys(keys), dp = round_up(d, (size_t)lanes);
-    float *kt = packed, *vp = packed + d * lkp;
-    for (size_t j = 0; j < lkp; j++)  // keys transposed, in panels of PANEL keys: [lkp / PANEL][d][PANEL]
-        for (size_t i = 0; i < d; i++) kt[j / PANEL * d * PANEL + i * PANEL + j % PANEL] = j < keys ? k[j * stride + i] : 0;
-    for (size_t panel = 0; panel < dp; panel += PANEL) {  // values in panels of PANEL columns: [lkp][width] each
-        const size_t width = dp - panel < PANEL ? dp - panel : PANEL;
-        for (size_t j = 0; j < lkp; j++)
-            for (size_t i = 0; i < width; i++)
-                vp[panel * lkp + j * width + i] = j < keys && panel + i < d ? v[j * stride + panel + i] : 0;
-    }
+    const size_t mt = tile_height(lanes), lkp = round_up(keys, mt), dp = round_up(d, mt);
+    // In panels of mt, zero padded, so a register tile's broadcasts walk through memory: keys as [lkp / mt][dp][mt]
+    // (mt keys side by side), values as [dp / mt][lkp][mt] (mt columns side by side).
+    float *kp = packed, *vp = packed + lkp * dp;
+    for (size_t j = 0; j < lkp; j++)
+        for (size_t i = 0; i < dp; i++) {
+            const int inside = j < keys && i < d;
+            kp[j / mt * dp * mt + i * mt + j % mt] = inside ? k[j * stride + i] : 0;
+            vp[i / mt * lkp * mt + j * mt + i % mt] = inside ? v[j * stride + i] : 0;
+        }
 }
 
 int pk_attention(const float *q, size_t q_stride, const float *packed, size_t keys, size_t d, float scale,
                  long causal_start, float *out, size_t out_stride, size_t rows, int lanes) {
     if (lanes != 1 && (lanes > pk_attention_lanes() || (lanes != 8 && lanes != 16))) return 0;
-    if (!scratch_floats(BLOCK_ROWS * (d + KEY_BLOCK + round_up(d, (size_t)lanes) + 3))) return 0;
     switch (lanes) {
 #if defined(__x86_64__)
-    case 16: attention_avx512(q, q_stride, packed, keys, d, scale, causal_start, out, out_stride, rows); break;
-    case 8: attention_avx2(q, q_stride, packed, keys, d, scale, causal_start, out, out_stride, rows); break;
+    case 16: {
+        float *scratch = scratch_floats(attention_scratch_avx512(d));
+        if (!scratch) return 0;
+        attention_avx512(q, q_stride, packed, keys, d, scale, causal_start, out, out_stride, rows, scratch);
+        break;
+    }
+    case 8: {
+        float *scratch = scratch_floats(attention_scratch_avx2(d));
+        if (!scratch) return 0;
+        attention_avx2(q, q_stride, packed, keys, d, scale, causal_start, out, out_stride, rows, scratch);
+        break;
+    }
 #endif
-    default: attention_scalar(q, q_stride, packed, keys, d, scale, causal_start, out, out_stride, rows); break;
+    default: {
+        float *scratch = scratch_floats(attention_scratch_scalar(d));
+        if (!scratch) return 0;
+        attention_scalar(q, q_stride, packed, keys, d, scale, causal_start, out, out_stride, rows, scratch);
+        break;
+    }
     }
     return 1;
 }

@@ -1,6 +1,7 @@
 // PaintsTensor/Tensor+Attention: multi-head scaled dot-product attention. By default fused (CTensorKernels'
-// pk_attention: scores one 48x256 block at a time, online softmax, heads and query blocks spread over the cores); the
-// earlier GEMM paths (one sgemm per head and query chunk, or oneDNN batched over heads) stay for comparison.
+// pk_attention: scores one block of 48 queries by 256 keys at a time, transposed, online softmax, heads and query
+// blocks spread over the cores); the earlier GEMM paths (one sgemm per head and query chunk, or oneDNN batched over
+// heads) stay for comparison.
 import CTensorKernels
 import Foundation
 
@@ -22,7 +23,7 @@ extension Tensor {
     /// Overrides the attention kernel for the current task (tests compare the kernels and widths on one machine).
     @TaskLocal public static var attentionKernel = widestAttention
 
-    /// Query rows per parallel work item of the fused kernel (a multiple of its 48-row block).
+    /// Query rows per parallel work item of the fused kernel (a multiple of its blocks: 48, 16 or 4 rows by width).
     static let fusedRowsPerItem = 192
 
     /// softmax(Q K^T / sqrt(d)) V per head. q [B, Lq, H*d], k and v [B, Lk, H*d]; returns [B, Lq, H*d].
@@ -93,7 +94,7 @@ extension Tensor {
         return out
     }
 
-    /// The fused kernel: each head's keys and values packed once (K transposed, both padded to the kernel's widths), then
+    /// The fused kernel: each head's keys and values packed once (in panels of the kernel's register tile), then
     /// blocks of `fusedRowsPerItem` queries of every head spread over the cores; the scores never exist beyond one
     /// 48x256 block per core. Cancellation is polled between work items. nil when the kernel cannot run (an unsupported
     /// width, or no working memory).

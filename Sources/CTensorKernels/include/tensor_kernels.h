@@ -39,9 +39,10 @@ int pk_cpu_has_bf16_dot(void);
 float pk_exp(float x);
 
 /// Fused attention for one head (attention.c): out[i] = softmax(scale * q[i] K^T) V for the `rows` query rows, with
-/// keys and values first packed by pk_attention_pack (K transposed and both padded to the kernel's widths). The
-/// scores never exist beyond one block of 48 queries by 256 keys. With causal_start >= 0, query row i sees keys
-/// 0...causal_start+i only. Returns 0 when its working memory could not be allocated (out untouched).
+/// keys and values first packed by pk_attention_pack (both in panels of the register tile's height, zero padded). The
+/// scores never exist beyond one block of 48 queries (AVX-512; 16 with AVX2, 4 in plain C) by 256 keys (64 for heads
+/// wider than 256). With causal_start >= 0, query row i sees keys 0...causal_start+i only. Returns 0 when its working
+/// memory could not be allocated (out untouched).
 /// `lanes` picks the kernel and the packed layout: 16 (AVX-512), 8 (AVX2 + FMA) or 1 (plain C); pk_attention_lanes is
 /// the widest this CPU runs, and pk_attention returns 0 for one it cannot.
 int pk_attention_lanes(void);
