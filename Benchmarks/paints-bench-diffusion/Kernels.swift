@@ -235,3 +235,25 @@ import PaintsTensor
         }
     }
 }
+
+/// Issue 15's text encoder alone: CLIP on 77 tokens (the f32 files), `rounds` timed runs after a warm-up (min and
+/// median), then one run's time by kind of operation with the share of the FMA peak. Short enough to run under perf.
+@MainActor func runTextEncoderBenchmark(folder: String, rounds: Int) throws {
+    let peak = FMAPeak.widths.compactMap { FMAPeak.measure(width: $0) }.max() ?? 0
+    let clip = try CLIPTextModel(folder: folder + "/text_encoder", variant: "")
+    let ids = [(0..<77).map { ($0 * 7919) % 49408 }]
+    _ = try clip.encode(ids)
+    var times: [Double] = []
+    for _ in 0..<rounds { times.append(try seconds { _ = try clip.encode(ids) }) }
+    times.sort()
+    print(String(format: "clip_encode 77 tokens, %d runs: min %.4f s, median %.4f s (cpu: %@)", rounds, times[0],
+                 times[times.count / 2], cpuSummary()))
+    KernelProfile.reset()
+    KernelProfile.isEnabled = true
+    let wall = try seconds { _ = try clip.encode(ids) }
+    KernelProfile.isEnabled = false
+    let flops = KernelProfile.totals.flops.values.reduce(0, +)
+    print(String(format: "one run: %.4f s, %.1f GFLOP counted, %.1f GFLOP/s = %.0f%% of the %.1f GFLOP/s FMA peak", wall,
+                 flops / 1e9, flops / wall / 1e9, 100 * flops / wall / 1e9 / max(peak, 1), peak))
+    print(KernelProfile.table(KernelProfile.totals, wall: wall))
+}

@@ -55,7 +55,7 @@ func cpuSummary() -> String {
 }
 
 OpenBLASKernel.selectBestKernelOrReexecute()
-var arguments = CommandLine.arguments.filter { $0 != "--paints-undo" && $0 != "--quick" && $0 != "--lora-bind" && $0 != "--kernels" && $0 != "--attention" && $0 != "--precision" && $0 != "--winograd" && $0 != "--thresholds" && $0 != "--txt2img-memory" }
+var arguments = CommandLine.arguments.filter { $0 != "--paints-undo" && $0 != "--quick" && $0 != "--lora-bind" && $0 != "--kernels" && $0 != "--attention" && $0 != "--precision" && $0 != "--winograd" && $0 != "--thresholds" && $0 != "--txt2img-memory" && $0 != "--text-encoder" }
 let paintsUndo = CommandLine.arguments.contains("--paints-undo")
 let quick = CommandLine.arguments.contains("--quick") || !["", "0"].contains(ProcessInfo.processInfo.environment["PAINTSD_BENCH_QUICK"] ?? "")
 let controlNetFolder = arguments.firstIndex(of: "--controlnet").map { arguments[$0 + 1] }
@@ -120,6 +120,11 @@ if CommandLine.arguments.contains("--attention") {  // attention alone (no model
     var noise = SeededNormalNoise(seed: 5), figures: [String: Any] = [:]
     let peak = FMAPeak.widths.compactMap { FMAPeak.measure(width: $0) }.max() ?? 0
     compareAttentionKernels(latentSide: quick ? 16 : 64, rounds: 3, peak: peak, noise: &noise, figures: &figures)
+    exit(0)
+}
+
+if CommandLine.arguments.contains("--text-encoder") {  // the text encoder alone, with its time by kind of operation
+    try runTextEncoderBenchmark(folder: folder, rounds: quick ? 3 : 30)
     exit(0)
 }
 

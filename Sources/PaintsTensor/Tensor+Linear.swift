@@ -34,15 +34,23 @@ extension Tensor {
         return out
     }
 
-    /// Whether a float32 layer of these shapes runs on oneDNN's matmul (brgemm on AVX-512) rather than OpenBLAS: few
-    /// rows (text encoders, the UNet's context projections) of 640 inputs or more, where it measured 1.1-2.2x faster
-    /// on the Zen 4 machine (77 rows). The UNet's token rows stay on OpenBLAS: oneDNN is 1.1-1.2x faster on some of them
-    /// alone, but calls that alternate between the two libraries leave oneDNN's OpenMP workers spinning against
-    /// OpenBLAS's threads (perf: 9% of a UNet pass in libgomp). Never on PAINTSD_KERNELS=openblas.
+    /// Whether a float32 layer of these shapes runs on oneDNN's matmul (brgemm on AVX-512) rather than OpenBLAS:
+    /// - few rows (text encoders, the UNet's context projections) of 640 inputs or more: 1.1-2.2x faster on the Zen 4
+    ///   machine (77 rows);
+    /// - on AVX-512, layers of more rows too (the UNet's and the VAE's token rows): a UNet pass 6% faster on the Zen 4
+    ///   machine (batch 1 4.35 -> 4.10 s, batch 2 9.21 -> 8.69 s, a ControlNet step 12.7 -> 11.7 s, alternating in one
+    ///   run). That needs GOMP_SPINCOUNT=10000: with libgomp's default, oneDNN's OpenMP workers spun against
+    ///   OpenBLAS's threads between calls (9% of a UNet pass in libgomp);
+    /// - never on AVX2-only CPUs for those (oneDNN 2.6's jit gemm measured equal to OpenBLAS on linear layers on Zen 3,
+    ///   performance.md), nor on PAINTSD_KERNELS=openblas.
     static func linearOnOneDNN(rows: Int, inputs: Int, outputs: Int) -> Bool {
         if let forced = linearOnOneDNNOverride { return forced }
-        return OneDNN.backend != .openblas && rows <= 128 && inputs >= 640
+        guard OneDNN.backend != .openblas else { return false }
+        return rows <= 128 ? inputs >= 640 : tokenRowsOnOneDNN
     }
+
+    /// Whether layers of more than 128 rows take oneDNN: where the CPU has AVX-512.
+    static let tokenRowsOnOneDNN = pk_cpu_has(16) != 0
 
     /// Every float32 layer on oneDNN (true) or on OpenBLAS (false) for this task (tests and benchmarks).
     @TaskLocal public static var linearOnOneDNNOverride: Bool?
