@@ -257,3 +257,23 @@ import PaintsTensor
                  flops / 1e9, flops / wall / 1e9, 100 * flops / wall / 1e9 / max(peak, 1), peak))
     print(KernelProfile.table(KernelProfile.totals, wall: wall))
 }
+
+/// The UNet pass alone (f32 files), batch 1 and batch 2 alternating, `rounds` times, with today's default kernels: a
+/// quick A/B of one change between two builds or two environments (min and every round printed).
+@MainActor func runUNetPassBenchmark(folder: String, latentSide n: Int, rounds: Int) throws {
+    let unet = try UNet2DConditionModel(folder: folder + "/unet", variant: "")
+    var noise = SeededNormalNoise(seed: 5)
+    let x1 = Tensor(shape: [1, 4, n, n], data: noise.normal(count: 4 * n * n))
+    let c1 = Tensor(shape: [1, 77, 768], data: noise.normal(count: 77 * 768))
+    let x2 = Tensor(shape: [2, 4, n, n], data: x1.data + noise.normal(count: 4 * n * n))
+    let c2 = Tensor(shape: [2, 77, 768], data: c1.data + noise.normal(count: 77 * 768))
+    _ = try unet(x1, timesteps: [500], context: c1)
+    var one: [Double] = [], two: [Double] = []
+    for _ in 0..<rounds {
+        one.append(try seconds { _ = try unet(x1, timesteps: [500], context: c1) })
+        two.append(try seconds { _ = try unet(x2, timesteps: [500], context: c2) })
+    }
+    print(String(format: "unet pass %dx%d: batch 1 min %.3f s (%@), batch 2 min %.3f s (%@); cpu: %@", n, n, one.min()!,
+                 one.map { String(format: "%.2f", $0) }.joined(separator: " "), two.min()!,
+                 two.map { String(format: "%.2f", $0) }.joined(separator: " "), cpuSummary()))
+}

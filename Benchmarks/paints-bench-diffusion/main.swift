@@ -55,7 +55,8 @@ func cpuSummary() -> String {
 }
 
 OpenBLASKernel.selectBestKernelOrReexecute()
-var arguments = CommandLine.arguments.filter { $0 != "--paints-undo" && $0 != "--quick" && $0 != "--lora-bind" && $0 != "--kernels" && $0 != "--attention" && $0 != "--precision" && $0 != "--winograd" && $0 != "--thresholds" && $0 != "--txt2img-memory" && $0 != "--text-encoder" }
+HeapRetention.configureProcess()
+var arguments = CommandLine.arguments.filter { $0 != "--paints-undo" && $0 != "--quick" && $0 != "--lora-bind" && $0 != "--kernels" && $0 != "--attention" && $0 != "--precision" && $0 != "--winograd" && $0 != "--thresholds" && $0 != "--txt2img-memory" && $0 != "--text-encoder" && $0 != "--unet-passes" }
 let paintsUndo = CommandLine.arguments.contains("--paints-undo")
 let quick = CommandLine.arguments.contains("--quick") || !["", "0"].contains(ProcessInfo.processInfo.environment["PAINTSD_BENCH_QUICK"] ?? "")
 let controlNetFolder = arguments.firstIndex(of: "--controlnet").map { arguments[$0 + 1] }
@@ -125,6 +126,11 @@ if CommandLine.arguments.contains("--attention") {  // attention alone (no model
 
 if CommandLine.arguments.contains("--text-encoder") {  // the text encoder alone, with its time by kind of operation
     try runTextEncoderBenchmark(folder: folder, rounds: quick ? 3 : 30)
+    exit(0)
+}
+
+if CommandLine.arguments.contains("--unet-passes") {  // the UNet pass alone, batch 1 and 2: quick A/B between builds
+    try runUNetPassBenchmark(folder: folder, latentSide: quick ? 16 : 64, rounds: quick ? 1 : 4)
     exit(0)
 }
 

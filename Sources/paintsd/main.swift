@@ -127,7 +127,8 @@ struct Serve: ParsableCommand {
         configuration.compute = ["blas_kernel": .string(BLAS.coreName), "blas_threads": JSONValue(BLAS.threads),
                                  "convolutions": .string(OneDNN.backend.rawValue), "attention_lanes": JSONValue(attentionLanes),
                                  "precision": .string(OneDNN.precision.rawValue), "bf16_available": .bool(OneDNN.hasBF16),
-                                 "winograd": .string(!OneDNN.winograd ? "off" : (OneDNN.winogradOnOneDNN ? "\(OneDNN.winogradKernel ?? "") + sgemm" : "sgemm"))]
+                                 "winograd": .string(!OneDNN.winograd ? "off" : (OneDNN.winogradOnOneDNN ? "\(OneDNN.winogradKernel ?? "") + sgemm" : "sgemm")),
+                                 "heap_retention": .bool(HeapRetention.isEnabled)]
 
         var engines = BuiltinEngines.registry()
         let env = ProcessInfo.processInfo.environment
@@ -169,6 +170,7 @@ struct Serve: ParsableCommand {
 }
 
 OpenBLASKernel.selectBestKernelOrReexecute()
+HeapRetention.configureProcess()
 Paintsd.printSettingsIfHelpAsked()
 Paintsd.main()
 

@@ -249,6 +249,8 @@ func closedLoopbackPort() -> Int {
         // The Winograd forms in use: oneDNN's kernel (AVX-512) and the sgemm form, or the sgemm form alone.
         let winograd = OneDNN.winograd ? (OneDNN.winogradOnOneDNN ? "\(OneDNN.winogradKernel ?? "") + sgemm" : "sgemm") : "off"
         #expect(compute?["winograd"] == .string(winograd), "\(String(describing: compute))")
+        // Whether model passes keep their freed memory in the heap (glibc, unless PAINTSD_HEAP_RETENTION=0).
+        #expect(compute?["heap_retention"] == .bool(HeapRetention.isEnabled), "\(String(describing: compute))")
         client.close()
         daemon.process.terminate()  // SIGTERM
         #expect(daemon.waitForExit() == 0)

@@ -66,4 +66,13 @@ void pk_winograd_input(const float *x, size_t row0, size_t h, size_t w, size_t c
 void pk_winograd_output(const float *m, size_t m_stride, size_t channels, size_t t0, size_t t1, size_t tiles_w,
                         const float *bias, float *y, size_t row0, size_t oh, size_t ow, size_t y_stride);
 
+/// glibc malloc's handling of large blocks (heap.c). retain = 1: blocks up to 256 MiB come from the heap and freed ones
+/// stay there (no mmap, munmap and page faults per tensor); retain = 0: blocks from 32 MiB are mapped on their own, the
+/// heap is trimmed above 64 MiB free (about where glibc's adaptive thresholds settle), and the freed memory goes back
+/// to the system now (malloc_trim). Returns 1 when glibc took the settings, 0 elsewhere (no glibc: nothing changes).
+int pk_heap_retention(int retain);
+/// One malloc arena for every thread (glibc's main heap, which grows without bound): the arenas of other threads are
+/// heaps of at most 64 MiB, where larger blocks are always mapped on their own. Call before threads start.
+int pk_heap_single_arena(void);
+
 #endif

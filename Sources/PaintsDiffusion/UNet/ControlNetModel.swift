@@ -125,6 +125,13 @@ public struct ControlNetModel: Sendable {
     /// The residuals from a hint embedded by `embedHint` ([N, C, h, w], the sample's batch and size).
     public func callAsFunction(_ sample: Tensor, timesteps: [Float], context: Tensor, embeddedHint hint: Tensor,
                                conditioningScale: Float = 1) throws(ModelError) -> (down: [Tensor], mid: Tensor) {
+        try HeapRetention.during { () throws(ModelError) in
+            try residuals(sample, timesteps: timesteps, context: context, embeddedHint: hint, conditioningScale: conditioningScale)
+        }
+    }
+
+    private func residuals(_ sample: Tensor, timesteps: [Float], context: Tensor, embeddedHint hint: Tensor,
+                           conditioningScale: Float) throws(ModelError) -> (down: [Tensor], mid: Tensor) {
         guard sample.rank == 4, sample.shape.allSatisfy({ $0 >= 1 }), sample.shape[1] == inChannels, context.rank == 3,
               context.shape[0] == sample.shape[0], context.shape[1] >= 1, timesteps.count == 1 || timesteps.count == sample.shape[0]
         else {

@@ -207,6 +207,13 @@ public struct UNet2DConditionModel: Sendable {
         if let lora, LoRABinding.current !== lora {
             return try LoRABinding.with(lora) { () throws(ModelError) in try self(sample, timesteps: timesteps, context: context, conditioning: conditioning) }
         }
+        return try HeapRetention.during { () throws(ModelError) in
+            try predicted(sample, timesteps: timesteps, context: context, conditioning: conditioning)
+        }
+    }
+
+    private func predicted(_ sample: Tensor, timesteps: [Float], context: Tensor,
+                           conditioning: UNetConditioning) throws(ModelError) -> Tensor {
         guard sample.rank == 4, sample.shape.allSatisfy({ $0 >= 1 }), sample.shape[1] == inChannels, context.rank == 3,
               context.shape[0] == sample.shape[0], context.shape[1] >= 1, timesteps.count == 1 || timesteps.count == sample.shape[0]
         else {

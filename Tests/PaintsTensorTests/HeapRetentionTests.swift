@@ -1,0 +1,36 @@
+// HeapRetention: during a pass, a large block freed and allocated again comes back from the heap, without a page fault
+// per 4 KiB page (counted by getrusage for this thread alone, so tests running beside it do not disturb the count).
+import Foundation
+import PaintsTensor
+import Testing
+
+@Suite struct HeapRetentionTests {
+    /// Minor page faults this thread took while `body` ran.
+    func pageFaults(_ body: () -> Void) -> Int {
+        let thread = __rusage_who_t(1)  // RUSAGE_THREAD (Linux), which Swift does not import without _GNU_SOURCE
+        var before = rusage(), after = rusage()
+        getrusage(thread, &before)
+        body()
+        getrusage(thread, &after)
+        return after.ru_minflt - before.ru_minflt
+    }
+
+    /// Allocates a block of `bytes` and writes every byte (as a tensor operation does with its output), then frees it.
+    func touch(_ bytes: Int) -> UInt8 {
+        var block = [UInt8](repeating: 1, count: bytes)
+        block[bytes - 1] = 2
+        return block[bytes / 2] &+ block[bytes - 1]
+    }
+
+    @Test func aBlockFreedDuringAPassIsReusedWithoutPageFaults() throws {
+        guard HeapRetention.isEnabled else { return }
+        // 48 MiB: above the 32 MiB from which glibc maps a block on its own outside a pass (every allocation then
+        // faults in all 12 288 of its pages), below the 64 MiB a non-main thread's heap can hold.
+        let bytes = 48 << 20, pages = bytes / 4096
+        let faults = HeapRetention.during { () -> Int in
+            _ = touch(bytes)
+            return pageFaults { _ = touch(bytes) }
+        }
+        #expect(faults < pages / 10, "\(faults) page faults for a block of \(pages) pages")
+    }
+}
