@@ -169,7 +169,7 @@ import PaintsTensor
             return try unet(x2, timesteps: [500], context: c2, conditioning: UNetConditioning(downResiduals: residuals.down, midResidual: residuals.mid))
         }))
     }
-    let clip = try CLIPTextModel(folder: folder + "/text_encoder", variant: "")
+    let clip = try CLIPTextModel(folder: folder + "/text_encoder", variant: ProcessInfo.processInfo.environment["TMPVARIANT"] ?? "")
     let ids = [(0..<77).map { ($0 * 7919) % 49408 }]
     parts.append(("clip_encode", { try clip.encode(ids) }))
     _ = try unet(x1, timesteps: [500], context: c1)    // faults the mapped weights in
@@ -187,11 +187,6 @@ import PaintsTensor
     }
     let halfUNet = try variants[0].1 { try unetHalf(x1, timesteps: [500], context: c1) }
     let halfDecode = try variants[0].1 { try vaeHalf.decode(x1) }
-    func error(_ a: Tensor, _ b: Tensor) -> Double {
-        var num = 0.0, den = 0.0
-        for (x, y) in zip(a.data, b.data) { num += Double(x - y) * Double(x - y); den += Double(y) * Double(y) }
-        return (num / max(den, 1e-30)).squareRoot()
-    }
     print("convolutions: \(OneDNN.description)")
     print("min of \(rounds) rounds, \(8 * n)x\(8 * n) images; error: relative L2 of the output against \(first)'s on the same inputs:")
     func column(_ text: String, _ width: Int) -> String { String(repeating: " ", count: max(0, width - text.count)) + text }
@@ -199,9 +194,9 @@ import PaintsTensor
           + "    fp16-weights error (\(first))")
     for (name, _) in parts {
         let (a, b) = (times["\(name)_\(first)"]!.min()!, times["\(name)_\(second)"]!.min()!)
-        let e = error(outputs["\(name)_\(second)"]!, outputs["\(name)_\(first)"]!)
-        let reference = name == "unet_batch1" ? String(format: "%.2e", error(halfUNet, outputs["unet_batch1_\(first)"]!))
-            : name == "vae_decode" ? String(format: "%.2e", error(halfDecode, outputs["vae_decode_\(first)"]!)) : "-"
+        let e = relativeL2(outputs["\(name)_\(second)"]!, outputs["\(name)_\(first)"]!)
+        let reference = name == "unet_batch1" ? String(format: "%.2e", relativeL2(halfUNet, outputs["unet_batch1_\(first)"]!))
+            : name == "vae_decode" ? String(format: "%.2e", relativeL2(halfDecode, outputs["vae_decode_\(first)"]!)) : "-"
         print(String(format: "  %@ %8.3f s %8.3f s %14.2fx %16.2e    %@", name.padding(toLength: 13, withPad: " ", startingAt: 0), a, b, a / b, e, reference))
     }
 }
@@ -236,25 +231,47 @@ import PaintsTensor
     }
 }
 
-/// Issue 15's text encoder alone: CLIP on 77 tokens (the f32 files), `rounds` timed runs after a warm-up (min and
-/// median), then one run's time by kind of operation with the share of the FMA peak. Short enough to run under perf.
+/// Issue 15's text encoder alone: CLIP on 77 tokens from the f32 files and from the fp16 ones, `rounds` timed runs
+/// after a warm-up (min and median) with today's linear layers (f32 weights packed once into oneDNN's layout, f16 ones
+/// on the few-rows kernel) alternating with the linear layers as before (weights reordered or widened on every call);
+/// then one run of the f32 default's time by kind of operation with the share of the FMA peak. Short enough to run
+/// under perf.
 @MainActor func runTextEncoderBenchmark(folder: String, rounds: Int) throws {
     let peak = FMAPeak.widths.compactMap { FMAPeak.measure(width: $0) }.max() ?? 0
-    let clip = try CLIPTextModel(folder: folder + "/text_encoder", variant: "")
     let ids = [(0..<77).map { ($0 * 7919) % 49408 }]
+    func under<T>(_ variant: String, _ body: () throws -> T) rethrows -> T {
+        guard variant == "before" else { return try body() }
+        return try Tensor.$packedFewRows.withValue(false) { try Tensor.$linearRowsLanes.withValue(nil, operation: body) }
+    }
+    let variants = ["default", "before"]
+    for file in ["f32", "fp16"] {
+        // A model loaded for each variant: packing releases the file pages the other variant would read.
+        var models: [String: CLIPTextModel] = [:]
+        for name in variants { models[name] = try CLIPTextModel(folder: folder + "/text_encoder", variant: file == "f32" ? "" : file) }
+        var times: [String: [Double]] = [:], outputs: [String: Tensor] = [:]
+        for name in variants { outputs[name] = try under(name) { try models[name]!.encode(ids) } }
+        for _ in 0..<rounds {
+            for name in variants {
+                let clip = models[name]!
+                times[name, default: []].append(try under(name) { try seconds { _ = try clip.encode(ids) } })
+            }
+        }
+        for name in variants {
+            let sorted = times[name]!.sorted()
+            print(String(format: "clip_encode 77 tokens, %@ weights, %@ linear layers, %d runs: min %.4f s, median %.4f s (cpu: %@)",
+                         file, name, rounds, sorted[0], sorted[sorted.count / 2], cpuSummary()))
+        }
+        print(String(format: "  relative error, default against before: %.2e", relativeL2(outputs["default"]!, outputs["before"]!)))
+    }
+    let clip = try CLIPTextModel(folder: folder + "/text_encoder", variant: "")
     _ = try clip.encode(ids)
-    var times: [Double] = []
-    for _ in 0..<rounds { times.append(try seconds { _ = try clip.encode(ids) }) }
-    times.sort()
-    print(String(format: "clip_encode 77 tokens, %d runs: min %.4f s, median %.4f s (cpu: %@)", rounds, times[0],
-                 times[times.count / 2], cpuSummary()))
     KernelProfile.reset()
     KernelProfile.isEnabled = true
     let wall = try seconds { _ = try clip.encode(ids) }
     KernelProfile.isEnabled = false
     let flops = KernelProfile.totals.flops.values.reduce(0, +)
-    print(String(format: "one run: %.4f s, %.1f GFLOP counted, %.1f GFLOP/s = %.0f%% of the %.1f GFLOP/s FMA peak", wall,
-                 flops / 1e9, flops / wall / 1e9, 100 * flops / wall / 1e9 / max(peak, 1), peak))
+    print(String(format: "one run (f32 weights, default): %.4f s, %.1f GFLOP counted, %.1f GFLOP/s = %.0f%% of the %.1f GFLOP/s FMA peak",
+                 wall, flops / 1e9, flops / wall / 1e9, 100 * flops / wall / 1e9 / max(peak, 1), peak))
     print(KernelProfile.table(KernelProfile.totals, wall: wall))
 }
 
@@ -276,4 +293,11 @@ import PaintsTensor
     print(String(format: "unet pass %dx%d: batch 1 min %.3f s (%@), batch 2 min %.3f s (%@); cpu: %@", n, n, one.min()!,
                  one.map { String(format: "%.2f", $0) }.joined(separator: " "), two.min()!,
                  two.map { String(format: "%.2f", $0) }.joined(separator: " "), cpuSummary()))
+}
+
+/// |a - b| / |b| (L2 over every element).
+func relativeL2(_ a: Tensor, _ b: Tensor) -> Double {
+    var num = 0.0, den = 0.0
+    for (x, y) in zip(a.data, b.data) { num += Double(x - y) * Double(x - y); den += Double(y) * Double(y) }
+    return (num / max(den, 1e-30)).squareRoot()
 }

@@ -205,10 +205,11 @@ static inline dnnl_status_t cdnnl_matmul_create(dnnl_engine_t engine, int64_t ba
 
 /// A fully connected layer: dst [rows, out] (float32) = src [rows, in] (row-major; bfloat16 with `bf16`, else float32)
 /// x W^T + bias (float32, when `has_bias`), the products summed in float32. In float32 the weights are read as they are
-/// stored, W [out, in] row-major (`*weights_reorder` NULL); in bfloat16 in the layout oneDNN's kernel wants (bfloat16,
-/// blocked): `*weights_reorder` makes it from plain float32 W, into `*weight_bytes`.
+/// stored, W [out, in] row-major (`*weights_reorder` NULL), unless `packed`: then, as in bfloat16, in the layout
+/// oneDNN's kernel wants (blocked; bfloat16 for `bf16`): `*weights_reorder` makes it from plain float32 W, into
+/// `*weight_bytes` (NULL when the kernel takes W as stored).
 static inline dnnl_status_t cdnnl_linear_create(dnnl_engine_t engine, int64_t rows, int64_t in, int64_t out, int has_bias,
-                                                int bf16, dnnl_primitive_t *primitive, dnnl_primitive_t *weights_reorder,
+                                                int bf16, int packed, dnnl_primitive_t *primitive, dnnl_primitive_t *weights_reorder,
                                                 size_t *weight_bytes, const char **implementation) {
     dnnl_dims_t a_dims = {rows, in}, b_dims = {in, out}, bias_dims = {1, out}, c_dims = {rows, out};
     dnnl_memory_desc_t a, b, plain_b, bias, c;
@@ -218,7 +219,8 @@ static inline dnnl_status_t cdnnl_linear_create(dnnl_engine_t engine, int64_t ro
     if ((status = dnnl_memory_desc_init_by_tag(&a, 2, a_dims, bf16 ? dnnl_bf16 : dnnl_f32, dnnl_ab)) != dnnl_success) return status;
     if ((status = dnnl_memory_desc_init_by_tag(&plain_b, 2, b_dims, dnnl_f32, dnnl_ba)) != dnnl_success) return status;
     if (bf16 && (status = dnnl_memory_desc_init_by_tag(&b, 2, b_dims, dnnl_bf16, dnnl_format_tag_any)) != dnnl_success) return status;
-    if (!bf16) b = plain_b;
+    if (!bf16 && packed && (status = dnnl_memory_desc_init_by_tag(&b, 2, b_dims, dnnl_f32, dnnl_format_tag_any)) != dnnl_success) return status;
+    if (!bf16 && !packed) b = plain_b;
     if ((status = dnnl_memory_desc_init_by_tag(&bias, 2, bias_dims, dnnl_f32, dnnl_ab)) != dnnl_success) return status;
     if ((status = dnnl_memory_desc_init_by_tag(&c, 2, c_dims, dnnl_f32, dnnl_ab)) != dnnl_success) return status;
     dnnl_matmul_desc_t desc;

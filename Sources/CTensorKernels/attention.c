@@ -139,12 +139,19 @@ void pk_attention_pack(const float *k, const float *v, size_t stride, size_t key
     // In panels of mt, zero padded, so a register tile's broadcasts walk through memory: keys as [lkp / mt][dp][mt]
     // (mt keys side by side), values as [dp / mt][lkp][mt] (mt columns side by side).
     float *kp = packed, *vp = packed + lkp * dp;
-    for (size_t j = 0; j < lkp; j++)
-        for (size_t i = 0; i < dp; i++) {
-            const int inside = j < keys && i < d;
-            kp[j / mt * dp * mt + i * mt + j % mt] = inside ? k[j * stride + i] : 0;
-            vp[i / mt * lkp * mt + j * mt + i % mt] = inside ? v[j * stride + i] : 0;
+    for (size_t j0 = 0; j0 < lkp; j0 += mt) {
+        float *panel = kp + j0 * dp;
+        for (size_t jj = 0; jj < mt; jj++) {
+            const size_t j = j0 + jj;
+            for (size_t i = 0; i < dp; i++) panel[i * mt + jj] = j < keys && i < d ? k[j * stride + i] : 0;
         }
+    }
+    for (size_t i0 = 0; i0 < dp; i0 += mt) {
+        float *panel = vp + i0 * lkp;
+        const size_t width = d - i0 < mt ? d - i0 : mt;
+        for (size_t j = 0; j < lkp; j++)
+            for (size_t ii = 0; ii < mt; ii++) panel[j * mt + ii] = j < keys && ii < width ? v[j * stride + i0 + ii] : 0;
+    }
 }
 
 int pk_attention(const float *q, size_t q_stride, const float *packed, size_t keys, size_t d, float scale,

@@ -1,5 +1,6 @@
 // CTensorKernels: see include/tensor_kernels.h.
 #include "tensor_kernels.h"
+#include <math.h>
 #include "exp_inline.h"
 
 #if defined(__x86_64__) && defined(__clang__)
@@ -75,6 +76,18 @@ void pk_sum_squares(const float *p, size_t n, double *sum, double *squares) {
     }
     *sum = total;
     *squares = total2;
+}
+
+MULTIVERSION
+void pk_layer_norm(float *x, size_t rows, size_t d, const float *weight, const float *bias, float epsilon) {
+    for (size_t r = 0; r < rows; r++) {
+        float *row = x + r * d;
+        double sum, squares;
+        pk_sum_squares(row, d, &sum, &squares);
+        const double mean = sum / (double)d, variance = squares / (double)d - mean * mean;
+        const float m = (float)mean, inv = (float)(1 / sqrt((variance > 0 ? variance : 0) + (double)epsilon));
+        for (size_t i = 0; i < d; i++) row[i] = (row[i] - m) * inv * weight[i] + bias[i];
+    }
 }
 
 // Half to float without branches: the 15 exponent+mantissa bits placed in a float and scaled by 2^112 give normals

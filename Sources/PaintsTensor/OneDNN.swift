@@ -121,6 +121,8 @@ public enum OneDNN {
         var rows, inputs, outputs: Int
         var bias: Bool
         var bf16: Bool
+        /// Float32 weights in the kernel's blocked layout (packed once and kept: `Weight.packed(for:)`).
+        var packed = false
     }
 
     /// A channels-last convolution: src [n, h, w, c], dst [n, oh, ow, o]; a band of a taller image pads only the ends
@@ -285,7 +287,8 @@ public enum OneDNN {
             var bytes = 0
             var implementation: UnsafePointer<CChar>?
             guard cdnnl_linear_create(runtime.engine, Int64(shape.rows), Int64(shape.inputs), Int64(shape.outputs),
-                                      shape.bias ? 1 : 0, shape.bf16 ? 1 : 0, &handle, &reorder, &bytes, &implementation) == dnnl_success,
+                                      shape.bias ? 1 : 0, shape.bf16 ? 1 : 0, shape.packed ? 1 : 0, &handle, &reorder, &bytes,
+                                      &implementation) == dnnl_success,
                   let handle
             else { return nil }
             let name = implementation.map { String(cString: $0) } ?? "unknown"

@@ -204,7 +204,7 @@ public struct SafeTensorsFile: Sendable {
     }
 }
 
-/// Writes .safetensors files (f32 or f16 data), header entries in name order.
+/// Writes .safetensors files (f32, f16 or bf16 data), header entries in name order.
 public enum SafeTensorsWriter {
     public struct Tensor {
         public var name: String
@@ -232,6 +232,13 @@ public enum SafeTensorsWriter {
             switch t.dtype {
             case .f32: for v in t.values { withUnsafeBytes(of: v.bitPattern.littleEndian) { body.append(contentsOf: $0) } }
             case .f16: for v in t.values { withUnsafeBytes(of: Float16(v).bitPattern.littleEndian) { body.append(contentsOf: $0) } }
+            case .bf16:
+                // Rounded to nearest even (finite values; a NaN keeps a quiet NaN's top bits).
+                for v in t.values {
+                    let bits = v.bitPattern
+                    let rounded = v.isNaN ? UInt16(bits >> 16) | 0x40 : UInt16((bits &+ 0x7FFF &+ ((bits >> 16) & 1)) >> 16)
+                    withUnsafeBytes(of: rounded.littleEndian) { body.append(contentsOf: $0) }
+                }
             default: throw .unsupportedDType(tensor: t.name, dtype: t.dtype.rawValue)
             }
             header[t.name] = ["dtype": t.dtype.rawValue, "shape": t.shape, "data_offsets": [begin, body.count]]

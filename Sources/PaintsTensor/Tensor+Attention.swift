@@ -117,11 +117,14 @@ extension Tensor {
                             let (qs, ks, vs) = (UnsafeSendablePointer(qp.baseAddress!), UnsafeSendablePointer(kp.baseAddress!),
                                                 UnsafeSendablePointer(vp.baseAddress!))
                             let (os, ps) = (UnsafeSendablePointer(op.baseAddress!), UnsafeSendablePointer(pp.baseAddress!))
-                            Parallel.forEach(batch * heads) { bh in
+                            @Sendable func pack(_ bh: Int) {
                                 let (b, h) = (bh / heads, bh % heads)
                                 pk_attention_pack(ks.pointer + b * lk * width + h * d, vs.pointer + b * lk * width + h * d,
                                                   width, lk, d, Int32(lanes), ps.pointer + bh * packedPerHead)
                             }
+                            // With one item per head (short queries: text encoders), each item packs its own head: one
+                            // round of work across the cores instead of two.
+                            if itemsPerHead > 1 { Parallel.forEach(batch * heads, pack) }
                             // Each item's outcome: 0 done, 1 the kernel could not run, 2 skipped after a cancellation.
                             var outcomes = [UInt8](repeating: 0, count: batch * heads * itemsPerHead)
                             outcomes.withUnsafeMutableBufferPointer { results in
@@ -129,6 +132,7 @@ extension Tensor {
                                 Parallel.forEach(results.count) { item in
                                     if let check, check() { return status.pointer[item] = 2 }
                                     let (bh, chunk) = (item / itemsPerHead, item % itemsPerHead)
+                                    if itemsPerHead == 1 { pack(bh) }
                                     let (b, h) = (bh / heads, bh % heads)
                                     let start = chunk * fusedRowsPerItem, rows = min(fusedRowsPerItem, lq - start)
                                     let offset = (b * lq + start) * width + h * d

@@ -1,5 +1,6 @@
 // PaintsTensor/Tensor+Linear: fully connected layers (y = x W^T + b) and layout changes between NCHW and tokens.
 import CTensorKernels
+import Foundation
 
 extension Tensor {
     /// `x` [..., in] times `weight` [out, in] transposed, plus `bias` [out]: [..., out] (torch.nn.functional.linear).
@@ -9,6 +10,10 @@ extension Tensor {
         else { throw .shapeMismatch(operation: "linear", shapes: [shape, weight.shape, bias?.shape ?? []]) }
         let outFeatures = weight.shape[0], rows = count / max(1, inFeatures)
         let bf16 = OneDNN.precision == .bf16
+        if rows > 0, rows <= Self.fewRows, !bf16, weight.dtype != .f32, Self.linearOnOneDNNOverride == nil, let lanes = Self.linearRowsLanes,
+           let out = linearRows(weight: weight, bias: bias, rows: rows, lanes: lanes) {
+            return out
+        }
         if rows > 0, bf16 || Self.linearOnOneDNN(rows: rows, inputs: inFeatures, outputs: outFeatures),
            let out = linearOnOneDNN(weight: weight, bias: bias, rows: rows, bf16: bf16) {
             return out
@@ -60,8 +65,23 @@ extension Tensor {
     /// summed in float32. nil when oneDNN could not run it.
     private func linearOnOneDNN(weight: Weight, bias: Tensor?, rows: Int, bf16: Bool) -> Tensor? {
         let (inFeatures, outFeatures) = (weight.shape[1], weight.shape[0])
-        guard let primitive = OneDNN.linear(OneDNN.LinearShape(rows: rows, inputs: inFeatures, outputs: outFeatures, bias: bias != nil, bf16: bf16))
-        else { return nil }
+        let layer = OneDNN.LinearShape(rows: rows, inputs: inFeatures, outputs: outFeatures, bias: bias != nil, bf16: bf16)
+        // A weight packed for few rows takes the packed kernel at any row count where the layout is the same: its file
+        // pages are released, and reading them would fault them in again.
+        if !bf16, Self.packedFewRows, weight.isPackable, rows <= 128 || weight.hasPackedCopy {
+            var packedLayer = layer
+            packedLayer.packed = true
+            if let primitive = OneDNN.linear(packedLayer), let packed = weight.packed(for: primitive) {
+                var out = Tensor(zeros: Array(shape.dropLast()) + [outFeatures])
+                let done = KernelProfile.measure(.linear, flops: 2 * Double(rows) * Double(weight.count)) {
+                    data.withUnsafeBufferPointer { x in out.data.withUnsafeMutableBufferPointer { y in withBiasPointer(bias) {
+                        OneDNN.multiply(primitive, source: x.baseAddress!, weights: packed, bias: $0, destination: y.baseAddress!)
+                    } } }
+                }
+                if done { return out }
+            }
+        }
+        guard let primitive = OneDNN.linear(layer) else { return nil }
         var out = Tensor(zeros: Array(shape.dropLast()) + [outFeatures])
         let done = KernelProfile.measure(.linear, flops: 2 * Double(rows) * Double(weight.count)) {
             data.withUnsafeBufferPointer { x in out.data.withUnsafeMutableBufferPointer { y in
@@ -79,6 +99,54 @@ extension Tensor {
             } }
         }
         return done ? out : nil
+    }
+
+    /// Whether float32 layers of up to 128 rows whose weights are mapped from a file run on weights packed once into
+    /// oneDNN's blocked layout, kept in place of the file's pages (`Weight.packed(for:)`): the text encoder's linear
+    /// layers 1.2x faster than with the weights reordered on every call. PAINTSD_PACKED_WEIGHTS=0 turns it off.
+    @TaskLocal public static var packedFewRows = ProcessInfo.processInfo.environment["PAINTSD_PACKED_WEIGHTS"] != "0"
+
+    /// Most rows a layer with f16 or bf16 weights may have to run on CTensorKernels' few-rows kernel: the text
+    /// encoders' 77 tokens, the UNet's context projections at batch 2, time embeddings.
+    static let fewRows = 160
+
+    /// The few-rows kernel's vector width (16, 8 or 1) for f16 and bf16 weights, or nil for the libraries (the weights
+    /// widened on every call, then oneDNN's matmul or OpenBLAS). On the Zen 4 machine it runs the text encoder from
+    /// the fp16 files about 1.1x faster than widening + oneDNN; float32 weights stay on oneDNN (packed, faster than
+    /// this kernel). Default: the widest this CPU runs; PAINTSD_LINEAR_ROWS=0 turns it off. Tests and benchmarks
+    /// override it for a task.
+    @TaskLocal public static var linearRowsLanes: Int? = ProcessInfo.processInfo.environment["PAINTSD_LINEAR_ROWS"] == "0"
+        ? nil : Int(pk_linear_rows_lanes())
+
+    /// The layer on CTensorKernels' few-rows kernel (pk_linear_rows): the weights read as stored (f16 and bf16 widened
+    /// in registers, no scratch copy), the outputs split across cores in blocks of 4. nil for a width this CPU lacks.
+    private func linearRows(weight: Weight, bias: Tensor?, rows: Int, lanes: Int) -> Tensor? {
+        let (inFeatures, outFeatures) = (weight.shape[1], weight.shape[0])
+        let dtype: Int32
+        switch weight.dtype {
+        case .f32: dtype = 0
+        case .f16: dtype = 1
+        case .bf16: dtype = 2
+        default: return nil
+        }
+        guard lanes == 1 || lanes <= Int(pk_linear_rows_lanes()) else { return nil }
+        var out = Tensor(zeros: Array(shape.dropLast()) + [outFeatures])
+        // Small layers (a time embedding's single row) stay on the calling thread.
+        let parts = rows * inFeatures * outFeatures < 1 << 18 ? 1 : Parallel.cores
+        let perPart = (outFeatures + 4 * parts - 1) / (4 * parts) * 4
+        KernelProfile.measure(.linear, flops: 2 * Double(rows) * Double(weight.count)) {
+            data.withUnsafeBufferPointer { x in out.data.withUnsafeMutableBufferPointer { y in withBiasPointer(bias) { b in
+                let (source, target) = (UnsafeSendablePointer(x.baseAddress!), UnsafeSendablePointer(y.baseAddress!))
+                let w = UnsafeSendablePointer(weight.bytes.base.assumingMemoryBound(to: UInt8.self))
+                let biasAt = b.map { UnsafeSendablePointer<Float>($0) }
+                Parallel.forEach(parts) { part in
+                    let n0 = min(outFeatures, part * perPart), n1 = min(outFeatures, n0 + perPart)
+                    _ = pk_linear_rows(source.pointer, rows, inFeatures, w.pointer, dtype, biasAt?.pointer, target.pointer,
+                                       outFeatures, n0, n1, Int32(lanes))
+                }
+            } } }
+        }
+        return out
     }
 
     /// A float32 weight held in memory (tests, small models).

@@ -1,4 +1,5 @@
 // PaintsTensor/Tensor+Norm: group normalization (optionally fused with SiLU) and layer normalization.
+import CTensorKernels
 import Foundation
 
 extension Tensor {
@@ -43,18 +44,14 @@ extension Tensor {
         var out = self
         KernelProfile.measure(.normalization) {
             out.data.withUnsafeMutableBufferPointer { o in
-                let base = UnsafeSendablePointer(o.baseAddress!)
-                Parallel.forEach(count / d) { r in
-                    let row = base.pointer + r * d
-                    var sum = 0.0, squares = 0.0
-                    for i in 0..<d {
-                        sum += Double(row[i])
-                        squares += Double(row[i]) * Double(row[i])
+                weight.data.withUnsafeBufferPointer { w in bias.data.withUnsafeBufferPointer { b in
+                    let (base, ws, bs) = (UnsafeSendablePointer(o.baseAddress!), UnsafeSendablePointer(w.baseAddress!),
+                                          UnsafeSendablePointer(b.baseAddress!))
+                    // Rows in chunks of at least 32K values: a text encoder's 77 rows stay on the calling thread.
+                    Parallel.forEachChunk(count / d, minimumChunk: max(1, 32_768 / max(1, d))) { rows in
+                        pk_layer_norm(base.pointer + rows.lowerBound * d, rows.count, d, ws.pointer, bs.pointer, epsilon)
                     }
-                    let mean = sum / Double(d)
-                    let inv = Float(1 / (max(0, squares / Double(d) - mean * mean) + Double(epsilon)).squareRoot())
-                    for i in 0..<d { row[i] = (row[i] - Float(mean)) * inv * weight.data[i] + bias.data[i] }
-                }
+                } }
             }
         }
         return out

@@ -5,6 +5,7 @@
 // pages stay resident), and widening f16 to f32 at load doubles the rest. A `Weight` reads f32 in place and widens
 // f16/bf16 layer by layer into a reused scratch buffer (performance.md: ~3-5% of the time for half the memory).
 import Glibc
+import Synchronization
 
 /// Where a weight's bytes live: a mapped file (kept alive here) or a buffer of its own.
 final class WeightBytes: @unchecked Sendable {
@@ -51,6 +52,26 @@ final class WeightBytes: @unchecked Sendable {
     }
 
     deinit { if file == nil && parent == nil { UnsafeMutableRawPointer(mutating: base).deallocate() } }
+
+    /// Whether the bytes are a file's mapping (read back from the file when their pages are released).
+    var isMapped: Bool { file != nil || parent?.isMapped == true }
+
+    /// A copy in a kernel's layout (`Weight.packed(for:)`), made on first use and kept; at most one.
+    let packedCopy = Mutex<PackedCopy?>(nil)
+}
+
+/// Weights in the layout of a oneDNN kernel's weights, and the primitive whose layout it is.
+final class PackedCopy: @unchecked Sendable {
+    // Sendable: written once, before it is shared.
+    let primitive: OneDNN.Primitive
+    let bytes: UnsafeMutableRawPointer
+
+    init(primitive: OneDNN.Primitive, bytes: UnsafeMutableRawPointer) {
+        self.primitive = primitive
+        self.bytes = bytes
+    }
+
+    deinit { bytes.deallocate() }
 }
 
 public struct Weight: Sendable {
@@ -111,6 +132,42 @@ public struct Weight: Sendable {
             KernelProfile.measure(.widening) { Self.widen(bytes.base, dtype: dtype, count: count, into: scratch) }
             return try body(UnsafePointer(scratch))
         }
+    }
+
+    /// Whether `packed(for:)` may keep a copy: float32 weights mapped from a file, whose pages the copy replaces.
+    var isPackable: Bool { dtype == .f32 && bytes.isMapped && Int(bitPattern: bytes.base) % MemoryLayout<Float>.alignment == 0 }
+
+    /// Whether `packed(for:)` keeps a copy already.
+    var hasPackedCopy: Bool { bytes.packedCopy.withLock { $0 != nil } }
+
+    /// The weights in the layout of `linear`'s kernel (its weight reorder applied once), kept with the weight; the
+    /// file pages they were read from are released at once, so the copy takes their place in memory (a later plain
+    /// read maps them again from the file). nil when the weight is not packable, the kernel takes plain weights, the
+    /// weight already keeps a copy for a kernel of another layout, or the reorder failed.
+    func packed(for linear: OneDNN.Primitive) -> UnsafeRawPointer? {
+        guard isPackable, let reorder = linear.weightsReorder else { return nil }
+        let address = bytes.packedCopy.withLock { copy -> Int in
+            if let copy { return OneDNN.sameWeights(copy.primitive, linear) ? Int(bitPattern: copy.bytes) : 0 }
+            let buffer = UnsafeMutableRawPointer.allocate(byteCount: max(1, linear.weightFloats) * 4, alignment: 64)
+            guard OneDNN.reorder(reorder, from: bytes.base, to: buffer) else {
+                buffer.deallocate()
+                return 0
+            }
+            copy = PackedCopy(primitive: linear, bytes: buffer)
+            releasePages()
+            return Int(bitPattern: buffer)
+        }
+        return UnsafeRawPointer(bitPattern: address)
+    }
+
+    /// Drops this weight's whole pages of the file mapping from memory (madvise DONTNEED on a private read-only file
+    /// mapping: the next read maps them from the file again).
+    private func releasePages() {
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let start = (Int(bitPattern: bytes.base) + page - 1) / page * page
+        let end = (Int(bitPattern: bytes.base) + storedBytes) / page * page
+        guard page > 0, end > start else { return }
+        _ = madvise(UnsafeMutableRawPointer(bitPattern: start), end - start, MADV_DONTNEED)
     }
 
     /// Row `index` of a matrix [rows, d] as float32 (embedding lookups), widened into `target`.

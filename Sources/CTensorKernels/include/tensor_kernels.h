@@ -19,6 +19,9 @@ void pk_gelu(float *p, size_t n);
 void pk_geglu(const float *x, float *out, size_t rows, size_t d);
 /// p[i] = p[i] * scale + shift.
 void pk_scale_shift(float *p, size_t n, float scale, float shift);
+/// Layer norm of `rows` rows of d in place: (x - mean) / sqrt(variance + epsilon) * weight + bias, statistics from
+/// pk_sum_squares.
+void pk_layer_norm(float *x, size_t rows, size_t d, const float *weight, const float *bias, float epsilon);
 /// Sum and sum of squares of p[0..<n] (float partial sums gathered in double).
 void pk_sum_squares(const float *p, size_t n, double *sum, double *squares);
 /// IEEE half and bfloat16 to float.
@@ -50,6 +53,14 @@ size_t pk_attention_packed_floats(size_t keys, size_t d, int lanes);
 void pk_attention_pack(const float *k, const float *v, size_t stride, size_t keys, size_t d, int lanes, float *packed);
 int pk_attention(const float *q, size_t q_stride, const float *packed, size_t keys, size_t d, float scale,
                  long causal_start, float *out, size_t out_stride, size_t rows, int lanes);
+
+/// Fully connected layer of few rows (linear_rows.c): y[r * y_stride + n] = bias[n] + sum_i x[r * k + i] w[n * k + i]
+/// for rows r < `rows` and outputs n0 <= n < n1, with w [outputs][k] read as stored (`dtype` 0: f32, 1: IEEE half,
+/// 2: bfloat16) and bias optional. `lanes`: 16 (AVX-512), 8 (AVX2 + FMA + F16C) or 1 (plain C); pk_linear_rows_lanes
+/// is the widest this CPU runs, and pk_linear_rows returns 0 (y untouched) for one it cannot or an unknown dtype.
+int pk_linear_rows_lanes(void);
+int pk_linear_rows(const float *x, size_t rows, size_t k, const void *w, int dtype, const float *bias, float *y,
+                   size_t y_stride, size_t n0, size_t n1, int lanes);
 
 /// Winograd F(4x4, 3x3) convolution's transforms (winograd.c), channels last, for the 36 matrix products between them:
 /// - pk_winograd_weights: U[xi][o - o0][ch] = (G g G^T)[xi] of filters o0..<o1 of g [o][c][3][3]; plane xi at u + xi * u_stride.

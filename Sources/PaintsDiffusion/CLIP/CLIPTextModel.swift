@@ -83,6 +83,10 @@ public struct CLIPTextModel: Sendable {
         if let lora, LoRABinding.current !== lora {
             return try LoRABinding.with(lora) { () throws(ModelError) in try encode(ids, clipSkip: clipSkip) }
         }
+        return try HeapRetention.during { () throws(ModelError) in try encoded(ids, clipSkip: clipSkip) }
+    }
+
+    private func encoded(_ ids: [[Int]], clipSkip: Int) throws(ModelError) -> Tensor {
         let batch = ids.count, length = ids.first?.count ?? 0, d = configuration.hiddenSize
         guard batch > 0, length >= 1, length <= configuration.maxPositions, ids.allSatisfy({ $0.count == length }), clipSkip >= 0, clipSkip < layers.count else {
             throw .configuration("token ids must be \(batch) rows of equal length <= \(configuration.maxPositions), clip skip in 0..<\(layers.count)")
