@@ -22,20 +22,26 @@ static inline size_t cdnnl_scratchpad_bytes(dnnl_primitive_t primitive) {
     return md ? dnnl_memory_desc_get_size(md) : 0;
 }
 
-/// Makes the primitive of `desc` (an operation descriptor) with user scratchpads, and the reorder from `plain_weights`
-/// into the weight layout its kernel chose (`*weights_reorder`; NULL when that is `plain_weights`), whose size goes to
-/// `*weight_bytes`; `*implementation` names the kernel.
+/// Makes the primitive of `desc` (an operation descriptor) with user scratchpads and `post_ops` (NULL: none), and the
+/// reorder from `plain_weights` into the weight layout its kernel chose (`*weights_reorder`; NULL when that is
+/// `plain_weights`), whose size goes to `*weight_bytes`; `*implementation` names the kernel.
 static inline dnnl_status_t cdnnl_create_with_weights(dnnl_engine_t engine, const void *desc,
-                                                      const dnnl_memory_desc_t *plain_weights, dnnl_primitive_t *primitive,
-                                                      dnnl_primitive_t *weights_reorder, size_t *weight_bytes,
-                                                      const char **implementation) {
+                                                      const dnnl_memory_desc_t *plain_weights, const_dnnl_post_ops_t post_ops,
+                                                      dnnl_primitive_t *primitive, dnnl_primitive_t *weights_reorder,
+                                                      size_t *weight_bytes, const char **implementation) {
     *primitive = NULL;
     *weights_reorder = NULL;
-    dnnl_primitive_attr_t attr;
+    dnnl_primitive_attr_t attr, with_post_ops;
     dnnl_status_t status;
     if ((status = cdnnl_attributes(&attr, 1.0f)) != dnnl_success) return status;
+    if ((status = cdnnl_attributes(&with_post_ops, 1.0f)) != dnnl_success) {
+        dnnl_primitive_attr_destroy(attr);
+        return status;
+    }
+    if (post_ops) status = dnnl_primitive_attr_set_post_ops(with_post_ops, post_ops);
     dnnl_primitive_desc_t pd;
-    status = dnnl_primitive_desc_create(&pd, desc, attr, engine, NULL);
+    if (status == dnnl_success) status = dnnl_primitive_desc_create(&pd, desc, with_post_ops, engine, NULL);
+    dnnl_primitive_attr_destroy(with_post_ops);
     if (status != dnnl_success) {
         dnnl_primitive_attr_destroy(attr);
         return status;
@@ -92,7 +98,7 @@ static inline dnnl_status_t cdnnl_conv2d_nhwc_create(dnnl_engine_t engine, int64
     status = dnnl_convolution_forward_desc_init(&desc, dnnl_forward_inference, dnnl_convolution_direct, &src, &weights,
                                                 has_bias ? &bias : NULL, &dst, strides, pad_l, pad_r);
     if (status != dnnl_success) return status;
-    return cdnnl_create_with_weights(engine, &desc, &plain_weights, primitive, weights_reorder, weight_bytes, implementation);
+    return cdnnl_create_with_weights(engine, &desc, &plain_weights, NULL, primitive, weights_reorder, weight_bytes, implementation);
 }
 
 /// A reorder between plain NCHW rows read or written in place through strides (elements between images and between
@@ -142,7 +148,7 @@ static inline dnnl_status_t cdnnl_conv2d_winograd_create(dnnl_engine_t engine, i
     status = dnnl_convolution_forward_desc_init(&desc, dnnl_forward_inference, dnnl_convolution_winograd, &src, &weights,
                                                 has_bias ? &bias : NULL, &dst, strides, pad_l, pad_r);
     if (status != dnnl_success) return status;
-    status = cdnnl_create_with_weights(engine, &desc, &plain_weights, primitive, weights_reorder, weight_bytes, implementation);
+    status = cdnnl_create_with_weights(engine, &desc, &plain_weights, NULL, primitive, weights_reorder, weight_bytes, implementation);
     if (status != dnnl_success) return status;
     const_dnnl_primitive_desc_t pd;
     status = dnnl_primitive_get_primitive_desc(*primitive, &pd);
@@ -207,9 +213,11 @@ static inline dnnl_status_t cdnnl_matmul_create(dnnl_engine_t engine, int64_t ba
 /// x W^T + bias (float32, when `has_bias`), the products summed in float32. In float32 the weights are read as they are
 /// stored, W [out, in] row-major (`*weights_reorder` NULL), unless `packed`: then, as in bfloat16, in the layout
 /// oneDNN's kernel wants (blocked; bfloat16 for `bf16`): `*weights_reorder` makes it from plain float32 W, into
-/// `*weight_bytes` (NULL when the kernel takes W as stored).
+/// `*weight_bytes` (NULL when the kernel takes W as stored). Then, with `gate` != 0, y * sigmoid(gate * y) (oneDNN's
+/// swish: SiLU for 1, quick GELU for 1.702), and with `accumulate`, the sum added to what dst holds (a residual).
 static inline dnnl_status_t cdnnl_linear_create(dnnl_engine_t engine, int64_t rows, int64_t in, int64_t out, int has_bias,
-                                                int bf16, int packed, dnnl_primitive_t *primitive, dnnl_primitive_t *weights_reorder,
+                                                int bf16, int packed, float gate, int accumulate,
+                                                dnnl_primitive_t *primitive, dnnl_primitive_t *weights_reorder,
                                                 size_t *weight_bytes, const char **implementation) {
     dnnl_dims_t a_dims = {rows, in}, b_dims = {in, out}, bias_dims = {1, out}, c_dims = {rows, out};
     dnnl_memory_desc_t a, b, plain_b, bias, c;
@@ -225,7 +233,16 @@ static inline dnnl_status_t cdnnl_linear_create(dnnl_engine_t engine, int64_t ro
     if ((status = dnnl_memory_desc_init_by_tag(&c, 2, c_dims, dnnl_f32, dnnl_ab)) != dnnl_success) return status;
     dnnl_matmul_desc_t desc;
     if ((status = dnnl_matmul_desc_init(&desc, &a, &b, has_bias ? &bias : NULL, &c)) != dnnl_success) return status;
-    return cdnnl_create_with_weights(engine, &desc, &plain_b, primitive, weights_reorder, weight_bytes, implementation);
+    dnnl_post_ops_t post_ops = NULL;
+    if (gate != 0 || accumulate) {
+        if ((status = dnnl_post_ops_create(&post_ops)) != dnnl_success) return status;
+        if (gate != 0) status = dnnl_post_ops_append_eltwise(post_ops, 1.0f, dnnl_eltwise_swish, gate, 0.0f);
+        if (status == dnnl_success && accumulate) status = dnnl_post_ops_append_sum(post_ops, 1.0f);
+    }
+    if (status == dnnl_success)
+        status = cdnnl_create_with_weights(engine, &desc, &plain_b, post_ops, primitive, weights_reorder, weight_bytes, implementation);
+    if (post_ops) dnnl_post_ops_destroy(post_ops);
+    return status;
 }
 
 /// Runs `primitive` with `count` arguments (`names[i]`: DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_BIAS, DNNL_ARG_DST,

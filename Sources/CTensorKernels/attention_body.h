@@ -78,8 +78,12 @@ static TARGET void NAME(attention_rows)(const float *q, size_t q_stride, const f
         l[r] = 0;
     }
     const size_t key_block = d > 256 ? 64 : KEY_BLOCK;
-    for (size_t k0 = 0; k0 < lkp; k0 += key_block) {
-        const size_t nk = lkp - k0 < key_block ? lkp - k0 : key_block;
+    // With a causal mask the block's last query sees keys up to causal_start + rows - 1: the key blocks past them are
+    // skipped (the keys of the last register tile past them are masked below).
+    const size_t seen = causal_start >= 0 && (size_t)causal_start + rows < keys ? (size_t)causal_start + rows : keys;
+    const size_t seen_p = round_up(seen, MT);
+    for (size_t k0 = 0; k0 < seen_p; k0 += key_block) {
+        const size_t nk = seen_p - k0 < key_block ? seen_p - k0 : key_block;
         for (size_t j = 0; j < nk; j += MT) NAME(score_tile)(qt, d, kp + (k0 + j) * dp, s + j * ROWS);
         for (size_t j = keys > k0 ? keys - k0 : 0; j < nk; j++)  // padding keys
             for (size_t r = 0; r < ROWS; r++) s[j * ROWS + r] = -__builtin_inff();

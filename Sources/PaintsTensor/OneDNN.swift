@@ -123,6 +123,14 @@ public enum OneDNN {
         var bf16: Bool
         /// Float32 weights in the kernel's blocked layout (packed once and kept: `Weight.packed(for:)`).
         var packed = false
+        /// The epilogue: y * sigmoid(gate * y) when gate != 0, then added to what the destination holds (`accumulate`).
+        var gate: Float = 0
+        var accumulate = false
+
+        init(rows: Int, inputs: Int, outputs: Int, bias: Bool, bf16: Bool, gate: Float = 0, accumulate: Bool = false) {
+            (self.rows, self.inputs, self.outputs, self.bias, self.bf16) = (rows, inputs, outputs, bias, bf16)
+            (self.gate, self.accumulate) = (gate, accumulate)
+        }
     }
 
     /// A channels-last convolution: src [n, h, w, c], dst [n, oh, ow, o]; a band of a taller image pads only the ends
@@ -287,7 +295,8 @@ public enum OneDNN {
             var bytes = 0
             var implementation: UnsafePointer<CChar>?
             guard cdnnl_linear_create(runtime.engine, Int64(shape.rows), Int64(shape.inputs), Int64(shape.outputs),
-                                      shape.bias ? 1 : 0, shape.bf16 ? 1 : 0, shape.packed ? 1 : 0, &handle, &reorder, &bytes,
+                                      shape.bias ? 1 : 0, shape.bf16 ? 1 : 0, shape.packed ? 1 : 0, shape.gate,
+                                      shape.accumulate ? 1 : 0, &handle, &reorder, &bytes,
                                       &implementation) == dnnl_success,
                   let handle
             else { return nil }

@@ -28,7 +28,7 @@ extension Tensor {
     public func quickGELU() -> Tensor { sigmoidGated(k: 1.702) }
 
     /// x * sigmoid(k x), split across cores.
-    func sigmoidGated(k: Float) -> Tensor {
+    public func sigmoidGated(k: Float) -> Tensor {
         KernelProfile.measure(.activation) { sigmoidGatedUnprofiled(k: k) }
     }
 

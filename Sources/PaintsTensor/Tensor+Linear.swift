@@ -4,18 +4,22 @@ import Foundation
 
 extension Tensor {
     /// `x` [..., in] times `weight` [out, in] transposed, plus `bias` [out]: [..., out] (torch.nn.functional.linear).
-    public func linear(weight: Weight, bias: Tensor?) throws(TensorError) -> Tensor {
+    /// Then, with `gate` k, y * sigmoid(k y) (SiLU for 1, CLIP's quick GELU for 1.702), and plus `residual` (a tensor
+    /// of the output's shape): on oneDNN in the product's epilogue, elsewhere in place after it.
+    public func linear(weight: Weight, bias: Tensor?, gate: Float? = nil, adding residual: Tensor? = nil) throws(TensorError) -> Tensor {
         guard let inFeatures = shape.last, weight.rank == 2, weight.shape[1] == inFeatures,
-              bias == nil || bias!.shape == [weight.shape[0]]
-        else { throw .shapeMismatch(operation: "linear", shapes: [shape, weight.shape, bias?.shape ?? []]) }
+              bias == nil || bias!.shape == [weight.shape[0]],
+              residual == nil || residual!.shape == Array(shape.dropLast()) + [weight.shape[0]]
+        else { throw .shapeMismatch(operation: "linear", shapes: [shape, weight.shape, bias?.shape ?? [], residual?.shape ?? []]) }
         let outFeatures = weight.shape[0], rows = count / max(1, inFeatures)
         let bf16 = OneDNN.precision == .bf16
         if rows > 0, rows <= Self.fewRows, !bf16, weight.dtype != .f32, Self.linearOnOneDNNOverride == nil, let lanes = Self.linearRowsLanes,
-           let out = linearRows(weight: weight, bias: bias, rows: rows, lanes: lanes) {
+           var out = linearRows(weight: weight, bias: bias, rows: rows, lanes: lanes) {
+            out.applyEpilogue(gate: gate, residual: residual)
             return out
         }
         if rows > 0, bf16 || Self.linearOnOneDNN(rows: rows, inputs: inFeatures, outputs: outFeatures),
-           let out = linearOnOneDNN(weight: weight, bias: bias, rows: rows, bf16: bf16) {
+           let out = linearOnOneDNN(weight: weight, bias: bias, rows: rows, bf16: bf16, gate: gate ?? 0, residual: residual) {
             return out
         }
         var out = Tensor(zeros: Array(shape.dropLast()) + [outFeatures])
@@ -36,7 +40,26 @@ extension Tensor {
                 }
             }
         }
+        out.applyEpilogue(gate: gate, residual: residual)
         return out
+    }
+
+    /// The epilogue of `linear` on a computed product, in place: the gate, then the residual.
+    private mutating func applyEpilogue(gate: Float?, residual: Tensor?) {
+        guard gate != nil || residual != nil else { return }
+        let n = count
+        KernelProfile.measure(gate != nil ? .activation : .elementwise) {
+            data.withUnsafeMutableBufferPointer { y in
+                let target = UnsafeSendablePointer(y.baseAddress!)
+                if let gate {
+                    Parallel.forEachChunk(n) { range in VectorMath.sigmoidGate(target.pointer + range.lowerBound, count: range.count, k: gate) }
+                }
+                residual?.data.withUnsafeBufferPointer { r in
+                    let source = UnsafeSendablePointer(r.baseAddress!)
+                    Parallel.forEachChunk(n) { range in for i in range { target.pointer[i] += source.pointer[i] } }
+                }
+            }
+        }
     }
 
     /// Whether a float32 layer of these shapes runs on oneDNN's matmul (brgemm on AVX-512) rather than OpenBLAS:
@@ -63,16 +86,19 @@ extension Tensor {
     /// The layer on oneDNN: float32 with the weights read in place, or bfloat16 (PAINTSD_PRECISION=bf16: the input
     /// rounded to bfloat16, the (widened) weights reordered into the kernel's bfloat16 layout on each call), products
     /// summed in float32. nil when oneDNN could not run it.
-    private func linearOnOneDNN(weight: Weight, bias: Tensor?, rows: Int, bf16: Bool) -> Tensor? {
+    private func linearOnOneDNN(weight: Weight, bias: Tensor?, rows: Int, bf16: Bool, gate: Float, residual: Tensor?) -> Tensor? {
         let (inFeatures, outFeatures) = (weight.shape[1], weight.shape[0])
-        let layer = OneDNN.LinearShape(rows: rows, inputs: inFeatures, outputs: outFeatures, bias: bias != nil, bf16: bf16)
+        let layer = OneDNN.LinearShape(rows: rows, inputs: inFeatures, outputs: outFeatures, bias: bias != nil, bf16: bf16,
+                                       gate: gate, accumulate: residual != nil)
+        // The destination starts as the residual when the epilogue adds to it.
+        func destination() -> Tensor { residual ?? Tensor(zeros: Array(shape.dropLast()) + [outFeatures]) }
         // A weight packed for few rows takes the packed kernel at any row count where the layout is the same: its file
         // pages are released, and reading them would fault them in again.
         if !bf16, Self.packedFewRows, weight.isPackable, rows <= 128 || weight.hasPackedCopy {
             var packedLayer = layer
             packedLayer.packed = true
             if let primitive = OneDNN.linear(packedLayer), let packed = weight.packed(for: primitive) {
-                var out = Tensor(zeros: Array(shape.dropLast()) + [outFeatures])
+                var out = destination()
                 let done = KernelProfile.measure(.linear, flops: 2 * Double(rows) * Double(weight.count)) {
                     data.withUnsafeBufferPointer { x in out.data.withUnsafeMutableBufferPointer { y in withBiasPointer(bias) {
                         OneDNN.multiply(primitive, source: x.baseAddress!, weights: packed, bias: $0, destination: y.baseAddress!)
@@ -82,7 +108,7 @@ extension Tensor {
             }
         }
         guard let primitive = OneDNN.linear(layer) else { return nil }
-        var out = Tensor(zeros: Array(shape.dropLast()) + [outFeatures])
+        var out = destination()
         let done = KernelProfile.measure(.linear, flops: 2 * Double(rows) * Double(weight.count)) {
             data.withUnsafeBufferPointer { x in out.data.withUnsafeMutableBufferPointer { y in
                 ScratchBuffers.shared.with(count: bf16 ? (count + 1) / 2 : 1) { halves in

@@ -109,4 +109,27 @@ import Testing
         }
         print("packed copy kept: \(kept)")
     }
+
+    /// The epilogue (quick GELU's gate, a residual added, or both) equals the separate operations on every path: OpenBLAS,
+    /// oneDNN on weights as stored and packed, the few-rows kernel.
+    @Test func epiloguesEqualTheSeparateOperations() throws {
+        let (rows, inputs, outputs) = (77, 640, 72)
+        let x = random([rows, inputs], seed: 61), values = random([outputs, inputs], seed: 62)
+        let bias = random([outputs], seed: 63), residual = random([rows, outputs], seed: 64)
+        let file32 = try storedWeight(values, dtype: .f32), file16 = try storedWeight(values, dtype: .f16)
+        let paths: [(String, Weight, Bool?)] = [("openblas", Weight(values), false), ("onednn", Weight(values), true),
+                                               ("onednn packed", file32, nil), ("few rows", file16, nil)]
+        for (path, weight, onOneDNN) in paths {
+            for (gate, adding) in [(Float(1.702), residual), (Float(1.702), nil), (nil, residual)] as [(Float?, Tensor?)] {
+                let (fused, separate) = try Tensor.$linearOnOneDNNOverride.withValue(onOneDNN) {
+                    let plain = try x.linear(weight: weight, bias: bias)
+                    let gated = gate.map { plain.sigmoidGated(k: $0) } ?? plain
+                    return (try x.linear(weight: weight, bias: bias, gate: gate, adding: adding), adding.map { gated + $0 } ?? gated)
+                }
+                let error = relativeError(fused, separate)
+                #expect(error <= 1e-6, "\(path), gate \(gate as Any), residual \(adding != nil): \(error)")
+            }
+        }
+        #expect(throws: TensorError.self) { try x.linear(weight: Weight(values), bias: bias, adding: random([rows, outputs + 1], seed: 65)) }
+    }
 }

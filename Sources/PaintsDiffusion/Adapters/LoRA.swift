@@ -433,6 +433,9 @@ public final class LoRABinding: Sendable {
         }
     }
 
+    /// Whether the current binding adds terms to the layer `name`'s output.
+    static func addsTerms(to name: String) -> Bool { current?.terms[name] != nil }
+
     /// `y` (the output of the layer `name` for input `x`) plus the current binding's terms for that layer.
     static func adding(to y: Tensor, input x: Tensor, layer name: String) throws(ModelError) -> Tensor {
         guard let terms = current?.terms[name] else { return y }

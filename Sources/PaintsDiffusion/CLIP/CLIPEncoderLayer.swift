@@ -49,8 +49,10 @@ struct CLIPEncoderLayer: Sendable {
         let attended = try compute { () throws(TensorError) in
             try Tensor.attention(query: query, key: key, value: value, heads: heads, causal: causal)
         }
-        let h = h + (try out(attended))
-        let hidden = try fc1(try norm2(h))
-        return h + (try fc2(activation == .gelu ? hidden.gelu() : hidden.quickGELU()))
+        // The residual adds and quick GELU run in the products' epilogues where the kernel has one.
+        let h = try out(attended, adding: h)
+        let normed = try norm2(h)
+        let hidden = activation == .gelu ? try fc1(normed).gelu() : try fc1(normed, gate: 1.702)
+        return try fc2(hidden, adding: h)
     }
 }

@@ -105,6 +105,20 @@ public struct Linear: Sendable {
         let y = try compute { () throws(TensorError) in try x.linear(weight: w, bias: bias) }
         return try LoRABinding.adding(to: y, input: x, layer: name)
     }
+
+    /// The layer, then y * sigmoid(gate * y) (1.702: CLIP's quick GELU), then plus `residual`: in the product's
+    /// epilogue where the kernel has one. A bound LoRA's terms come before the gate (the gate is then applied apart)
+    /// and commute with the residual.
+    public func callAsFunction(_ x: Tensor, gate: Float? = nil, adding residual: Tensor? = nil) throws(ModelError) -> Tensor {
+        let w = LoRABinding.weight(for: name) ?? weight
+        guard gate == nil || !LoRABinding.addsTerms(to: name) else {
+            let y = try LoRABinding.adding(to: try compute { () throws(TensorError) in try x.linear(weight: w, bias: bias) },
+                                           input: x, layer: name).sigmoidGated(k: gate!)
+            return residual.map { y + $0 } ?? y
+        }
+        let y = try compute { () throws(TensorError) in try x.linear(weight: w, bias: bias, gate: gate, adding: residual) }
+        return try LoRABinding.adding(to: y, input: x, layer: name)
+    }
 }
 
 public struct GroupNorm: Sendable {
