@@ -41,13 +41,14 @@ public struct CrossAttention: Sendable {
     /// Features of the projected queries, keys and values (heads x head width).
     public var innerFeatures: Int { toQ.outFeatures }
 
-    /// x [B, L, C]; context [B, S, D] (self-attention when nil).
-    public func callAsFunction(_ x: Tensor, context: Tensor? = nil) throws(ModelError) -> Tensor {
+    /// x [B, L, C]; context [B, S, D] (self-attention when nil); `residual` added to the output (in the output
+    /// projection's epilogue).
+    public func callAsFunction(_ x: Tensor, context: Tensor? = nil, adding residual: Tensor? = nil) throws(ModelError) -> Tensor {
         try cancellationPoint()
         let source = context ?? x
         let out = try processor.attention(query: try toQ(x), key: try toK(source), value: try toV(source), heads: heads)
         try cancellationPoint()
-        return try toOut(out)
+        return try toOut(out, adding: residual)
     }
 }
 
@@ -82,10 +83,11 @@ public struct BasicTransformerBlock: Sendable {
     /// The context's width (cross-attention keys and values).
     var contextWidth: Int { crossAttention.sourceFeatures }
 
+    /// Each residual is added in the epilogue of the projection that ends its branch.
     public func callAsFunction(_ x: Tensor, context: Tensor) throws(ModelError) -> Tensor {
-        var h = x + (try selfAttention(try norm1(x)))
-        h = h + (try crossAttention(try norm2(h), context: context))
-        return h + (try feedForwardOut(try feedForwardIn(try norm3(h)).geglu()))
+        var h = try selfAttention(try norm1(x), adding: x)
+        h = try crossAttention(try norm2(h), context: context, adding: h)
+        return try feedForwardOut(try feedForwardIn(try norm3(h)).geglu(), adding: h)
     }
 }
 
