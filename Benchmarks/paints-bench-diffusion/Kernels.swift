@@ -247,7 +247,7 @@ import PaintsTensor
     let ids = [(0..<77).map { ($0 * 7919) % 49408 }]
     func under<T>(_ variant: String, _ body: () throws -> T) rethrows -> T {
         guard variant == "before" else { return try body() }
-        return try Tensor.$packedFewRows.withValue(false) { try Tensor.$linearRowsLanes.withValue(nil, operation: body) }
+        return try Tensor.$packedWeights.withValue(false) { try Tensor.$linearRowsLanes.withValue(nil, operation: body) }
     }
     let variants = ["default", "before"]
     for file in ["f32", "fp16"] {
@@ -282,7 +282,8 @@ import PaintsTensor
 }
 
 /// The UNet pass alone (f32 files), batch 1 and batch 2 alternating, `rounds` times, with today's default kernels: a
-/// quick A/B of one change between two builds or two environments (min and every round printed).
+/// quick A/B of one change between two builds or two environments (min and every round printed); then one profiled
+/// pass of each batch.
 @MainActor func runUNetPassBenchmark(folder: String, latentSide n: Int, rounds: Int) throws {
     let unet = try UNet2DConditionModel(folder: folder + "/unet", variant: "")
     var noise = SeededNormalNoise(seed: 5)
@@ -299,6 +300,16 @@ import PaintsTensor
     print(String(format: "unet pass %dx%d: batch 1 min %.3f s (%@), batch 2 min %.3f s (%@); cpu: %@", n, n, one.min()!,
                  one.map { String(format: "%.2f", $0) }.joined(separator: " "), two.min()!,
                  two.map { String(format: "%.2f", $0) }.joined(separator: " "), cpuSummary()))
+    // Then one profiled pass of each: where the time goes, by kind of operation and convolution path.
+    for (batch, x, c) in [(1, x1, c1), (2, x2, c2)] {
+        KernelProfile.reset()
+        KernelProfile.isEnabled = true
+        let wall = try seconds { _ = try unet(x, timesteps: [500], context: c) }
+        KernelProfile.isEnabled = false
+        let flops = KernelProfile.totals.flops.values.reduce(0, +)
+        print(String(format: "batch %d, one profiled pass: %.2f s, %.0f GFLOP counted (%.0f GFLOP/s)", batch, wall, flops / 1e9, flops / wall / 1e9))
+        print(KernelProfile.table(KernelProfile.totals, wall: wall))
+    }
 }
 
 /// |a - b| / |b| (L2 over every element).

@@ -1,4 +1,4 @@
-// PaintsTensor/KernelProfile: where a model's time goes, by kind of tensor operation (convolution, linear, attention,
+// PaintsTensor/KernelProfile: where a model's time goes, by kind of tensor operation (convolution by path, linear, attention,
 // norms, activations, element-wise, layout changes, weight widening), with the FLOPs of the GEMM-shaped ones. Off
 // unless a benchmark turns it on; it then assumes one computation at a time (a benchmark's), as it keeps one clock.
 import Foundation
@@ -6,11 +6,14 @@ import Synchronization
 
 public enum KernelProfile {
     public enum Part: Int, CaseIterable, Sendable {
-        case convolution, linear, attention, normalization, activation, elementwise, layout, widening
+        case winograd, convolution, im2col, pointwise, linear, attention, normalization, activation, elementwise, layout, widening
 
         public var name: String {
             switch self {
-            case .convolution: "convolution"
+            case .winograd: "convolution 3x3, Winograd"
+            case .convolution: "convolution, oneDNN direct"
+            case .im2col: "convolution, OpenBLAS im2col"
+            case .pointwise: "convolution 1x1, OpenBLAS"
             case .linear: "linear (GEMM)"
             case .attention: "attention (QK^T, softmax, AV)"
             case .normalization: "group/layer norm"
@@ -66,6 +69,32 @@ public enum KernelProfile {
             }
         }
         return try body()
+    }
+
+    /// `measure` for a body that says which part it was (the path a convolution took), as (result, part); a body
+    /// that throws counts to no part.
+    @inline(__always)
+    static func measure<R, E: Error>(flops: Double, _ body: () throws(E) -> (R, Part)) throws(E) -> R {
+        guard isEnabled else { return try body().0 }
+        let outer = state.withLock { s in
+            defer { s.nested = 0 }
+            return s.nested
+        }
+        let start = now()
+        var taken: Part?
+        defer {
+            let elapsed = now() - start
+            state.withLock { s in
+                if let taken {
+                    s.totals.seconds[taken, default: 0] += Double(elapsed - min(elapsed, s.nested)) * 1e-9
+                    s.totals.flops[taken, default: 0] += flops
+                }
+                s.nested = outer + elapsed
+            }
+        }
+        let (result, part) = try body()
+        taken = part
+        return result
     }
 
     private static func now() -> UInt64 {

@@ -15,12 +15,13 @@ extension Tensor {
     /// - Returns: [N, O, (H + 2p - KH)/s + 1, (W + 2p - KW)/s + 1].
     public func conv2d(weight: Weight, bias: Tensor?, stride: Int = 1, padding: Int = 0) throws(TensorError) -> Tensor {
         let flops = rank == 4 && weight.rank == 4 ? 2 * Double(shape[0] * weight.count) * Double(shape[2] * shape[3]) / Double(stride * stride) : 0
-        return try KernelProfile.measure(.convolution, flops: flops) { () throws(TensorError) -> Tensor in
+        return try KernelProfile.measure(flops: flops) { () throws(TensorError) -> (Tensor, KernelProfile.Part) in
             try convolved(weight: weight, bias: bias, stride: stride, padding: padding)
         }
     }
 
-    private func convolved(weight: Weight, bias: Tensor?, stride: Int, padding: Int) throws(TensorError) -> Tensor {
+    /// The convolution, and the path it took (for the profile).
+    private func convolved(weight: Weight, bias: Tensor?, stride: Int, padding: Int) throws(TensorError) -> (Tensor, KernelProfile.Part) {
         guard rank == 4, weight.rank == 4, weight.shape[1] == shape[1], bias == nil || bias!.shape == [weight.shape[0]] else {
             throw .shapeMismatch(operation: "conv2d", shapes: [shape, weight.shape, bias?.shape ?? []])
         }
@@ -33,11 +34,11 @@ extension Tensor {
         // Winograd runs in float32 under bf16 too: faster than bf16's direct convolutions here, and exact to float32's.
         if backend != .openblas, kh == 3, kw == 3, stride == 1, padding <= 1,
            let out = try convolvedByWinograd(weight: weight, bias: bias, padding: padding) {
-            return out
+            return (out, .winograd)
         }
         if bf16 || backend == .onednn || backend == .mixed && n * oh * ow >= (OneDNN.mixedMinimumPixelsOverride ?? OneDNN.mixedMinimumPixels),
            let out = try convolvedOnOneDNN(weight: weight, bias: bias, stride: stride, padding: padding, bf16: bf16) {
-            return out
+            return (out, .convolution)
         }
         var out = Tensor(zeros: [n, o, oh, ow])
         let k = c * kh * kw
@@ -79,7 +80,7 @@ extension Tensor {
             }
         }
         if cancelled { throw .cancelled }
-        return out
+        return (out, pointwise ? .pointwise : .im2col)
     }
 
     /// The convolution on oneDNN's fastest kernel (brgconv on AVX-512, jit:avx2 on AVX2), which wants channels-last

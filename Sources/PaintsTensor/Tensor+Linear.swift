@@ -94,7 +94,7 @@ extension Tensor {
         func destination() -> Tensor { residual ?? Tensor(zeros: Array(shape.dropLast()) + [outFeatures]) }
         // A weight packed for few rows takes the packed kernel at any row count where the layout is the same: its file
         // pages are released, and reading them would fault them in again.
-        if !bf16, Self.packedFewRows, weight.isPackable, rows <= 128 || weight.hasPackedCopy {
+        if !bf16, Self.packedWeights, weight.isPackable, rows <= 128 || weight.hasPackedCopy {
             var packedLayer = layer
             packedLayer.packed = true
             if let primitive = OneDNN.linear(packedLayer), let packed = weight.packed(for: primitive) {
@@ -130,7 +130,7 @@ extension Tensor {
     /// Whether float32 layers of up to 128 rows whose weights are mapped from a file run on weights packed once into
     /// oneDNN's blocked layout, kept in place of the file's pages (`Weight.packed(for:)`): the text encoder's linear
     /// layers 1.2x faster than with the weights reordered on every call. PAINTSD_PACKED_WEIGHTS=0 turns it off.
-    @TaskLocal public static var packedFewRows = ProcessInfo.processInfo.environment["PAINTSD_PACKED_WEIGHTS"] != "0"
+    @TaskLocal public static var packedWeights = ProcessInfo.processInfo.environment["PAINTSD_PACKED_WEIGHTS"] != "0"
 
     /// Most rows a layer with f16 or bf16 weights may have to run on CTensorKernels' few-rows kernel: the text
     /// encoders' 77 tokens, the UNet's context projections at batch 2, time embeddings.

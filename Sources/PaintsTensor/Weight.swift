@@ -140,20 +140,20 @@ public struct Weight: Sendable {
     /// Whether `packed(for:)` keeps a copy already.
     var hasPackedCopy: Bool { bytes.packedCopy.withLock { $0 != nil } }
 
-    /// The weights in the layout of `linear`'s kernel (its weight reorder applied once), kept with the weight; the
-    /// file pages they were read from are released at once, so the copy takes their place in memory (a later plain
-    /// read maps them again from the file). nil when the weight is not packable, the kernel takes plain weights, the
+    /// The weights in the layout of `primitive`'s kernel (a linear layer's: its weight reorder applied once), kept
+    /// with the weight; the file pages they were read from are released at once, so the copy takes their place in
+    /// memory (a later plain read maps them again from the file). nil when the weight is not packable, the kernel takes plain weights, the
     /// weight already keeps a copy for a kernel of another layout, or the reorder failed.
-    func packed(for linear: OneDNN.Primitive) -> UnsafeRawPointer? {
-        guard isPackable, let reorder = linear.weightsReorder else { return nil }
+    func packed(for primitive: OneDNN.Primitive) -> UnsafeRawPointer? {
+        guard isPackable, let reorder = primitive.weightsReorder else { return nil }
         let address = bytes.packedCopy.withLock { copy -> Int in
-            if let copy { return OneDNN.sameWeights(copy.primitive, linear) ? Int(bitPattern: copy.bytes) : 0 }
-            let buffer = UnsafeMutableRawPointer.allocate(byteCount: max(1, linear.weightFloats) * 4, alignment: 64)
+            if let copy { return OneDNN.sameWeights(copy.primitive, primitive) ? Int(bitPattern: copy.bytes) : 0 }
+            let buffer = UnsafeMutableRawPointer.allocate(byteCount: max(1, primitive.weightFloats) * 4, alignment: 64)
             guard OneDNN.reorder(reorder, from: bytes.base, to: buffer) else {
                 buffer.deallocate()
                 return 0
             }
-            copy = PackedCopy(primitive: linear, bytes: buffer)
+            copy = PackedCopy(primitive: primitive, bytes: buffer)
             releasePages()
             return Int(bitPattern: buffer)
         }

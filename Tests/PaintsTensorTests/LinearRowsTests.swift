@@ -1,6 +1,6 @@
 // Fully connected layers of few rows: CTensorKernels' few-rows kernel (f16 and bf16 weights read as stored) at every
-// vector width against OpenBLAS on the widened weights, and float32 weights mapped from a file packed once into
-// oneDNN's layout against the same layer on the weights as stored.
+// vector width against OpenBLAS on the widened weights, and the linear layers' epilogues (a gate, a residual) against
+// the separate operations on every path.
 import CTensorKernels
 import Foundation
 import PaintsTestSupport
@@ -15,13 +15,7 @@ import Testing
         return Tensor(shape: shape, data: (0..<shape.reduce(1, *)).map { _ in Float(generator.next() % 20_001) / 10_000 - 1 })
     }
 
-    /// A weight [outputs, inputs] written as `dtype` to a file of its own and read back from its mapping.
-    func storedWeight(_ values: Tensor, dtype: DType) throws -> Weight {
-        let dir = try TemporaryDirectory.make(prefix: "linear-rows")
-        let path = dir + "/w.safetensors"
-        try SafeTensorsWriter.write([.init("w", shape: values.shape, values: values.data, dtype: dtype)], to: path)
-        return try SafeTensorsFile(path: path).weight("w")
-    }
+    func storedWeight(_ values: Tensor, dtype: DType) throws -> Weight { try PackedWeightTests.storedWeight(values, dtype: dtype) }
 
     /// The widths this CPU runs: 1 always, 8 and 16 where it has them.
     var widths: [Int] { [16, 8, 1].filter { $0 == 1 || $0 <= Int(pk_linear_rows_lanes()) } }
@@ -80,34 +74,6 @@ import Testing
         }
         let tooWide = pk_linear_rows_lanes() == 16 ? 32 : 16
         #expect(pk_linear_rows(nil, 0, 0, nil, 0, nil, nil, 0, 0, 0, Int32(tooWide)) == 0)
-    }
-
-    /// A text encoder's layer shape (77 rows, 640 inputs or more, so oneDNN's matmul) from a float32 file: on a CPU
-    /// whose oneDNN kernel takes blocked weights (AVX-512) the weights are packed once, kept with the weight, and
-    /// give the product of the weights as stored, then at more rows too; a weight held in memory is never packed.
-    @Test func packedFileWeightsEqualTheWeightsAsStored() throws {
-        let (rows, inputs, outputs) = (77, 640, 72)
-        let x = random([rows, inputs], seed: 51), values = random([outputs, inputs], seed: 52), bias = random([outputs], seed: 53)
-        let weight = try storedWeight(values, dtype: .f32)
-        #expect(weight.isPackable)
-        #expect(!Weight(values).isPackable)
-        let plain = try Tensor.$packedFewRows.withValue(false) { try x.linear(weight: weight, bias: bias) }
-        #expect(!weight.hasPackedCopy)
-        let packed = try x.linear(weight: weight, bias: bias)
-        let again = try x.linear(weight: weight, bias: bias)
-        let reference = try Tensor.$linearOnOneDNNOverride.withValue(false) { try x.linear(weight: values, bias: bias) }
-        #expect(relativeError(plain, reference) <= 1e-6)
-        #expect(relativeError(packed, reference) <= 1e-6, "packed: \(relativeError(packed, reference))")
-        #expect(again == packed)
-        // More rows (a batch of two prompts) after the copy was made: the packed kernel where its layout is the same.
-        let tall = random([200, inputs], seed: 54)
-        let tallReference = try Tensor.$linearOnOneDNNOverride.withValue(false) { try tall.linear(weight: values, bias: bias) }
-        #expect(relativeError(try tall.linear(weight: weight, bias: bias), tallReference) <= 1e-6)
-        let kept = weight.hasPackedCopy
-        if OneDNN.runtime != nil && pk_cpu_has(16) != 0 {
-            #expect(kept, "oneDNN's AVX-512 matmul takes blocked weights: the copy should be kept")
-        }
-        print("packed copy kept: \(kept)")
     }
 
     /// The epilogue (quick GELU's gate, a residual added, or both) equals the separate operations on every path: OpenBLAS,
