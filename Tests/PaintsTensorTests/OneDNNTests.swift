@@ -65,6 +65,27 @@ import Testing
         }
     }
 
+    /// Small feature maps of several images run on OpenBLAS as one product (columns of every image side by side): the
+    /// same as one image at a time, for 3x3 (padded, stride 2, unpadded) and bias-free convolutions, and 5x5 kernels.
+    @Test func imagesInOneProductEqualOneImageAtATime() throws {
+        let cases: [([Int], Int, Int, Int, Int, Bool)] = [([2, 12, 16, 16], 24, 3, 1, 1, true), ([3, 8, 9, 11], 5, 3, 2, 1, true),
+                                                          ([2, 20, 8, 8], 16, 5, 1, 2, true), ([2, 7, 6, 5], 9, 3, 1, 0, false)]
+        for (index, (shape, outChannels, kernel, stride, padding, withBias)) in cases.enumerated() {
+            let seed = UInt64(90 + 3 * index)
+            let x = random(shape, seed: seed), w = random([outChannels, shape[1], kernel, kernel], seed: seed + 1)
+            let b = withBias ? random([outChannels], seed: seed + 2) : nil
+            let batched = try on(.openblas) { try x.conv2d(weight: w, bias: b, stride: stride, padding: padding) }
+            let plane = shape[1] * shape[2] * shape[3]
+            var single: [Float] = []
+            for image in 0..<shape[0] {
+                let one = Tensor(shape: [1] + shape.dropFirst(), data: Array(x.data[(image * plane)..<((image + 1) * plane)]))
+                single += try on(.openblas) { try one.conv2d(weight: w, bias: b, stride: stride, padding: padding) }.data
+            }
+            #expect(batched.shape[0] == shape[0] && batched.count == single.count)
+            #expect(relativeError(batched.data, single) <= 1e-6, "case \(index)")
+        }
+    }
+
     /// Winograd F(4x4, 3x3), both forms (oneDNN's kernel on AVX-512, and the transforms around sgemm), forced at any size,
     /// against OpenBLAS's direct convolution: whole images (one and two, with and without padding and bias, sides
     /// that are no multiple of the 4-row tile, channel counts that are no multiple of 16) and in bands of 1 and 4 to 8
