@@ -3,9 +3,9 @@
 // Each register tile takes a few rows of x and a few rows of W and multiplies along the inputs (dot products, vector
 // lanes along k), so W streams from memory once, row by row, and a tile of W stays in L1 while it meets every row of
 // x. The tile's accumulators are summed across lanes in one shuffle tree at the end. AVX-512 (4 rows by 4 outputs),
-// AVX2 + FMA + F16C (2 by 4) or plain C, picked at run time from what the CPU reports. PaintsTensor runs f16 and bf16
-// weights on it (no widened copy per call: the text encoder from fp16 files about 1.1x faster on the Zen 4 machine);
-// for float32 weights oneDNN's matmul on weights packed once is faster (about 1.2x on the same machine).
+// AVX2 + FMA + F16C (2 by 4; both from linear_rows_body.h) or plain C, picked at run time from what the CPU reports.
+// PaintsTensor runs f16 and bf16 weights on it (no widened copy per call: the text encoder from fp16 files about 1.1x
+// faster on the Zen 4 machine); for float32 weights oneDNN's matmul on weights packed once is faster (about 1.2x there).
 #include "tensor_kernels.h"
 #include <string.h>
 
@@ -68,9 +68,7 @@ static inline float tail_dot(const float *x, const void *w, int dtype, size_t fr
 #if defined(__x86_64__)
 #include <immintrin.h>
 
-#define AVX512 __attribute__((target("avx512f")))
 #define AVX512_INLINE static inline __attribute__((always_inline, target("avx512f")))
-#define AVX2 __attribute__((target("avx2,fma,f16c")))
 #define AVX2_INLINE static inline __attribute__((always_inline, target("avx2,fma,f16c")))
 
 AVX512_INLINE __m512 load16(const void *w, int dtype, size_t i) {
@@ -92,51 +90,18 @@ AVX512_INLINE __m512 sum_lanes16(const __m512 a[16]) {
     return _mm512_add_ps(_mm512_shuffle_ps(d[0], d[1], 0x88), _mm512_shuffle_ps(d[0], d[1], 0xDD));
 }
 
-// R rows of x (1...4) by C rows of W (1...4; missing ones repeat the last and are not stored). With `prefetch`, the
-// next tile's rows of W are fetched into the cache along the way.
-AVX512_INLINE void tile_avx512(const float *x, size_t k, const int R, const char *w, int dtype, int C,
-                               const float *bias, float *y, size_t y_stride, const char *prefetch) {
-    const size_t es = element_size(dtype), whole = k / 16 * 16;
-    const char *wr[4];
-    for (int j = 0; j < 4; j++) wr[j] = w + (size_t)(j < C ? j : C - 1) * k * es;
-    __m512 acc[16];  // acc[j * 4 + i]: row i, output j
-    for (int q = 0; q < 16; q++) acc[q] = _mm512_setzero_ps();
-    for (size_t i0 = 0; i0 < whole; i0 += 16) {
-        __m512 xv[4];
-        for (int i = 0; i < R; i++) xv[i] = _mm512_loadu_ps(x + i * k + i0);
-        if (prefetch)
-            for (int j = 0; j < 4; j++) _mm_prefetch(prefetch + (j * k + i0) * es, _MM_HINT_T0);
-        for (int j = 0; j < 4; j++) {
-            const __m512 wv = load16(wr[j], dtype, i0);
-            for (int i = 0; i < R; i++) acc[j * 4 + i] = _mm512_fmadd_ps(xv[i], wv, acc[j * 4 + i]);
-        }
-    }
-    float sums[16];  // [row][output]
-    _mm512_storeu_ps(sums, sum_lanes16(acc));
-    for (int i = 0; i < R; i++)
-        for (int j = 0; j < C; j++) {
-            const float tail = whole < k ? tail_dot(x + i * k, wr[j], dtype, whole, k) : 0.0f;
-            y[i * y_stride + j] = sums[i * 4 + j] + tail + (bias ? bias[j] : 0.0f);
-        }
-}
-
-AVX512 static void linear_rows_avx512(const float *x, size_t rows, size_t k, const void *w, int dtype,
-                                      const float *bias, float *y, size_t y_stride, size_t n0, size_t n1) {
-    const size_t es = element_size(dtype);
-    for (size_t n = n0; n < n1; n += 4) {
-        const int c = n1 - n < 4 ? (int)(n1 - n) : 4;
-        const char *wn = (const char *)w + n * k * es, *next = n + 4 < n1 ? wn + 4 * k * es : 0;
-        const float *b = bias ? bias + n : 0;
-        size_t r = 0;
-        for (; r + 4 <= rows; r += 4)
-            tile_avx512(x + r * k, k, 4, wn, dtype, c, b, y + r * y_stride + n, y_stride, r == 0 ? next : 0);
-        switch (rows - r) {
-        case 3: tile_avx512(x + r * k, k, 3, wn, dtype, c, b, y + r * y_stride + n, y_stride, r == 0 ? next : 0); break;
-        case 2: tile_avx512(x + r * k, k, 2, wn, dtype, c, b, y + r * y_stride + n, y_stride, r == 0 ? next : 0); break;
-        case 1: tile_avx512(x + r * k, k, 1, wn, dtype, c, b, y + r * y_stride + n, y_stride, r == 0 ? next : 0); break;
-        }
-    }
-}
+#define TARGET __attribute__((target("avx512f")))
+#define VT __m512
+#define VW 16
+#define TR 4
+#define VZERO() _mm512_setzero_ps()
+#define VLOAD(p) _mm512_loadu_ps(p)
+#define VSTORE(p, v) _mm512_storeu_ps(p, v)
+#define VLOADW(w, dtype, i) load16(w, dtype, i)
+#define VFMA(a, b, c) _mm512_fmadd_ps(a, b, c)
+#define VSUM(acc) sum_lanes16(acc)
+#define NAME(x) x##_avx512
+#include "linear_rows_body.h"
 
 AVX2_INLINE __m256 load8(const void *w, int dtype, size_t i) {
     if (dtype == DTYPE_F32) return _mm256_loadu_ps((const float *)w + i);
@@ -155,46 +120,18 @@ AVX2_INLINE __m256 sum_lanes8(const __m256 a[8]) {
     return _mm256_add_ps(_mm256_shuffle_ps(c[0], c[1], 0x88), _mm256_shuffle_ps(c[0], c[1], 0xDD));
 }
 
-// R rows of x (1 or 2) by C rows of W (1...4), as tile_avx512.
-AVX2_INLINE void tile_avx2(const float *x, size_t k, const int R, const char *w, int dtype, int C, const float *bias,
-                           float *y, size_t y_stride, const char *prefetch) {
-    const size_t es = element_size(dtype), whole = k / 8 * 8;
-    const char *wr[4];
-    for (int j = 0; j < 4; j++) wr[j] = w + (size_t)(j < C ? j : C - 1) * k * es;
-    __m256 acc[8];  // acc[j * 2 + i]: row i, output j
-    for (int q = 0; q < 8; q++) acc[q] = _mm256_setzero_ps();
-    for (size_t i0 = 0; i0 < whole; i0 += 8) {
-        __m256 xv[2];
-        for (int i = 0; i < R; i++) xv[i] = _mm256_loadu_ps(x + i * k + i0);
-        if (prefetch && i0 % 16 == 0)
-            for (int j = 0; j < 4; j++) _mm_prefetch(prefetch + (j * k + i0) * es, _MM_HINT_T0);
-        for (int j = 0; j < 4; j++) {
-            const __m256 wv = load8(wr[j], dtype, i0);
-            for (int i = 0; i < R; i++) acc[j * 2 + i] = _mm256_fmadd_ps(xv[i], wv, acc[j * 2 + i]);
-        }
-    }
-    float sums[8];  // [row][output]
-    _mm256_storeu_ps(sums, sum_lanes8(acc));
-    for (int i = 0; i < R; i++)
-        for (int j = 0; j < C; j++) {
-            const float tail = whole < k ? tail_dot(x + i * k, wr[j], dtype, whole, k) : 0.0f;
-            y[i * y_stride + j] = sums[i * 4 + j] + tail + (bias ? bias[j] : 0.0f);
-        }
-}
-
-AVX2 static void linear_rows_avx2(const float *x, size_t rows, size_t k, const void *w, int dtype, const float *bias,
-                                  float *y, size_t y_stride, size_t n0, size_t n1) {
-    const size_t es = element_size(dtype);
-    for (size_t n = n0; n < n1; n += 4) {
-        const int c = n1 - n < 4 ? (int)(n1 - n) : 4;
-        const char *wn = (const char *)w + n * k * es, *next = n + 4 < n1 ? wn + 4 * k * es : 0;
-        const float *b = bias ? bias + n : 0;
-        size_t r = 0;
-        for (; r + 2 <= rows; r += 2)
-            tile_avx2(x + r * k, k, 2, wn, dtype, c, b, y + r * y_stride + n, y_stride, r == 0 ? next : 0);
-        if (r < rows) tile_avx2(x + r * k, k, 1, wn, dtype, c, b, y + r * y_stride + n, y_stride, r == 0 ? next : 0);
-    }
-}
+#define TARGET __attribute__((target("avx2,fma,f16c")))
+#define VT __m256
+#define VW 8
+#define TR 2
+#define VZERO() _mm256_setzero_ps()
+#define VLOAD(p) _mm256_loadu_ps(p)
+#define VSTORE(p, v) _mm256_storeu_ps(p, v)
+#define VLOADW(w, dtype, i) load8(w, dtype, i)
+#define VFMA(a, b, c) _mm256_fmadd_ps(a, b, c)
+#define VSUM(acc) sum_lanes8(acc)
+#define NAME(x) x##_avx2
+#include "linear_rows_body.h"
 #endif
 
 int pk_linear_rows_lanes(void) {
