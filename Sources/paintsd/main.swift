@@ -128,7 +128,9 @@ struct Serve: ParsableCommand {
                                  "convolutions": .string(OneDNN.backend.rawValue), "attention_lanes": JSONValue(attentionLanes),
                                  "precision": .string(OneDNN.precision.rawValue), "bf16_available": .bool(OneDNN.hasBF16),
                                  "winograd": .string(!OneDNN.winograd ? "off" : (OneDNN.winogradOnOneDNN ? "\(OneDNN.winogradKernel ?? "") + sgemm" : "sgemm")),
-                                 "heap_retention": .bool(HeapRetention.isEnabled)]
+                                 "heap_retention": .bool(HeapRetention.isEnabled),
+                                 "linear_rows_lanes": JSONValue(Tensor.linearRowsLanes ?? 0),
+                                 "packed_weights": .bool(Tensor.packedWeights)]
 
         var engines = BuiltinEngines.registry()
         let env = ProcessInfo.processInfo.environment

@@ -251,6 +251,10 @@ func closedLoopbackPort() -> Int {
         #expect(compute?["winograd"] == .string(winograd), "\(String(describing: compute))")
         // Whether model passes keep their freed memory in the heap (glibc, unless PAINTSD_HEAP_RETENTION=0).
         #expect(compute?["heap_retention"] == .bool(HeapRetention.isEnabled), "\(String(describing: compute))")
+        // The few-rows kernel's width for f16/bf16 weights (0: off, PAINTSD_LINEAR_ROWS=0), and whether float32 file
+        // weights of few-row layers are packed once (PAINTSD_PACKED_WEIGHTS=0 turns it off).
+        #expect(compute?["linear_rows_lanes"] == JSONValue(Tensor.linearRowsLanes ?? 0), "\(String(describing: compute))")
+        #expect(compute?["packed_weights"] == .bool(Tensor.packedWeights), "\(String(describing: compute))")
         client.close()
         daemon.process.terminate()  // SIGTERM
         #expect(daemon.waitForExit() == 0)
