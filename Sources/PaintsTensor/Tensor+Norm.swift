@@ -3,15 +3,16 @@ import CTensorKernels
 import Foundation
 
 extension Tensor {
-    /// torch.nn.functional.group_norm on [N, C, ...], then SiLU when `silu`. Statistics in double.
-    public func groupNorm(groups: Int, weight: Tensor, bias: Tensor, epsilon: Float, silu: Bool = false) throws(TensorError) -> Tensor {
+    /// torch.nn.functional.group_norm on [N, C, ...], then SiLU when `silu`. Statistics in double. Consuming: a tensor
+    /// passed with its last use (`consume x`) is normalized in its own storage, without a second copy in memory.
+    public consuming func groupNorm(groups: Int, weight: Tensor, bias: Tensor, epsilon: Float, silu: Bool = false) throws(TensorError) -> Tensor {
         guard rank >= 2, shape[1] % groups == 0, weight.shape == [shape[1]], bias.shape == [shape[1]] else {
             throw .shapeMismatch(operation: "group_norm", shapes: [shape, weight.shape, bias.shape])
         }
         let (n, c) = (shape[0], shape[1])
         let spatial = count / (n * c)
         let perGroup = c / groups * spatial
-        var out = self
+        var out = consume self
         KernelProfile.measure(.normalization) {
             out.data.withUnsafeMutableBufferPointer { o in
                 let base = UnsafeSendablePointer(o.baseAddress!)

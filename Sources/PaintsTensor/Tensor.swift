@@ -45,15 +45,25 @@ public struct Tensor: Sendable, Equatable {
         return KernelProfile.measure(.elementwise) { sum(a, b) }
     }
 
+    /// Adds `b` (of equal shape) in place: no new tensor when `a`'s storage is its own.
+    public static func += (a: inout Tensor, b: Tensor) {
+        precondition(a.shape == b.shape, "+=: shapes \(a.shape) and \(b.shape)")
+        KernelProfile.measure(.elementwise) { add(b, into: &a) }
+    }
+
     private static func sum(_ a: Tensor, _ b: Tensor) -> Tensor {
         var out = a
+        add(b, into: &out)
+        return out
+    }
+
+    private static func add(_ b: Tensor, into out: inout Tensor) {
         out.data.withUnsafeMutableBufferPointer { o in
             b.data.withUnsafeBufferPointer { bb in
                 let target = UnsafeSendablePointer(o.baseAddress!), source = UnsafeSendablePointer(bb.baseAddress!)
                 Parallel.forEachChunk(o.count) { range in for i in range { target.pointer[i] += source.pointer[i] } }
             }
         }
-        return out
     }
 
     /// Applies `f` to every element, split across cores for large tensors.

@@ -139,8 +139,11 @@ public struct GroupNorm: Sendable {
         self.epsilon = epsilon
     }
 
-    public func callAsFunction(_ x: Tensor, silu: Bool = false) throws(ModelError) -> Tensor {
-        try compute { () throws(TensorError) in try x.groupNorm(groups: groups, weight: weight, bias: bias, epsilon: epsilon, silu: silu) }
+    /// Normalizes `x` in its own storage when it comes with its last use (`consume x`), else a copy.
+    public func callAsFunction(_ x: consuming Tensor, silu: Bool = false) throws(ModelError) -> Tensor {
+        do { return try (consume x).groupNorm(groups: groups, weight: weight, bias: bias, epsilon: epsilon, silu: silu) } catch {
+            throw .tensor(error)
+        }
     }
 }
 

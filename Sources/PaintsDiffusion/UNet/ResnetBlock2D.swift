@@ -41,9 +41,13 @@ public struct ResnetBlock2D: Sendable {
     public var outChannels: Int { conv2.outChannels }
 
     /// - Parameters: x [N, C, H, W]; timeEmbedding [N, T] already passed through SiLU (shared by every block).
-    public func callAsFunction(_ x: Tensor, timeEmbedding: Tensor?) throws(ModelError) -> Tensor {
+    /// With a shortcut convolution, an `x` passed with its last use (`consume x`) is normalized in its own storage, and
+    /// the sum is made in conv2's output: at most four of the block's tensors are alive at once.
+    public func callAsFunction(_ x: consuming Tensor, timeEmbedding: Tensor?) throws(ModelError) -> Tensor {
         try cancellationPoint()
-        var h = try conv1(try norm1(x, silu: true))                       // [N, O, H, W]
+        let residual: Tensor
+        if let shortcut { residual = try shortcut(x) } else { residual = copy x }
+        var h = try conv1(try norm1(consume x, silu: true))                // [N, O, H, W]
         if let timeProjection, let timeEmbedding {
             let bias = try timeProjection(timeEmbedding)                   // [N, O]
             let plane = h.shape[2] * h.shape[3], channels = h.shape[1]
@@ -54,8 +58,8 @@ public struct ResnetBlock2D: Sendable {
                 }
             }
         }
-        h = try conv2(try norm2(h, silu: true))
-        let residual = try shortcut.map { s throws(ModelError) in try s(x) } ?? x
-        return h + residual
+        h = try conv2(try norm2(consume h, silu: true))
+        h += residual
+        return h
     }
 }

@@ -72,7 +72,9 @@ struct SpatialSelfAttention: Sendable {
         let tokens = try norm(x).tokens()                                  // [N, HW, C]
         let (q, k, v) = (try toQ(tokens), try toK(tokens), try toV(tokens))
         let attended = try compute { () throws(TensorError) in try Tensor.attention(query: q, key: k, value: v, heads: 1) }
-        return try toOut(attended).image(height: h, width: w) + x
+        var out = try toOut(attended).image(height: h, width: w)
+        out += x
+        return out
     }
 }
 
@@ -93,10 +95,10 @@ struct VAEMidBlock: Sendable {
     var inChannels: Int { first.inChannels }
     var outChannels: Int { second.outChannels }
 
-    func callAsFunction(_ x: Tensor) throws(ModelError) -> Tensor {
-        var h = try first(x, timeEmbedding: nil)
+    func callAsFunction(_ x: consuming Tensor) throws(ModelError) -> Tensor {
+        var h = try first(consume x, timeEmbedding: nil)
         if let attention { h = try attention(h) }
-        return try second(h, timeEmbedding: nil)
+        return try second(consume h, timeEmbedding: nil)
     }
 }
 
@@ -149,12 +151,16 @@ public struct VAEEncoder: Sendable {
     func callAsFunction(_ x: Tensor) throws(ModelError) -> Tensor {
         var h = try convIn(x)
         for block in blocks {
-            for resnet in block.resnets { h = try resnet(h, timeEmbedding: nil) }
+            for resnet in block.resnets { h = try resnet(consume h, timeEmbedding: nil) }
             // diffusers pads right and bottom by one before the stride-2 convolution.
-            if let down = block.downsampler { h = try down(h.padded(right: 1, bottom: 1)) }
+            if let down = block.downsampler {
+                let padded = h.padded(right: 1, bottom: 1)
+                _ = consume h
+                h = try down(padded)
+            }
         }
-        h = try mid(h)
-        return try convOut(try normOut(h, silu: true))
+        h = try mid(consume h)
+        return try convOut(try normOut(consume h, silu: true))
     }
 }
 
@@ -205,10 +211,14 @@ public struct VAEDecoder: Sendable {
     func callAsFunction(_ z: Tensor) throws(ModelError) -> Tensor {
         var h = try mid(try convIn(z))
         for block in blocks {
-            for resnet in block.resnets { h = try resnet(h, timeEmbedding: nil) }
-            if let up = block.upsampler { h = try up(h.upsampledNearest2x()) }
+            for resnet in block.resnets { h = try resnet(consume h, timeEmbedding: nil) }
+            if let up = block.upsampler {
+                let upsampled = h.upsampledNearest2x()
+                _ = consume h
+                h = try up(upsampled)
+            }
         }
-        return try convOut(try normOut(h, silu: true))
+        return try convOut(try normOut(consume h, silu: true))
     }
 }
 
@@ -259,15 +269,15 @@ public struct AutoencoderKL: Sendable {
             throw .tensor(.shapeMismatch(operation: "AutoencoderKL.encode (takes [N, \(encoder.inChannels), H, W])", shapes: [image.shape]))
         }
         let tile = configuration.sampleSize
-        var moments: Tensor
-        if tiling.applies(height: image.shape[2], width: image.shape[3], tile: tile) {
-            moments = try Self.tiled(image, tile: tile, outputTile: tile / scale) { (t: Tensor) throws(ModelError) in
-                let m = try encoder(t)
-                return try quantConv.map { (c: Conv2d) throws(ModelError) in try c(m) } ?? m
+        let moments = try HeapRetention.during { () throws(ModelError) -> Tensor in
+            if tiling.applies(height: image.shape[2], width: image.shape[3], tile: tile) {
+                return try Self.tiled(image, tile: tile, outputTile: tile / scale) { (t: Tensor) throws(ModelError) in
+                    let m = try encoder(t)
+                    return try quantConv.map { (c: Conv2d) throws(ModelError) in try c(m) } ?? m
+                }
             }
-        } else {
-            moments = try encoder(image)
-            if let quantConv { moments = try quantConv(moments) }
+            let m = try encoder(image)
+            return try quantConv.map { (c: Conv2d) throws(ModelError) in try c(m) } ?? m
         }
         let (n, c2, plane) = (moments.shape[0], moments.shape[1], moments.shape[2] * moments.shape[3])
         let c = c2 / 2
@@ -289,14 +299,14 @@ public struct AutoencoderKL: Sendable {
             throw .tensor(.shapeMismatch(operation: "AutoencoderKL.decode (takes [N, \(latent), h, w])", shapes: [latents.shape]))
         }
         let tile = configuration.sampleSize / scale
-        if tiling.applies(height: latents.shape[2], width: latents.shape[3], tile: tile) {
-            return try Self.tiled(latents, tile: tile, outputTile: configuration.sampleSize) { (t: Tensor) throws(ModelError) in
-                try decoder(try postQuantConv.map { (c: Conv2d) throws(ModelError) in try c(t) } ?? t)
+        return try HeapRetention.during { () throws(ModelError) in
+            if tiling.applies(height: latents.shape[2], width: latents.shape[3], tile: tile) {
+                return try Self.tiled(latents, tile: tile, outputTile: configuration.sampleSize) { (t: Tensor) throws(ModelError) in
+                    try decoder(try postQuantConv.map { (c: Conv2d) throws(ModelError) in try c(t) } ?? t)
+                }
             }
+            return try decoder(try postQuantConv.map { (c: Conv2d) throws(ModelError) in try c(latents) } ?? latents)
         }
-        var z = latents
-        if let postQuantConv { z = try postQuantConv(z) }
-        return try decoder(z)
     }
 
     /// Pixels per latent (8 for SD).
