@@ -36,6 +36,16 @@ import Testing
         let x = try f.tensor("group_norm.input"), w = try f.tensor("group_norm.weight"), b = try f.tensor("group_norm.bias")
         try check("group_norm", x.groupNorm(groups: 4, weight: w, bias: b, epsilon: 1e-6), "group_norm.output")
         try check("group_norm+silu", x.groupNorm(groups: 4, weight: w, bias: b, epsilon: 1e-6, silu: true), "group_norm_silu.output")
+        // groupNorm consumes: a tensor still in use keeps its values, and one passed with its last use is normalized in
+        // its own storage, to the same values.
+        let before = x.data
+        let normalized = try x.groupNorm(groups: 4, weight: w, bias: b, epsilon: 1e-6, silu: true)
+        #expect(x.data == before)
+        let owned = Tensor(shape: x.shape, data: x.data.map { $0 })
+        let storage = owned.data.withUnsafeBufferPointer { Int(bitPattern: $0.baseAddress) }
+        let inPlace = try (consume owned).groupNorm(groups: 4, weight: w, bias: b, epsilon: 1e-6, silu: true)
+        #expect(inPlace.data == normalized.data)
+        #expect(inPlace.data.withUnsafeBufferPointer { Int(bitPattern: $0.baseAddress) } == storage)
         let l = try f.tensor("layer_norm.input")
         try check("layer_norm", l.layerNorm(weight: f.tensor("layer_norm.weight"), bias: f.tensor("layer_norm.bias"), epsilon: 1e-5),
                   "layer_norm.output")
