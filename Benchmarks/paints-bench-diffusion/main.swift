@@ -56,7 +56,7 @@ func cpuSummary() -> String {
 
 OpenBLASKernel.selectBestKernelOrReexecute()
 HeapRetention.configureProcess()
-var arguments = CommandLine.arguments.filter { $0 != "--paints-undo" && $0 != "--quick" && $0 != "--lora-bind" && $0 != "--kernels" && $0 != "--attention" && $0 != "--precision" && $0 != "--winograd" && $0 != "--thresholds" && $0 != "--txt2img-memory" && $0 != "--text-encoder" && $0 != "--unet-passes" }
+var arguments = CommandLine.arguments.filter { $0 != "--paints-undo" && $0 != "--quick" && $0 != "--lora-bind" && $0 != "--kernels" && $0 != "--attention" && $0 != "--precision" && $0 != "--winograd" && $0 != "--thresholds" && $0 != "--txt2img-memory" && $0 != "--text-encoder" && $0 != "--unet-passes" && $0 != "--interleaved-openvino" }
 let paintsUndo = CommandLine.arguments.contains("--paints-undo")
 let quick = CommandLine.arguments.contains("--quick") || !["", "0"].contains(ProcessInfo.processInfo.environment["PAINTSD_BENCH_QUICK"] ?? "")
 let controlNetFolder = arguments.firstIndex(of: "--controlnet").map { arguments[$0 + 1] }
@@ -126,6 +126,16 @@ if CommandLine.arguments.contains("--attention") {  // attention alone (no model
 
 if CommandLine.arguments.contains("--text-encoder") {  // the text encoder alone, with its time by kind of operation
     try runTextEncoderBenchmark(folder: folder, rounds: quick ? 3 : 30)
+    exit(0)
+}
+
+if CommandLine.arguments.contains("--interleaved-openvino") {  // issue 15: paintsd and OpenVINO part by part in turn
+    let parts = arguments.firstIndex(of: "--parts").map { arguments[$0 + 1].split(separator: ",").map(String.init) }
+        ?? ["unet_batch1", "unet_batch2", "vae_decode_512", "vae_encode_512", "clip_encode"]
+    let rounds = arguments.firstIndex(of: "--rounds").flatMap { Int(arguments[$0 + 1]) } ?? 5
+    let python = ProcessInfo.processInfo.environment["PAINTSD_BENCH_PYTHON"] ?? repository + "/.venv-fixtures/bin/python"
+    try runInterleavedOpenVINO(folder: folder, parts: parts, rounds: rounds, python: python,
+                               script: repository + "/Benchmarks/torch/sd15_openvino_server.py")
     exit(0)
 }
 
