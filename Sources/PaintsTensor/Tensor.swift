@@ -51,6 +51,20 @@ public struct Tensor: Sendable, Equatable {
         KernelProfile.measure(.elementwise) { add(b, into: &a) }
     }
 
+    /// Adds `bias` [N, C] to every plane of this [N, C, ...] tensor (a UNet resnet's time embedding), planes in parallel.
+    public mutating func addPlaneBias(_ bias: Tensor) {
+        precondition(rank >= 2 && bias.shape == [shape[0], shape[1]], "addPlaneBias: \(bias.shape) for \(shape)")
+        let planes = shape[0] * shape[1], plane = count / max(1, planes)
+        KernelProfile.measure(.elementwise) {
+            data.withUnsafeMutableBufferPointer { y in
+                let target = UnsafeSendablePointer(y.baseAddress!)
+                Parallel.forEachChunk(planes, minimumChunk: max(1, 16_384 / max(1, plane))) { range in
+                    for i in range { VectorMath.scaleShift(target.pointer + i * plane, count: plane, scale: 1, shift: bias.data[i]) }
+                }
+            }
+        }
+    }
+
     private static func sum(_ a: Tensor, _ b: Tensor) -> Tensor {
         var out = a
         add(b, into: &out)

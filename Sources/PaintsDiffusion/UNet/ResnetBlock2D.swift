@@ -49,14 +49,7 @@ public struct ResnetBlock2D: Sendable {
         if let shortcut { residual = try shortcut(x) } else { residual = copy x }
         var h = try conv1(try norm1(consume x, silu: true))                // [N, O, H, W]
         if let timeProjection, let timeEmbedding {
-            let bias = try timeProjection(timeEmbedding)                   // [N, O]
-            let plane = h.shape[2] * h.shape[3], channels = h.shape[1]
-            for n in 0..<h.shape[0] {
-                for c in 0..<channels {
-                    let v = bias.data[n * channels + c], start = (n * channels + c) * plane
-                    for i in start..<(start + plane) { h.data[i] += v }
-                }
-            }
+            h.addPlaneBias(try timeProjection(timeEmbedding))               // [N, O] per plane
         }
         h = try conv2(try norm2(consume h, silu: true))
         h += residual
