@@ -64,38 +64,30 @@ def main():
         requests[name] = (request, arrays)
         say(f"# compiled {name}")
 
-    # Each module is converted once and dropped before its compiles (a compiled UNet holds its own 3.4 GB of weights).
-    unet_parts = [b for b in (1, 2) if f"unet_batch{b}" in wanted]
-    if unet_parts:
-        unet = UNet2DConditionModel.from_pretrained(os.path.join(out, "unet")).eval()
-        examples = {b: [torch.randn((b, 4, 64, 64), generator=g), torch.tensor([500.0] * b),
-                        torch.randn((b, TOKENS, 768), generator=g)] for b in unet_parts}
-        model = convert(UNetPass(unet), examples[unet_parts[0]])
-        del unet
+    def prepare_parts(load, wrap, examples):
+        """Loads a module, converts it once (traced with the first part's inputs) and drops it before the parts'
+        compiles (a compiled UNet holds its own 3.4 GB of weights); `examples`: part name -> inputs."""
+        module = load()
+        model = convert(wrap(module), next(iter(examples.values())))
+        del module
         gc.collect()
-        for b in unet_parts:
-            prepare(f"unet_batch{b}", model, examples[b])
-        del model
+        for name, example in examples.items():
+            prepare(name, model, example)
+
+    unet = {f"unet_batch{b}": [torch.randn((b, 4, 64, 64), generator=g), torch.tensor([500.0] * b),
+                               torch.randn((b, TOKENS, 768), generator=g)] for b in (1, 2) if f"unet_batch{b}" in wanted}
+    if unet:
+        prepare_parts(lambda: UNet2DConditionModel.from_pretrained(os.path.join(out, "unet")).eval(), UNetPass, unet)
     for kind, wrapper in (("decode", VAEDecode), ("encode", VAEEncode)):
-        sizes = [size for size in (512, 1024) if f"vae_{kind}_{size}" in wanted]
-        if not sizes:
-            continue
-        vae = AutoencoderKL.from_pretrained(os.path.join(out, "vae")).eval()
-        examples = {size: [torch.randn((1, 4, size // 8, size // 8), generator=g) if kind == "decode"
-                           else torch.randn((1, 3, size, size), generator=g).clamp(-1, 1)] for size in sizes}
-        model = convert(wrapper(vae), examples[sizes[0]])
-        del vae
-        gc.collect()
-        for size in sizes:
-            prepare(f"vae_{kind}_{size}", model, examples[size])
-        del model
+        vae = {f"vae_{kind}_{size}": [torch.randn((1, 4, size // 8, size // 8), generator=g) if kind == "decode"
+                                      else torch.randn((1, 3, size, size), generator=g).clamp(-1, 1)]
+               for size in (512, 1024) if f"vae_{kind}_{size}" in wanted}
+        if vae:
+            prepare_parts(lambda: AutoencoderKL.from_pretrained(os.path.join(out, "vae")).eval(), wrapper, vae)
     if "clip_encode" in wanted:
-        clip = CLIPTextModel.from_pretrained(os.path.join(out, "text_encoder")).eval()
-        ids = [torch.randint(0, SD15_CLIP["vocab_size"], (1, TOKENS), generator=g)]
-        model = convert(TextEncode(clip), ids)
-        del clip
-        prepare("clip_encode", model, ids)
-        del model
+        ids = torch.randint(0, SD15_CLIP["vocab_size"], (1, TOKENS), generator=g)
+        prepare_parts(lambda: CLIPTextModel.from_pretrained(os.path.join(out, "text_encoder")).eval(), TextEncode,
+                      {"clip_encode": [ids]})
     gc.collect()
     say(f"ready openvino {ov.get_version()}; {CONFIG}")
     for line in sys.stdin:
