@@ -67,8 +67,8 @@ enum InterleavedError: Error {
     case server(String)
 }
 
-/// `parts`: names of sd15_openvino_server.py (unet_batch1, unet_batch2, vae_decode_512, vae_encode_512, vae_decode_1024,
-/// vae_encode_1024, clip_encode); `python`: the fixture venv's interpreter; `script`: the server's path.
+/// `parts`: names of sd15_openvino_server.py (unet_batch1, unet_batch2, controlnet_step, vae_decode_512, vae_encode_512,
+/// vae_decode_1024, vae_encode_1024, clip_encode); `python`: the fixture venv's interpreter; `script`: the server's path.
 @MainActor func runInterleavedOpenVINO(folder: String, parts: [String], rounds: Int, python: String, script: String,
                                        clipCalls: Int = 10) throws {
     say("cpu: \(cpuSummary())")
@@ -91,6 +91,23 @@ enum InterleavedError: Error {
             let x = Tensor(shape: [batch, 4, 64, 64], data: noise.normal(count: batch * 4 * 64 * 64))
             let c = Tensor(shape: [batch, 77, 768], data: noise.normal(count: batch * 77 * 768))
             runs["unet_batch\(batch)"] = { _ = try unet(x, timesteps: [Float](repeating: 500, count: batch), context: c) }
+        }
+    }
+    if parts.contains("controlnet_step") {
+        // As the sequential benchmark times it: the hint embedded once per run (StableDiffusionPipeline does), then per
+        // step the ControlNet on the batch of two and the UNet with its residuals.
+        let unet = try UNet2DConditionModel(folder: folder + "/unet", variant: "")
+        let controlNet = try ControlNetModel(folder: folder + "/controlnet/sd15-lineart-random", variant: "")
+        let d = controlNet.conditioningDownscale
+        let x = Tensor(shape: [2, 4, 64, 64], data: noise.normal(count: 2 * 4 * 64 * 64))
+        let c = Tensor(shape: [2, 77, 768], data: noise.normal(count: 2 * 77 * 768))
+        let hint = Tensor(shape: [1, 3, 64 * d, 64 * d], data: noise.normal(count: 3 * 64 * d * 64 * d).map { $0 > 1.28 ? 1 : 0 })
+        let embedded = try controlNet.embedHint(hint)
+        let pair = Tensor(shape: [2] + Array(embedded.shape.dropFirst()), data: embedded.data + embedded.data)
+        runs["controlnet_step"] = {
+            let residuals = try controlNet(x, timesteps: [500], context: c, embeddedHint: pair)
+            _ = try unet(x, timesteps: [500], context: c,
+                         conditioning: UNetConditioning(downResiduals: residuals.down, midResidual: residuals.mid))
         }
     }
     if parts.contains(where: { $0.hasPrefix("vae") }) {

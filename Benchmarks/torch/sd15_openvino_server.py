@@ -7,8 +7,10 @@ paints-bench-diffusion) can differ by the phase alone; alternating part by part 
 
     python Benchmarks/torch/sd15_openvino_server.py OUT_DIR PART...
 
-OUT_DIR: the f32 diffusers folders of sd15_random.py --write. PART: unet_batch1, unet_batch2, vae_decode_512,
-vae_encode_512, vae_decode_1024, vae_encode_1024, clip_encode (the figure names of sd15_openvino.py, less `_s`). Each
+OUT_DIR: the f32 diffusers folders of sd15_random.py --write. PART: unet_batch1, unet_batch2, controlnet_step,
+vae_decode_512, vae_encode_512, vae_decode_1024, vae_encode_1024, clip_encode (the figure names of sd15_openvino.py,
+less `_s`; controlnet_step is its CFG step with the line-art ControlNet: the ControlNet at batch 2 with the hint
+embedded inside the call, then the UNet with the 13 residuals handed over without a copy). Each
 is converted and compiled as sd15_openvino.py does it (the same wrappers, each module converted once and reshaped to
 static shapes per part, 2 threads, f32, LATENCY) and run once as a warm-up; the torch modules are dropped before
 "ready". Both UNet batches hold about 8 GB, the 1024x1024 VAE several more: on a 24 GB machine time the UNet, the VAE
@@ -26,11 +28,12 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from sd15_openvino import CONFIG, THREADS, TOKENS, TextEncode, UNetPass, VAEDecode, VAEEncode  # noqa: E402
-from sd15_random import SD15_CLIP, hide_broken_torchvision  # noqa: E402
+from sd15_openvino import (CONFIG, THREADS, TOKENS, ControlNetPass, TextEncode, UNetPass,  # noqa: E402
+                           UNetWithResiduals, VAEDecode, VAEEncode)
+from sd15_random import CONTROLNET, SD15_CLIP, hide_broken_torchvision  # noqa: E402
 
-PARTS = ("unet_batch1", "unet_batch2", "vae_decode_512", "vae_encode_512", "vae_decode_1024", "vae_encode_1024",
-         "clip_encode")
+PARTS = ("unet_batch1", "unet_batch2", "controlnet_step", "vae_decode_512", "vae_encode_512", "vae_decode_1024",
+         "vae_encode_1024", "clip_encode")
 
 
 def say(line):
@@ -44,7 +47,7 @@ def main():
     torch.set_num_threads(THREADS)
     hide_broken_torchvision()
     import openvino as ov
-    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from diffusers import AutoencoderKL, ControlNetModel, UNet2DConditionModel
     from transformers import CLIPTextModel
 
     core = ov.Core()
@@ -60,8 +63,8 @@ def main():
         model.reshape({i: ov.PartialShape(list(t.shape)) for i, t in enumerate(example)})
         request = core.compile_model(model, "CPU", CONFIG).create_infer_request()
         arrays = [np.ascontiguousarray(t.numpy()) for t in example]
-        request.infer(arrays, share_inputs=True)  # warm-up
-        requests[name] = (request, arrays)
+        requests[name] = lambda: request.infer(arrays, share_inputs=True)
+        requests[name]()  # warm-up
         say(f"# compiled {name}")
 
     def prepare_parts(load, wrap, examples):
@@ -78,6 +81,37 @@ def main():
                                torch.randn((b, TOKENS, 768), generator=g)] for b in (1, 2) if f"unet_batch{b}" in wanted}
     if unet:
         prepare_parts(lambda: UNet2DConditionModel.from_pretrained(os.path.join(out, "unet")).eval(), UNetPass, unet)
+    if "controlnet_step" in wanted:
+        unet = UNet2DConditionModel.from_pretrained(os.path.join(out, "unet")).eval()
+        controlnet = ControlNetModel.from_pretrained(os.path.join(out, CONTROLNET)).eval()
+        downscale = 2 ** (len(controlnet.config.conditioning_embedding_out_channels) - 1)
+        x2, t2, c2 = torch.randn((2, 4, 64, 64), generator=g), torch.tensor([500.0] * 2), torch.randn((2, TOKENS, 768), generator=g)
+        hint = torch.cat([(torch.rand((1, 3, 64 * downscale, 64 * downscale), generator=g) > 0.9).float()] * 2)
+        with torch.no_grad():
+            residuals = list(ControlNetPass(controlnet)(x2, t2, c2, hint))
+        step = {}
+        for key, module, example in (("controlnet", ControlNetPass(controlnet), [x2, t2, c2, hint]),
+                                     ("unet", UNetWithResiduals(unet), [x2, t2, c2, *residuals])):
+            model = convert(module, example)
+            model.reshape({i: ov.PartialShape(list(t.shape)) for i, t in enumerate(example)})
+            step[key] = core.compile_model(model, "CPU", CONFIG)
+            del model, module
+        del unet, controlnet, residuals
+        gc.collect()
+        cn_request, un_request = step["controlnet"].create_infer_request(), step["unet"].create_infer_request()
+        cn_inputs = [np.ascontiguousarray(t.numpy()) for t in (x2, t2, c2, hint)]
+        for i, t in enumerate((x2, t2, c2)):
+            un_request.set_input_tensor(i, ov.Tensor(np.ascontiguousarray(t.numpy())))
+
+        def controlnet_step():  # as sd15_openvino.py times it
+            cn_request.infer(cn_inputs, share_inputs=True)
+            for i in range(len(step["controlnet"].outputs)):
+                un_request.set_input_tensor(3 + i, cn_request.get_output_tensor(i))
+            un_request.infer()
+
+        requests["controlnet_step"] = controlnet_step
+        controlnet_step()  # warm-up
+        say("# compiled controlnet_step")
     for kind, wrapper in (("decode", VAEDecode), ("encode", VAEEncode)):
         vae = {f"vae_{kind}_{size}": [torch.randn((1, 4, size // 8, size // 8), generator=g) if kind == "decode"
                                       else torch.randn((1, 3, size, size), generator=g).clamp(-1, 1)]
@@ -97,9 +131,8 @@ def main():
         if name not in requests:
             say(json.dumps({"part": name, "error": "not prepared"}))
             continue
-        request, arrays = requests[name]
         start = time.perf_counter()
-        request.infer(arrays, share_inputs=True)
+        requests[name]()
         say(json.dumps({"part": name, "s": time.perf_counter() - start}))
 
 
