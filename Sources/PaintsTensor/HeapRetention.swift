@@ -3,13 +3,14 @@
 // Every tensor operation allocates its output, and a UNet pass at 64x64 frees and allocates blocks of 10-84 MiB
 // hundreds of times. glibc maps blocks that large on their own (or trims its heap back to the system), so each one
 // comes back as fresh pages: a page fault and a page cleared per 4 KiB, about half a second of a CFG step's batch of two
-// on the Zen 4 machine, and a fifth of a VAE pass at 1024x1024 (a VAE pass keeps its blocks up to 256 MiB too; it makes
-// no more of them alive at once than before, as its blocks normalize and add in place). During a pass (`during`, nested or on several threads at once) glibc keeps blocks up to
-// 256 MiB in its heap and never trims it; when the last pass ends, the freed memory goes back to the system at once,
-// so the daemon's resident size between jobs, and the peak of the phases around the passes (the VAE decode sets a
-// txt2img's), stay as they were. PAINTSD_HEAP_RETENTION=0 turns it off. A program whose passes run on other threads
-// than its main one (the daemon's jobs) calls `configureProcess` first thing: glibc's arenas for other threads hold no
-// block over 64 MiB (a CFG batch's GEGLU projection at 64x64 is 84 MiB).
+// on the Zen 4 machine, and a fifth of a VAE pass at 1024x1024. During a pass (`during`: UNet, ControlNet, text encoder
+// and VAE passes, nested or on several threads at once) glibc keeps blocks up to 256 MiB in its heap and never trims
+// it; when the last pass ends, the freed memory goes back to the system at once, so the daemon's resident size between
+// jobs stays as it was. (The VAE's blocks normalize and add in place, so its passes hold fewer blocks at once than
+// before even with them kept: a 512x512 txt2img peaks lower than without retention.) PAINTSD_HEAP_RETENTION=0 turns it
+// off. A program whose passes run on other threads than its main one (the daemon's jobs) calls `configureProcess` first
+// thing: glibc's arenas for other threads hold no block over 64 MiB (a CFG batch's GEGLU projection at 64x64 is
+// 84 MiB).
 import CTensorKernels
 import Foundation
 import Synchronization

@@ -41,8 +41,8 @@ public struct ResnetBlock2D: Sendable {
     public var outChannels: Int { conv2.outChannels }
 
     /// - Parameters: x [N, C, H, W]; timeEmbedding [N, T] already passed through SiLU (shared by every block).
-    /// With a shortcut convolution, an `x` passed with its last use (`consume x`) is normalized in its own storage, and
-    /// the sum is made in conv2's output: at most four of the block's tensors are alive at once.
+    /// With a shortcut convolution, an `x` passed with its last use (`consume x`) is normalized in its own storage; the
+    /// sum is made in conv2's output. Passed with its last use, at most three of the block's tensors are alive at once.
     public func callAsFunction(_ x: consuming Tensor, timeEmbedding: Tensor?) throws(ModelError) -> Tensor {
         try cancellationPoint()
         let residual: Tensor
