@@ -145,11 +145,12 @@ public struct Transformer2DModel: Sendable {
         case .linear(let linear): tokens = try linear(normed.tokens())
         }
         for block in blocks { tokens = try block(tokens, context: context) }
-        let out: Tensor
+        var out: Tensor
         switch projectOut {
         case .convolution(let conv): out = try conv(tokens.image(height: height, width: width))
         case .linear(let linear): out = try linear(tokens).image(height: height, width: width)
         }
-        return out + x
+        out += x
+        return out
     }
 }

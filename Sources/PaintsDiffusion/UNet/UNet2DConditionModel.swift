@@ -256,14 +256,14 @@ public struct UNet2DConditionModel: Sendable {
                 guard residuals[i].shape == skips[i].shape else {
                     throw .tensor(.shapeMismatch(operation: "UNet2DConditionModel down residual \(i)", shapes: [residuals[i].shape, skips[i].shape]))
                 }
-                skips[i] = skips[i] + residuals[i]
+                skips[i] += residuals[i]
             }
         }
         h = try Self.runMidBlock(midBlock, h, timeEmbedding: activated, context: context)
         if let featureHook { h = try featureHook(h, at: .mid) }
         if let mid = conditioning.midResidual {
             guard mid.shape == h.shape else { throw .tensor(.shapeMismatch(operation: "UNet2DConditionModel mid residual", shapes: [mid.shape, h.shape])) }
-            h = h + mid
+            h += mid
         }
 
         for (i, block) in upBlocks.enumerated() {
