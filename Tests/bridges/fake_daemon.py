@@ -11,6 +11,7 @@ The canned pixels, R,G,B,A: `color` is (200, 40, 30, 255) on the left half and t
 (30, 60, 220, 255) everywhere; `image` is its own frame (the colour, opaque white where the colour is transparent).
 """
 import json
+import os
 import signal
 import struct
 import sys
@@ -112,7 +113,9 @@ def main(endpoint, log_path):
     socket = context.socket(zmq.ROUTER)
     socket.setsockopt(zmq.LINGER, 0)
     socket.bind(endpoint)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    # Exit at once: sys.exit inside recv_multipart left the interpreter waiting in zmq's context teardown now and then
+    # (a c_client run hung in `wait` on it); the log is flushed after every line already.
+    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
     jobs = 0
     with open(log_path, "a") as log:
         while True:
