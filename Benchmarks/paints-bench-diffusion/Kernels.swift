@@ -239,17 +239,21 @@ import PaintsTensor
 
 /// Issue 15's text encoder alone: CLIP on 77 tokens from the f32 files and from the fp16 ones, `rounds` timed runs
 /// after a warm-up (min and median) with today's linear layers (f32 weights packed once into oneDNN's layout, f16 ones
-/// on the few-rows kernel) alternating with the linear layers as before (weights reordered or widened on every call);
+/// on the few-rows kernel; on AVX2 machines f32 weights packed once in panels) alternating with the linear layers as
+/// before (weights reordered or widened on every call) and all on OpenBLAS (widened on every call);
 /// then one run of the f32 default's time by kind of operation with the share of the FMA peak. Short enough to run
 /// under perf.
 @MainActor func runTextEncoderBenchmark(folder: String, rounds: Int) throws {
     let peak = FMAPeak.widths.compactMap { FMAPeak.measure(width: $0) }.max() ?? 0
     let ids = [(0..<77).map { ($0 * 7919) % 49408 }]
     func under<T>(_ variant: String, _ body: () throws -> T) rethrows -> T {
-        guard variant == "before" else { return try body() }
-        return try Tensor.$packedWeights.withValue(false) { try Tensor.$linearRowsLanes.withValue(nil, operation: body) }
+        switch variant {
+        case "before": return try Tensor.$packedWeights.withValue(false) { try Tensor.$linearRowsLanes.withValue(nil, operation: body) }
+        case "openblas": return try Tensor.$linearOnOneDNNOverride.withValue(false) { try Tensor.$linearRowsLanes.withValue(nil, operation: body) }
+        default: return try body()
+        }
     }
-    let variants = ["default", "before"]
+    let variants = ["default", "before", "openblas"]
     for file in ["f32", "fp16"] {
         // A model loaded for each variant: packing releases the file pages the other variant would read.
         var models: [String: CLIPTextModel] = [:]
@@ -267,7 +271,8 @@ import PaintsTensor
             print(String(format: "clip_encode 77 tokens, %@ weights, %@ linear layers, %d runs: min %.4f s, median %.4f s (cpu: %@)",
                          file, name, rounds, sorted[0], sorted[sorted.count / 2], cpuSummary()))
         }
-        print(String(format: "  relative error, default against before: %.2e", relativeL2(outputs["default"]!, outputs["before"]!)))
+        print(String(format: "  relative error, default against before: %.2e, against openblas: %.2e",
+                     relativeL2(outputs["default"]!, outputs["before"]!), relativeL2(outputs["default"]!, outputs["openblas"]!)))
     }
     let clip = try CLIPTextModel(folder: folder + "/text_encoder", variant: "")
     _ = try clip.encode(ids)

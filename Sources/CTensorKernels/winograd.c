@@ -3,12 +3,8 @@
 // channels. The 36 element-wise products, summed over input channels, are matrix products the caller runs (sgemm).
 // Interpolation points 0, +-1, +-2 and infinity: the matrices of wincnn and of oneDNN's F(4x4, 3x3).
 #include "tensor_kernels.h"
+#include "multiversion.h"
 
-#if defined(__x86_64__) && defined(__clang__)
-#define MULTIVERSION __attribute__((target_clones("avx512f", "arch=haswell", "default")))
-#else
-#define MULTIVERSION
-#endif
 #define INLINE static inline __attribute__((always_inline))
 
 /// Channels per step: the working tile (36 x CHUNK floats) stays in L1.

@@ -12,8 +12,8 @@ public enum FMAPeak {
     /// nil when the CPU lacks the width.
     public static func measure(width: Int, threads: Int = Parallel.cores, seconds: Double = 0.5, rounds: Int = 3) -> Double? {
         guard pk_cpu_has(Int32(width)) == 1 else { return nil }
-        // 32 FLOPs per lane per iteration's 16 FMAs; size one round from a short calibration.
-        let flopsPerIteration = Double(16 * 2 * width)
+        // 2 FLOPs per lane per FMA, 16 or 12 FMAs per iteration; size one round from a short calibration.
+        let flopsPerIteration = Double(Int(width == 16 ? PK_FMA_CHAINS_16 : PK_FMA_CHAINS_8) * 2 * width)
         let probe = 200_000
         let start = DispatchTime.now().uptimeNanoseconds
         _ = pk_fma_loop(Int32(width), probe)

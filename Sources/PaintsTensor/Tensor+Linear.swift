@@ -13,6 +13,12 @@ extension Tensor {
         else { throw .shapeMismatch(operation: "linear", shapes: [shape, weight.shape, bias?.shape ?? [], residual?.shape ?? []]) }
         let outFeatures = weight.shape[0], rows = count / max(1, inFeatures)
         let bf16 = OneDNN.precision == .bf16
+        if rows > 0, !bf16, Self.linearOnPanels, Self.linearOnOneDNNOverride == nil, Self.packedWeights, weight.canKeepPanels,
+           rows <= Self.fewRows || weight.hasPanels,
+           var out = linearOnPanels(weight: weight, bias: bias, rows: rows, residual: gate == nil ? residual : nil) {
+            if let gate { out.applyEpilogue(gate: gate, residual: residual) }
+            return out
+        }
         if rows > 0, rows <= Self.fewRows, !bf16, weight.dtype != .f32, Self.linearOnOneDNNOverride == nil, let lanes = Self.linearRowsLanes,
            var out = linearRows(weight: weight, bias: bias, rows: rows, lanes: lanes) {
             out.applyEpilogue(gate: gate, residual: residual)
@@ -125,6 +131,42 @@ extension Tensor {
             } }
         }
         return done ? out : nil
+    }
+
+    /// Whether float32 layers of few rows (up to `fewRows`) whose weights are mapped from a file run on CTensorKernels'
+    /// panels (pk_linear_panels, the weights packed once): on CPUs with AVX2 + FMA and no AVX-512. There oneDNN 2.6's
+    /// matmul and OpenBLAS's sgemm both ran the text encoder's layers at about half the FMA limit (the Zen 4 machine
+    /// with its AVX-512 kernels left out). A weight that keeps panels takes them at any row count. AVX-512 machines
+    /// run these layers on oneDNN's packed matmul. PAINTSD_PACKED_WEIGHTS=0 turns both off. Tests turn it on for a
+    /// task on any CPU with AVX2 + FMA.
+    @TaskLocal public static var linearOnPanels = pk_cpu_has(16) == 0 && pk_cpu_has(8) != 0
+
+    /// The layer on panels: x packed into tiles of 6 rows (in parallel), then the panels split across the cores.
+    /// `residual`: added in the kernel (the destination starts as it). nil when the weight cannot keep panels.
+    private func linearOnPanels(weight: Weight, bias: Tensor?, rows: Int, residual: Tensor?) -> Tensor? {
+        guard let panels = weight.panels() else { return nil }
+        let (inFeatures, outFeatures) = (weight.shape[1], weight.shape[0])
+        var out = residual ?? Tensor(zeros: Array(shape.dropLast()) + [outFeatures])
+        let tiles = (rows + 5) / 6, panelCount = (outFeatures + 15) / 16
+        let accumulate: Int32 = residual == nil ? 0 : 1, half: Int32 = weight.dtype == .f16 ? 1 : 0
+        KernelProfile.measure(.linear, flops: 2 * Double(rows) * Double(weight.count)) {
+            ScratchBuffers.shared.with(count: pk_panel_rows_floats(rows, inFeatures)) { scratch in
+                data.withUnsafeBufferPointer { x in out.data.withUnsafeMutableBufferPointer { y in withBiasPointer(bias) { b in
+                    let (source, packed, target) = (UnsafeSendablePointer(x.baseAddress!),
+                                                    UnsafeSendablePointer(scratch), UnsafeSendablePointer(y.baseAddress!))
+                    let (w, biasAt) = (UnsafeSendablePointer(UnsafeMutableRawPointer(mutating: panels).assumingMemoryBound(to: UInt8.self)),
+                                       b.map { UnsafeSendablePointer($0) })
+                    Parallel.forEachChunk(tiles, minimumChunk: 4) { range in
+                        pk_panel_pack_rows(source.pointer, rows, inFeatures, packed.pointer, range.lowerBound, range.upperBound)
+                    }
+                    Parallel.forEachChunk(panelCount, minimumChunk: 1) { range in
+                        _ = pk_linear_panels(packed.pointer, rows, inFeatures, w.pointer, half, outFeatures, biasAt?.pointer,
+                                             accumulate, target.pointer, range.lowerBound, range.upperBound)
+                    }
+                } } }
+            }
+        }
+        return out
     }
 
     /// Whether float32 layers of up to 128 rows whose weights are mapped from a file run on weights packed once into

@@ -4,6 +4,7 @@
 // Why: an SD1.5 UNet is 3.4 GB in f32 and 1.7 GB in f16. Copying a mapped file into arrays doubles the peak (the mapped
 // pages stay resident), and widening f16 to f32 at load doubles the rest. A `Weight` reads f32 in place and widens
 // f16/bf16 layer by layer into a reused scratch buffer (performance.md: ~3-5% of the time for half the memory).
+import CTensorKernels
 import Glibc
 import Synchronization
 
@@ -60,14 +61,20 @@ final class WeightBytes: @unchecked Sendable {
     let packedCopy = Mutex<PackedCopy?>(nil)
 }
 
-/// Weights in the layout of a oneDNN kernel's weights, and the primitive whose layout it is.
+/// Weights in a kernel's layout, and which layout it is.
 final class PackedCopy: @unchecked Sendable {
+    /// A oneDNN kernel's weight layout (the primitive's), or CTensorKernels' panels of 16 outputs (pk_panels_pack).
+    enum Layout {
+        case oneDNN(OneDNN.Primitive)
+        case panels
+    }
+
     // Sendable: written once, before it is shared.
-    let primitive: OneDNN.Primitive
+    let layout: Layout
     let bytes: UnsafeMutableRawPointer
 
-    init(primitive: OneDNN.Primitive, bytes: UnsafeMutableRawPointer) {
-        self.primitive = primitive
+    init(layout: Layout, bytes: UnsafeMutableRawPointer) {
+        self.layout = layout
         self.bytes = bytes
     }
 
@@ -146,14 +153,51 @@ public struct Weight: Sendable {
     /// weight already keeps a copy for a kernel of another layout, or the reorder failed.
     func packed(for primitive: OneDNN.Primitive) -> UnsafeRawPointer? {
         guard isPackable, let reorder = primitive.weightsReorder else { return nil }
+        return packedCopy(bytes: primitive.weightFloats * 4) { copy in
+            if case .oneDNN(let kept) = copy { OneDNN.sameWeights(kept, primitive) } else { false }
+        } pack: { buffer in
+            OneDNN.reorder(reorder, from: bytes.base, to: buffer) ? .oneDNN(primitive) : nil
+        }
+    }
+
+    /// Whether `panels()` keeps a copy already.
+    var hasPanels: Bool { bytes.packedCopy.withLock { if case .panels = $0?.layout { true } else { false } } }
+
+    /// Whether `panels()` may keep a copy: float32 or IEEE half weights [out][in] mapped from a file.
+    var canKeepPanels: Bool {
+        rank == 2 && (dtype == .f32 || dtype == .f16) && bytes.isMapped && Int(bitPattern: bytes.base) % dtype.size == 0
+    }
+
+    /// The weights [out][in] packed in panels of 16 outputs for pk_linear_panels, in their stored type (float32 or
+    /// half), kept with the weight like `packed(for:)`'s copy (the file pages released, so memory stays as it was);
+    /// nil when the weight cannot keep panels or keeps another layout.
+    func panels() -> UnsafeRawPointer? {
+        guard canKeepPanels else { return nil }
+        let (outputs, inputs, half) = (shape[0], shape[1], dtype == .f16)
+        return packedCopy(bytes: pk_panels_floats(outputs, inputs) * dtype.size) {
+            if case .panels = $0 { true } else { false }
+        } pack: { buffer in
+            let source = UnsafeSendablePointer(UnsafeMutableRawPointer(mutating: bytes.base).assumingMemoryBound(to: UInt8.self))
+            let target = UnsafeSendablePointer(buffer.assumingMemoryBound(to: UInt8.self))
+            Parallel.forEachChunk((outputs + 15) / 16, minimumChunk: 1) { range in
+                pk_panels_pack(source.pointer, half ? 1 : 0, outputs, inputs, target.pointer, range.lowerBound, range.upperBound)
+            }
+            return .panels
+        }
+    }
+
+    /// The kept copy if `matches` its layout (nil if another), else a new one of `bytes` bytes that `pack` fills
+    /// (returning its layout, or nil when it failed), kept in place of the file's pages.
+    private func packedCopy(bytes count: Int, matches: (PackedCopy.Layout) -> Bool,
+                            pack: (UnsafeMutableRawPointer) -> PackedCopy.Layout?) -> UnsafeRawPointer? {
         let address = bytes.packedCopy.withLock { copy -> Int in
-            if let copy { return OneDNN.sameWeights(copy.primitive, primitive) ? Int(bitPattern: copy.bytes) : 0 }
-            let buffer = UnsafeMutableRawPointer.allocate(byteCount: max(1, primitive.weightFloats) * 4, alignment: 64)
-            guard OneDNN.reorder(reorder, from: bytes.base, to: buffer) else {
+            if let copy { return matches(copy.layout) ? Int(bitPattern: copy.bytes) : 0 }
+            let buffer = UnsafeMutableRawPointer.allocate(byteCount: max(4, count), alignment: 64)
+            guard let layout = pack(buffer) else {
                 buffer.deallocate()
                 return 0
             }
-            copy = PackedCopy(primitive: primitive, bytes: buffer)
+            copy = PackedCopy(layout: layout, bytes: buffer)
             releasePages()
             return Int(bitPattern: buffer)
         }

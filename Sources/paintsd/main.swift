@@ -130,7 +130,8 @@ struct Serve: ParsableCommand {
                                  "winograd": .string(!OneDNN.winograd ? "off" : (OneDNN.winogradOnOneDNN ? "\(OneDNN.winogradKernel ?? "") + sgemm" : "sgemm")),
                                  "heap_retention": .bool(HeapRetention.isEnabled),
                                  "linear_rows_lanes": JSONValue(Tensor.linearRowsLanes ?? 0),
-                                 "packed_weights": .bool(Tensor.packedWeights)]
+                                 "packed_weights": .bool(Tensor.packedWeights),
+                                 "linear_panels": .bool(Tensor.packedWeights && Tensor.linearOnPanels)]
 
         var engines = BuiltinEngines.registry()
         let env = ProcessInfo.processInfo.environment

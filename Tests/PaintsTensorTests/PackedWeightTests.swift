@@ -29,6 +29,11 @@ import Testing
     /// whose oneDNN kernel takes blocked weights (AVX-512) the weights are packed once, kept with the weight, and
     /// give the product of the weights as stored, then at more rows too; a weight held in memory is never packed.
     @Test func packedFileWeightsEqualTheWeightsAsStored() throws {
+        // oneDNN's layout, also where panels are the default (AVX2 without AVX-512: PanelWeightTests).
+        try Tensor.$linearOnPanels.withValue(false) { try packedOnOneDNN() }
+    }
+
+    func packedOnOneDNN() throws {
         let (rows, inputs, outputs) = (77, 640, 72)
         let x = random([rows, inputs], seed: 51), values = random([outputs, inputs], seed: 52), bias = random([outputs], seed: 53)
         let weight = try storedWeight(values, dtype: .f32)
@@ -51,5 +56,50 @@ import Testing
             #expect(kept, "oneDNN's AVX-512 matmul takes blocked weights: the copy should be kept")
         }
         print("packed copy kept: \(kept)")
+    }
+}
+
+/// Few-row layers on CTensorKernels' panels (`Weight.panels()`, pk_linear_panels: the default on AVX2 machines without
+/// AVX-512, forced here on any CPU with AVX2 + FMA + F16C): float32 and half weights from a file give what OpenBLAS
+/// gives on the same values widened, for row counts around the 6-row tile, outputs that leave a partial 16-wide panel
+/// and inputs that leave a partial 256-input block, with the bias, the residual added in the kernel and the gate after.
+@Suite struct PanelWeightTests {
+    static let runs = pk_cpu_has(8) != 0 && pk_linear_rows_lanes() >= 8   // AVX2 + FMA + F16C
+    /// Float32 sums of 600 products in another order (1.3e-6 measured at worst); a wrong panel, tile or block edge
+    /// gives errors of order 1.
+    let tolerance = 5e-6
+
+    @Test(.enabled(if: runs), arguments: [DType.f32, .f16])
+    func panelsEqualTheWeightsAsStored(dtype: DType) throws {
+        let (inputs, outputs) = (600, 72)
+        let stored = PackedWeightTests().random([outputs, inputs], seed: 61)
+        let weight = try PackedWeightTests.storedWeight(stored, dtype: dtype)
+        let values = weight.tensor()   // what the file holds, widened: the reference's weights
+        let bias = PackedWeightTests().random([outputs], seed: 62)
+        #expect(weight.canKeepPanels && !Weight(values).canKeepPanels)
+        try Tensor.$linearOnPanels.withValue(true) {
+            for rows in [1, 5, 6, 7, 13, 77] {
+                let x = PackedWeightTests().random([rows, inputs], seed: UInt64(70 + rows))
+                let residual = PackedWeightTests().random([rows, outputs], seed: UInt64(170 + rows))
+                let reference = try Tensor.$linearOnOneDNNOverride.withValue(false) { try x.linear(weight: values, bias: bias) }
+                let out = try x.linear(weight: weight, bias: bias)
+                #expect(relativeError(out, reference) <= tolerance, "\(dtype) \(rows) rows: \(relativeError(out, reference))")
+                let added = try x.linear(weight: weight, bias: bias, adding: residual)
+                let addedReference = try Tensor.$linearOnOneDNNOverride.withValue(false) {
+                    try x.linear(weight: Weight(values), bias: bias, adding: residual)
+                }
+                #expect(relativeError(added, addedReference) <= tolerance, "\(dtype) \(rows) rows, residual")
+                let gated = try x.linear(weight: weight, bias: nil, gate: 1.702, adding: residual)
+                let gatedReference = try Tensor.$linearOnOneDNNOverride.withValue(false) {
+                    try x.linear(weight: Weight(values), bias: nil, gate: 1.702, adding: residual)
+                }
+                #expect(relativeError(gated, gatedReference) <= tolerance, "\(dtype) \(rows) rows, gate and residual")
+            }
+            #expect(weight.hasPanels)
+            // More rows than few after the panels were kept: still the panels (the file pages are released).
+            let tall = PackedWeightTests().random([200, inputs], seed: 63)
+            let tallReference = try Tensor.$linearOnOneDNNOverride.withValue(false) { try tall.linear(weight: values, bias: bias) }
+            #expect(relativeError(try tall.linear(weight: weight, bias: bias), tallReference) <= tolerance)
+        }
     }
 }

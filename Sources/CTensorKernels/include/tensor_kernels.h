@@ -31,13 +31,19 @@ void pk_bf16_to_float(const uint16_t *src, float *dst, size_t n);
 void pk_float_to_bf16(const float *src, uint16_t *dst, size_t n);
 /// Float to IEEE half, rounded to nearest even (overflow to infinity, NaN kept a NaN, subnormals exact).
 void pk_float_to_half(const float *src, uint16_t *dst, size_t n);
-/// The machine's FMA limit, for the benchmarks: `iterations` rounds of 16 independent fused multiply-adds on 16-wide
-/// (AVX-512F) or 8-wide (AVX2 + FMA) float vectors; returns a value that depends on every lane (so nothing is elided).
+/// The machine's FMA limit, for the benchmarks: `iterations` rounds of PK_FMA_CHAINS_16 independent fused multiply-adds
+/// on 16-wide (AVX-512F) or PK_FMA_CHAINS_8 on 8-wide (AVX2 + FMA) float vectors; returns a value that depends on every
+/// lane (so nothing is elided).
+#define PK_FMA_CHAINS_16 16
+#define PK_FMA_CHAINS_8 12
 /// `pk_cpu_has(...)` says whether the CPU can run a width: 1 for 16 (AVX-512F), 1 for 8 (AVX2 and FMA), else 0.
 float pk_fma_loop(int width, long iterations);
 int pk_cpu_has(int width);
 /// 1 when the CPU has bfloat16 dot products (AVX512-BF16 or AMX-BF16), else 0.
 int pk_cpu_has_bf16_dot(void);
+/// The widest vectors the kernels were built for: 16 (AVX-512F), or 8 in a build with `-Xcc -DPK_MAX_WIDTH=8`, which
+/// leaves the AVX-512 kernels out so that an AVX-512 machine runs an AVX2 one's paths (benchmarks); 0 off x86-64.
+int pk_max_width(void);
 /// e^x for one value, with the vector kernels' accuracy (scalar tails elsewhere).
 float pk_exp(float x);
 
@@ -61,6 +67,19 @@ int pk_attention(const float *q, size_t q_stride, const float *packed, size_t ke
 int pk_linear_rows_lanes(void);
 int pk_linear_rows(const float *x, size_t rows, size_t k, const void *w, int dtype, const float *bias, float *y,
                    size_t y_stride, size_t n0, size_t n1, int lanes);
+
+/// Fully connected layer of few rows on panels (linear_panels.c, AVX2 + FMA, F16C for half weights): w
+/// [outputs][inputs], float32 or IEEE half (`half`), packed once into panels of 16 outputs by pk_panels_pack (panels
+/// p0..<p1; pk_panels_floats values in all, 32-byte aligned), x [rows][inputs] into tiles of 6 rows by
+/// pk_panel_pack_rows on each call (tiles t0..<t1; pk_panel_rows_floats floats). pk_linear_panels writes outputs
+/// 16 p0 ..< min(16 p1, outputs) of y [rows][outputs]: bias (optional) + x w^T, plus y's own values with `accumulate`
+/// (a residual placed in y beforehand). Returns 0 (y untouched) on a CPU without the instructions.
+size_t pk_panels_floats(size_t outputs, size_t inputs);
+void pk_panels_pack(const void *w, int half, size_t outputs, size_t inputs, void *panels, size_t p0, size_t p1);
+size_t pk_panel_rows_floats(size_t rows, size_t inputs);
+void pk_panel_pack_rows(const float *x, size_t rows, size_t inputs, float *packed, size_t t0, size_t t1);
+int pk_linear_panels(const float *packed_rows, size_t rows, size_t inputs, const void *panels, int half,
+                     size_t outputs, const float *bias, int accumulate, float *y, size_t p0, size_t p1);
 
 /// Winograd F(4x4, 3x3) convolution's transforms (winograd.c), channels last, for the 36 matrix products between them:
 /// - pk_winograd_weights: U[xi][o - o0][ch] = (G g G^T)[xi] of filters o0..<o1 of g [o][c][3][3]; plane xi at u + xi * u_stride.
