@@ -250,10 +250,12 @@ import PaintsTensor
         switch variant {
         case "before": return try Tensor.$packedWeights.withValue(false) { try Tensor.$linearRowsLanes.withValue(nil, operation: body) }
         case "openblas": return try Tensor.$linearOnOneDNNOverride.withValue(false) { try Tensor.$linearRowsLanes.withValue(nil, operation: body) }
+        case "panels": return try Tensor.$linearOnPanels.withValue(true, operation: body)
         default: return try body()
         }
     }
-    let variants = ["default", "before", "openblas"]
+    // Panels as a variant where they are not the default (AVX-512 machines).
+    let variants = ["default", "before", "openblas"] + (Tensor.linearOnPanels || FMAPeak.widths.isEmpty ? [] : ["panels"])
     for file in ["f32", "fp16"] {
         // A model loaded for each variant: packing releases the file pages the other variant would read.
         var models: [String: CLIPTextModel] = [:]

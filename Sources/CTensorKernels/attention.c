@@ -1,7 +1,7 @@
 // CTensorKernels/attention: fused scaled dot-product attention for one head (see include/tensor_kernels.h). The scores
 // exist one block of ROWS queries by KEY_BLOCK keys at a time, transposed (queries along the vector lanes) so the
 // online softmax between the two products runs down columns with no reduction across lanes, and both products run on
-// register tiles: AVX-512 (8 keys or value columns by 48 queries), AVX2 + FMA (4 by 16) or plain C (4 by 4), picked
+// register tiles: AVX-512 (8 keys or value columns by 48 queries, by 16 for causal attention), AVX2 + FMA (4 by 16) or plain C (4 by 4), picked
 // at run time from what the CPU reports. Head widths need no padding to the vector width (d = 40 wasted a sixth of the
 // value product when the values ran along the lanes).
 #include "tensor_kernels.h"
@@ -119,6 +119,26 @@ static inline __attribute__((always_inline, target("avx512f"))) __m512 exp_avx51
 #define VEXP(x) exp_avx512(x)
 #define NAME(x) x##_avx512
 #include "attention_body.h"
+
+// AVX-512 on blocks of 16 queries (8 keys by 16 queries), for causal attention: with 48-query blocks a block's first
+// queries compute scores of keys they cannot see, and a 77-token text encoder pads its queries to 96.
+#define TARGET __attribute__((target("avx512f")))
+#define VW 16
+#define NR 1
+#define MT 8
+#define VT __m512
+#define VZERO() _mm512_setzero_ps()
+#define VLOAD(p) _mm512_loadu_ps(p)
+#define VSTORE(p, x) _mm512_storeu_ps(p, x)
+#define VSET1(x) _mm512_set1_ps(x)
+#define VMUL(a, b) _mm512_mul_ps(a, b)
+#define VFMA(a, b, c) _mm512_fmadd_ps(a, b, c)
+#define VADD(a, b) _mm512_add_ps(a, b)
+#define VSUB(a, b) _mm512_sub_ps(a, b)
+#define VMAX(a, b) _mm512_max_ps(a, b)
+#define VEXP(x) exp_avx512(x)
+#define NAME(x) x##_avx512_causal
+#include "attention_body.h"
 #endif
 
 int pk_attention_lanes(void) {
@@ -160,6 +180,12 @@ int pk_attention(const float *q, size_t q_stride, const float *packed, size_t ke
     switch (lanes) {
 #if defined(__x86_64__)
     case 16: {
+        if (causal_start >= 0) {
+            float *scratch = scratch_floats(attention_scratch_avx512_causal(d));
+            if (!scratch) return 0;
+            attention_avx512_causal(q, q_stride, packed, keys, d, scale, causal_start, out, out_stride, rows, scratch);
+            break;
+        }
         float *scratch = scratch_floats(attention_scratch_avx512(d));
         if (!scratch) return 0;
         attention_avx512(q, q_stride, packed, keys, d, scale, causal_start, out, out_stride, rows, scratch);
