@@ -6,6 +6,10 @@
 
 float pk_exp(float x) { return exp_inline(x); }
 
+// Contracted into one FMA (C's default FP_CONTRACT) where the clone has FMA, two roundings in the plain x86-64 one.
+MULTIVERSION
+int pk_kernels_fuse_multiply_add(float a, float b, float c) { return a * b + c != 0.0f; }
+
 MULTIVERSION
 float pk_exp_shifted(float *row, size_t n) {
     float m = row_max(row, n);

@@ -44,6 +44,10 @@ int pk_cpu_has_bf16_dot(void);
 /// The widest vectors the kernels were built for: 16 (AVX-512F), or 8 in a build with `-Xcc -DPK_MAX_WIDTH=8`, which
 /// leaves the AVX-512 kernels out so that an AVX-512 machine runs an AVX2 one's paths (benchmarks); 0 off x86-64.
 int pk_max_width(void);
+/// Whether the vector kernels' clone that runs on this CPU fuses multiply-adds (the AVX-512 and x86-64-v3 ones do, the
+/// plain x86-64 one cannot): 1 for a * b + c != 0 with a = 1 + 2^-23, b = 1 - 2^-23, c = -1, whose product 1 - 2^-46
+/// rounds to 1 before an unfused add.
+int pk_kernels_fuse_multiply_add(float a, float b, float c);
 /// e^x for one value, with the vector kernels' accuracy (scalar tails elsewhere).
 float pk_exp(float x);
 
