@@ -102,42 +102,16 @@ static inline __attribute__((always_inline, target("avx512f"))) __m512 exp_avx51
 #define NAME(x) x##_avx2
 #include "attention_body.h"
 
-#define TARGET __attribute__((target("avx512f")))
-#define VW 16
+// AVX-512 on blocks of 48 queries; and on blocks of 16 for causal attention: with 48-query blocks a block's first
+// queries compute scores of keys they cannot see, and a 77-token text encoder pads its queries to 96.
 #define NR 3
-#define MT 8
-#define VT __m512
-#define VZERO() _mm512_setzero_ps()
-#define VLOAD(p) _mm512_loadu_ps(p)
-#define VSTORE(p, x) _mm512_storeu_ps(p, x)
-#define VSET1(x) _mm512_set1_ps(x)
-#define VMUL(a, b) _mm512_mul_ps(a, b)
-#define VFMA(a, b, c) _mm512_fmadd_ps(a, b, c)
-#define VADD(a, b) _mm512_add_ps(a, b)
-#define VSUB(a, b) _mm512_sub_ps(a, b)
-#define VMAX(a, b) _mm512_max_ps(a, b)
-#define VEXP(x) exp_avx512(x)
 #define NAME(x) x##_avx512
+#include "attention_avx512.h"
 #include "attention_body.h"
 
-// AVX-512 on blocks of 16 queries (8 keys by 16 queries), for causal attention: with 48-query blocks a block's first
-// queries compute scores of keys they cannot see, and a 77-token text encoder pads its queries to 96.
-#define TARGET __attribute__((target("avx512f")))
-#define VW 16
 #define NR 1
-#define MT 8
-#define VT __m512
-#define VZERO() _mm512_setzero_ps()
-#define VLOAD(p) _mm512_loadu_ps(p)
-#define VSTORE(p, x) _mm512_storeu_ps(p, x)
-#define VSET1(x) _mm512_set1_ps(x)
-#define VMUL(a, b) _mm512_mul_ps(a, b)
-#define VFMA(a, b, c) _mm512_fmadd_ps(a, b, c)
-#define VADD(a, b) _mm512_add_ps(a, b)
-#define VSUB(a, b) _mm512_sub_ps(a, b)
-#define VMAX(a, b) _mm512_max_ps(a, b)
-#define VEXP(x) exp_avx512(x)
 #define NAME(x) x##_avx512_causal
+#include "attention_avx512.h"
 #include "attention_body.h"
 #endif
 
