@@ -133,13 +133,13 @@ extension Tensor {
         return done ? out : nil
     }
 
-    /// Whether float32 layers of few rows (up to `fewRows`) whose weights are mapped from a file run on CTensorKernels'
-    /// panels (pk_linear_panels, the weights packed once): on CPUs with AVX2 + FMA and no AVX-512. There oneDNN 2.6's
-    /// matmul and OpenBLAS's sgemm both ran the text encoder's layers at about half the FMA limit (the Zen 4 machine
-    /// with its AVX-512 kernels left out). A weight that keeps panels takes them at any row count. AVX-512 machines
-    /// run these layers on oneDNN's packed matmul. PAINTSD_PACKED_WEIGHTS=0 turns both off. Tests turn it on for a
-    /// task on any CPU with AVX2 + FMA.
-    @TaskLocal public static var linearOnPanels = pk_cpu_has(16) == 0 && pk_cpu_has(8) != 0
+    /// Whether layers of few rows (up to `fewRows`) whose float32 or f16 weights are mapped from a file run on
+    /// CTensorKernels' panels (pk_linear_panels, the weights packed once): on CPUs with AVX2 + FMA + F16C (the few-rows
+    /// kernel's 8 lanes) and no AVX-512. There oneDNN 2.6's packed matmul and OpenBLAS's sgemm ran the text encoder's
+    /// layers at about half the FMA limit (the Zen 4 machine with its AVX-512 kernels left out). A weight that keeps
+    /// panels takes them at any row count. AVX-512 machines run these layers on oneDNN's packed matmul.
+    /// PAINTSD_PACKED_WEIGHTS=0 turns both off. Tests turn it on for a task on any CPU with AVX2 + FMA + F16C.
+    @TaskLocal public static var linearOnPanels = pk_cpu_has(16) == 0 && pk_linear_rows_lanes() == 8
 
     /// The layer on panels: x packed into tiles of 6 rows (in parallel), then the panels split across the cores.
     /// `residual`: added in the kernel (the destination starts as it). nil when the weight cannot keep panels.
