@@ -181,8 +181,9 @@ extension Tensor {
     /// The few-rows kernel's vector width (16, 8 or 1) for f16 and bf16 weights, or nil for the libraries (the weights
     /// widened on every call, then oneDNN's matmul or OpenBLAS). On the Zen 4 machine it runs the text encoder from
     /// the fp16 files about 1.1x faster than widening + oneDNN; float32 weights stay on oneDNN (packed, faster than
-    /// this kernel). Default: the widest this CPU runs; PAINTSD_LINEAR_ROWS=0 turns it off. Tests and benchmarks
-    /// override it for a task.
+    /// this kernel). On AVX2-only CPUs f16 file weights take the panels first (`linearOnPanels`), so it serves bf16
+    /// and weights held in memory there. Default: the widest this CPU runs; PAINTSD_LINEAR_ROWS=0 turns it off. Tests
+    /// and benchmarks override it for a task.
     @TaskLocal public static var linearRowsLanes: Int? = ProcessInfo.processInfo.environment["PAINTSD_LINEAR_ROWS"] == "0"
         ? nil : Int(pk_linear_rows_lanes())
 

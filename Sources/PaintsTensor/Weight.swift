@@ -57,7 +57,7 @@ final class WeightBytes: @unchecked Sendable {
     /// Whether the bytes are a file's mapping (read back from the file when their pages are released).
     var isMapped: Bool { file != nil || parent?.isMapped == true }
 
-    /// A copy in a kernel's layout (`Weight.packed(for:)`), made on first use and kept; at most one.
+    /// A copy in a kernel's layout (`Weight.packed(for:)` or `Weight.panels()`), made on first use and kept; at most one.
     let packedCopy = Mutex<PackedCopy?>(nil)
 }
 
