@@ -255,8 +255,10 @@ import PaintsTensor
         }
     }
     // Panels as a variant where they are not the default (AVX-512 machines).
-    let variants = ["default", "before", "openblas"] + (Tensor.linearOnPanels || FMAPeak.widths.isEmpty ? [] : ["panels"])
-    for file in ["f32", "fp16"] {
+    // PAINTSD_BENCH_VARIANTS=default,panels and PAINTSD_BENCH_FILES=f32 pick some (one alone: for perf).
+    let variants = (["default", "before", "openblas"] + (Tensor.linearOnPanels || FMAPeak.widths.isEmpty ? [] : ["panels"]))
+        .filter { name in ProcessInfo.processInfo.environment["PAINTSD_BENCH_VARIANTS"].map { $0.split(separator: ",").contains(Substring(name)) } ?? true }
+    for file in ["f32", "fp16"] where ProcessInfo.processInfo.environment["PAINTSD_BENCH_FILES"].map({ $0.split(separator: ",").contains(Substring(file)) }) ?? true {
         // A model loaded for each variant: packing releases the file pages the other variant would read.
         var models: [String: CLIPTextModel] = [:]
         for name in variants { models[name] = try CLIPTextModel(folder: folder + "/text_encoder", variant: file == "f32" ? "" : file) }
@@ -273,18 +275,22 @@ import PaintsTensor
             print(String(format: "clip_encode 77 tokens, %@ weights, %@ linear layers, %d runs: min %.4f s, median %.4f s (cpu: %@)",
                          file, name, rounds, sorted[0], sorted[sorted.count / 2], cpuSummary()))
         }
-        print(String(format: "  relative error, default against before: %.2e, against openblas: %.2e",
-                     relativeL2(outputs["default"]!, outputs["before"]!), relativeL2(outputs["default"]!, outputs["openblas"]!)))
+        if let before = outputs["before"], let openblas = outputs["openblas"], let now = outputs["default"] {
+            print(String(format: "  relative error, default against before: %.2e, against openblas: %.2e",
+                         relativeL2(now, before), relativeL2(now, openblas)))
+        }
     }
     let clip = try CLIPTextModel(folder: folder + "/text_encoder", variant: "")
     _ = try clip.encode(ids)
+    // Profiled over several runs: the parts outside the linear layers take a few milliseconds in all.
+    let profiled = max(1, rounds / 3)
     KernelProfile.reset()
     KernelProfile.isEnabled = true
-    let wall = try seconds { _ = try clip.encode(ids) }
+    let wall = try seconds { for _ in 0..<profiled { _ = try clip.encode(ids) } }
     KernelProfile.isEnabled = false
     let flops = KernelProfile.totals.flops.values.reduce(0, +)
-    print(String(format: "one run (f32 weights, default): %.4f s, %.1f GFLOP counted, %.1f GFLOP/s = %.0f%% of the %.1f GFLOP/s FMA peak",
-                 wall, flops / 1e9, flops / wall / 1e9, 100 * flops / wall / 1e9 / max(peak, 1), peak))
+    print(String(format: "%d runs profiled (f32 weights, default): %.4f s each, %.1f GFLOP counted, %.1f GFLOP/s = %.0f%% of the %.1f GFLOP/s FMA peak",
+                 profiled, wall / Double(profiled), flops / 1e9 / Double(profiled), flops / wall / 1e9, 100 * flops / wall / 1e9 / max(peak, 1), peak))
     print(KernelProfile.table(KernelProfile.totals, wall: wall))
 }
 
@@ -299,6 +305,33 @@ import PaintsTensor
     let x2 = Tensor(shape: [2, 4, n, n], data: x1.data + noise.normal(count: 4 * n * n))
     let c2 = Tensor(shape: [2, 77, 768], data: c1.data + noise.normal(count: 77 * 768))
     _ = try unet(x1, timesteps: [500], context: c1)
+    if let name = ProcessInfo.processInfo.environment["PAINTSD_BENCH_COMPARE"] {
+        // Two settings of one switch, pass by pass in turn (which goes first alternates): the ratio of each pair.
+        let settings: [(String, (() throws -> Void) throws -> Void)]
+        switch name {
+        case "parallel": settings = [("openmp", { try Parallel.$threads.withValue(.openMP, operation: $0) }),
+                                     ("dispatch", { try Parallel.$threads.withValue(.dispatch, operation: $0) })]
+        // The heap as a job's later pass finds it, against as the first pass of a job finds it (returned to the system).
+        case "heap": settings = [("kept", { try $0() }), ("returned", { HeapRetention.returnNow(); try $0() })]
+        default: fatalError("PAINTSD_BENCH_COMPARE: parallel or heap")
+        }
+        for (batch, x, c) in [(1, x1, c1), (2, x2, c2)] {
+            var times: [[Double]] = [[], []]
+            for round in 0..<(rounds * 2) {
+                for i in (round % 2 == 0 ? [0, 1] : [1, 0]) {
+                    try settings[i].1 { times[i].append(try seconds { _ = try unet(x, timesteps: [500], context: c) }) }
+                }
+            }
+            let ratios = zip(times[1], times[0]).map { $0 / $1 }.sorted()
+            print(String(format: "unet pass %dx%d batch %d, %@ %@: min %.3f s, median %.3f s; %@: min %.3f s, median %.3f s; "
+                         + "%@ time / %@ time per pair: median %.3f (%.3f-%.3f); cpu: %@", n, n, batch, name,
+                         settings[0].0, times[0].min()!, times[0].sorted()[rounds], settings[1].0, times[1].min()!,
+                         times[1].sorted()[rounds], settings[1].0, settings[0].0, ratios[rounds], ratios.first!, ratios.last!,
+                         cpuSummary()))
+            fflush(nil)
+        }
+        return
+    }
     var one: [Double] = [], two: [Double] = []
     for _ in 0..<rounds {
         one.append(try seconds { _ = try unet(x1, timesteps: [500], context: c1) })

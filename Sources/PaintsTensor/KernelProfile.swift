@@ -112,13 +112,13 @@ public enum KernelProfile {
             let flops = totals.flops[part] ?? 0
             let rate = flops > 0 ? formatted(flops / seconds / 1e9, width: 9) : String(repeating: " ", count: 8) + "-"
             lines.append("  " + part.name.padding(toLength: 38, withPad: " ", startingAt: 0)
-                         + formatted(seconds, width: 9) + formatted(100 * seconds / wall, width: 7) + "%" + rate)
+                         + formatted(seconds, width: 9, digits: 4) + formatted(100 * seconds / wall, width: 7) + "%" + rate)
         }
         let rest = max(0, wall - totals.total)
         lines.append("  " + "outside these (model code, allocation)".padding(toLength: 38, withPad: " ", startingAt: 0)
-                     + formatted(rest, width: 9) + formatted(100 * rest / wall, width: 7) + "%")
+                     + formatted(rest, width: 9, digits: 4) + formatted(100 * rest / wall, width: 7) + "%")
         return lines.joined(separator: "\n")
     }
 
-    private static func formatted(_ value: Double, width: Int) -> String { String(format: "%\(width).2f", value) }
+    private static func formatted(_ value: Double, width: Int, digits: Int = 2) -> String { String(format: "%\(width).\(digits)f", value) }
 }

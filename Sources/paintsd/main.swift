@@ -131,7 +131,8 @@ struct Serve: ParsableCommand {
                                  "heap_retention": .bool(HeapRetention.isEnabled),
                                  "linear_rows_lanes": JSONValue(Tensor.linearRowsLanes ?? 0),
                                  "packed_weights": .bool(Tensor.packedWeights),
-                                 "linear_panels": .bool(Tensor.packedWeights && Tensor.linearOnPanels)]
+                                 "linear_panels": .bool(Tensor.packedWeights && Tensor.linearOnPanels),
+                                 "parallel": .string(Parallel.defaultThreads.rawValue)]
 
         var engines = BuiltinEngines.registry()
         let env = ProcessInfo.processInfo.environment

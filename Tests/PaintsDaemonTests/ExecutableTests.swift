@@ -257,6 +257,7 @@ func closedLoopbackPort() -> Int {
         #expect(compute?["packed_weights"] == .bool(Tensor.packedWeights), "\(String(describing: compute))")
         // Whether few-row layers run on CTensorKernels' panels (AVX2 machines without AVX-512).
         #expect(compute?["linear_panels"] == .bool(Tensor.packedWeights && Tensor.linearOnPanels), "\(String(describing: compute))")
+        #expect(compute?["parallel"] == .string(Parallel.defaultThreads.rawValue), "\(String(describing: compute))")
         client.close()
         daemon.process.terminate()  // SIGTERM
         #expect(daemon.waitForExit() == 0)

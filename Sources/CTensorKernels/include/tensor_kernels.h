@@ -109,4 +109,13 @@ int pk_heap_retention(int retain);
 /// heaps of at most 64 MiB, where larger blocks are always mapped on their own. Call before threads start.
 int pk_heap_single_arena(void);
 
+/// A numbered task: `task(context, i)`.
+typedef void (*pk_numbered_task)(void *context, long index);
+/// Whether the process has loaded libgomp (oneDNN's OpenMP runtime), whose threads `pk_openmp_team_run` uses.
+int pk_openmp_team_available(void);
+/// Runs task(context, i) for i in 0..<count on an OpenMP team of `threads` (the caller one of them; task i on member
+/// i mod the team's size), and returns when all are done: 1. Returns 0 at once without libgomp. Inside another
+/// parallel region the team is the calling thread alone.
+int pk_openmp_team_run(long count, int threads, void *context, pk_numbered_task task);
+
 #endif

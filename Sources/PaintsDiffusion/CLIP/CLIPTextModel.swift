@@ -83,7 +83,7 @@ public struct CLIPTextModel: Sendable {
         if let lora, LoRABinding.current !== lora {
             return try LoRABinding.with(lora) { () throws(ModelError) in try encode(ids, clipSkip: clipSkip) }
         }
-        return try HeapRetention.during { () throws(ModelError) in try encoded(ids, clipSkip: clipSkip) }
+        return try HeapRetention.during(.textEncoder) { () throws(ModelError) in try encoded(ids, clipSkip: clipSkip) }
     }
 
     private func encoded(_ ids: [[Int]], clipSkip: Int) throws(ModelError) -> Tensor {

@@ -125,7 +125,7 @@ public struct ControlNetModel: Sendable {
     /// The residuals from a hint embedded by `embedHint` ([N, C, h, w], the sample's batch and size).
     public func callAsFunction(_ sample: Tensor, timesteps: [Float], context: Tensor, embeddedHint hint: Tensor,
                                conditioningScale: Float = 1) throws(ModelError) -> (down: [Tensor], mid: Tensor) {
-        try HeapRetention.during { () throws(ModelError) in
+        try HeapRetention.during(.denoiser) { () throws(ModelError) in
             try residuals(sample, timesteps: timesteps, context: context, embeddedHint: hint, conditioningScale: conditioningScale)
         }
     }

@@ -207,7 +207,7 @@ public struct UNet2DConditionModel: Sendable {
         if let lora, LoRABinding.current !== lora {
             return try LoRABinding.with(lora) { () throws(ModelError) in try self(sample, timesteps: timesteps, context: context, conditioning: conditioning) }
         }
-        return try HeapRetention.during { () throws(ModelError) in
+        return try HeapRetention.during(.denoiser) { () throws(ModelError) in
             try predicted(sample, timesteps: timesteps, context: context, conditioning: conditioning)
         }
     }

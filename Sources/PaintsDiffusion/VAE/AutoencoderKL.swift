@@ -269,7 +269,7 @@ public struct AutoencoderKL: Sendable {
             throw .tensor(.shapeMismatch(operation: "AutoencoderKL.encode (takes [N, \(encoder.inChannels), H, W])", shapes: [image.shape]))
         }
         let tile = configuration.sampleSize
-        let moments = try HeapRetention.during { () throws(ModelError) -> Tensor in
+        let moments = try HeapRetention.during(.autoencoder) { () throws(ModelError) -> Tensor in
             if tiling.applies(height: image.shape[2], width: image.shape[3], tile: tile) {
                 return try Self.tiled(image, tile: tile, outputTile: tile / scale) { (t: Tensor) throws(ModelError) in
                     let m = try encoder(t)
@@ -299,7 +299,7 @@ public struct AutoencoderKL: Sendable {
             throw .tensor(.shapeMismatch(operation: "AutoencoderKL.decode (takes [N, \(latent), h, w])", shapes: [latents.shape]))
         }
         let tile = configuration.sampleSize / scale
-        return try HeapRetention.during { () throws(ModelError) in
+        return try HeapRetention.during(.autoencoder) { () throws(ModelError) in
             if tiling.applies(height: latents.shape[2], width: latents.shape[3], tile: tile) {
                 return try Self.tiled(latents, tile: tile, outputTile: configuration.sampleSize) { (t: Tensor) throws(ModelError) in
                     try decoder(try postQuantConv.map { (c: Conv2d) throws(ModelError) in try c(t) } ?? t)
