@@ -78,14 +78,15 @@ void pk_sum_squares(const float *p, size_t n, double *sum, double *squares) {
 }
 
 MULTIVERSION
-void pk_layer_norm(float *x, size_t rows, size_t d, const float *weight, const float *bias, float epsilon) {
+void pk_layer_norm(const float *x, float *y, size_t rows, size_t d, const float *weight, const float *bias, float epsilon) {
     for (size_t r = 0; r < rows; r++) {
-        float *row = x + r * d;
+        const float *row = x + r * d;
+        float *out = y + r * d;
         double sum, squares;
         pk_sum_squares(row, d, &sum, &squares);
         const double mean = sum / (double)d, variance = squares / (double)d - mean * mean;
         const float m = (float)mean, inv = (float)(1 / sqrt((variance > 0 ? variance : 0) + (double)epsilon));
-        for (size_t i = 0; i < d; i++) row[i] = (row[i] - m) * inv * weight[i] + bias[i];
+        for (size_t i = 0; i < d; i++) out[i] = (row[i] - m) * inv * weight[i] + bias[i];
     }
 }
 

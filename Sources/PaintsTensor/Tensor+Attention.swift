@@ -106,7 +106,7 @@ extension Tensor {
         let scale = 1 / Float(d).squareRoot()
         let packedPerHead = pk_attention_packed_floats(lk, d, Int32(lanes))
         var packed = [Float](repeating: 0, count: batch * heads * packedPerHead)
-        var out = Tensor(zeros: q.shape)
+        var out = Tensor(unfilled: q.shape)  // returned only when every item wrote its rows
         let itemsPerHead = (lq + fusedRowsPerItem - 1) / fusedRowsPerItem
         let check = ComputeCancellation.check
         let outcome = q.data.withUnsafeBufferPointer { qp in

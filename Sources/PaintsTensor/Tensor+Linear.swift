@@ -96,8 +96,8 @@ extension Tensor {
         let (inFeatures, outFeatures) = (weight.shape[1], weight.shape[0])
         let layer = OneDNN.LinearShape(rows: rows, inputs: inFeatures, outputs: outFeatures, bias: bias != nil, bf16: bf16,
                                        gate: gate, accumulate: residual != nil)
-        // The destination starts as the residual when the epilogue adds to it.
-        func destination() -> Tensor { residual ?? Tensor(zeros: Array(shape.dropLast()) + [outFeatures]) }
+        // The destination starts as the residual when the epilogue adds to it; else the product overwrites it.
+        func destination() -> Tensor { residual ?? Tensor(unfilled: Array(shape.dropLast()) + [outFeatures]) }
         // A weight packed for few rows takes the packed kernel at any row count where the layout is the same: its file
         // pages are released, and reading them would fault them in again.
         if !bf16, Self.packedWeights, weight.isPackable, rows <= 128 || weight.hasPackedCopy {
@@ -231,7 +231,7 @@ extension Tensor {
     private func tokensUnprofiled() -> Tensor {
         precondition(rank == 4, "tokens() takes NCHW")
         let (n, c, hw) = (shape[0], shape[1], shape[2] * shape[3])
-        var out = Tensor(zeros: [n, hw, c])
+        var out = Tensor(unfilled: [n, hw, c])
         Self.transposePlanes(data, into: &out.data, batch: n, rows: c, columns: hw)
         return out
     }
@@ -244,7 +244,7 @@ extension Tensor {
     private func imageUnprofiled(height: Int, width: Int) -> Tensor {
         precondition(rank == 3 && shape[1] == height * width, "image(height:width:) takes [N, H*W, C]")
         let (n, hw, c) = (shape[0], shape[1], shape[2])
-        var out = Tensor(zeros: [n, c, height, width])
+        var out = Tensor(unfilled: [n, c, height, width])
         Self.transposePlanes(data, into: &out.data, batch: n, rows: hw, columns: c)
         return out
     }

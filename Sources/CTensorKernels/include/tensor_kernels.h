@@ -19,9 +19,9 @@ void pk_gelu(float *p, size_t n);
 void pk_geglu(const float *x, float *out, size_t rows, size_t d);
 /// p[i] = p[i] * scale + shift.
 void pk_scale_shift(float *p, size_t n, float scale, float shift);
-/// Layer norm of `rows` rows of d in place: (x - mean) / sqrt(variance + epsilon) * weight + bias, statistics from
-/// pk_sum_squares.
-void pk_layer_norm(float *x, size_t rows, size_t d, const float *weight, const float *bias, float epsilon);
+/// Layer norm of `rows` rows of d from x into y (x itself allowed): (x - mean) / sqrt(variance + epsilon) * weight +
+/// bias, statistics from pk_sum_squares.
+void pk_layer_norm(const float *x, float *y, size_t rows, size_t d, const float *weight, const float *bias, float epsilon);
 /// Sum and sum of squares of p[0..<n] (float partial sums gathered in double).
 void pk_sum_squares(const float *p, size_t n, double *sum, double *squares);
 /// IEEE half and bfloat16 to float.
