@@ -142,11 +142,12 @@ extension Tensor {
     @TaskLocal public static var linearOnPanels = pk_cpu_has(16) == 0 && pk_linear_rows_lanes() == 8
 
     /// The layer on panels: x packed into tiles of 6 rows (in parallel), then the panels split across the cores.
-    /// `residual`: added in the kernel (the destination starts as it). nil when the weight cannot keep panels.
+    /// `residual`: added in the kernel (the destination starts as it). nil when the weight cannot keep panels or the
+    /// CPU lacks the kernel's instructions (AVX2 + FMA, F16C: the few-rows kernel's 8 lanes or more).
     private func linearOnPanels(weight: Weight, bias: Tensor?, rows: Int, residual: Tensor?) -> Tensor? {
-        guard let panels = weight.panels() else { return nil }
+        guard pk_linear_rows_lanes() >= 8, let panels = weight.panels() else { return nil }
         let (inFeatures, outFeatures) = (weight.shape[1], weight.shape[0])
-        var out = residual ?? Tensor(zeros: Array(shape.dropLast()) + [outFeatures])
+        var out = residual ?? Tensor(unfilled: Array(shape.dropLast()) + [outFeatures])
         let tiles = (rows + 5) / 6, panelCount = (outFeatures + 15) / 16
         let accumulate: Int32 = residual == nil ? 0 : 1, half: Int32 = weight.dtype == .f16 ? 1 : 0
         KernelProfile.measure(.linear, flops: 2 * Double(rows) * Double(weight.count)) {
