@@ -90,6 +90,7 @@ import PaintsTensor
     for lanes in [16, 8] where lanes <= widest {  // (the plain C kernel is for CPUs without AVX2: slow, not timed)
         kernels.append(("fused_\(lanes)", .fused(lanes: lanes), .openblas))
     }
+    kernels.append(("default", .automatic, OneDNN.backend))
     print("attention, min of \(rounds) rounds (GFLOP/s in brackets):")
     print("  shape      " + kernels.map { $0.0.padding(toLength: 20, withPad: " ", startingAt: 0) }.joined())
     for (name, batch, lq, lk, heads, d, causal) in shapes {

@@ -1,7 +1,7 @@
 // PaintsTensor/Tensor+Attention: multi-head scaled dot-product attention. By default fused (CTensorKernels'
 // pk_attention: scores one block of 48 queries by 256 keys at a time, transposed, online softmax, heads and query
-// blocks spread over the cores); the earlier GEMM paths (one sgemm per head and query chunk, or oneDNN batched over
-// heads) stay for comparison.
+// blocks spread over the cores), and for heads of 256 or more (the VAE's) two products batched over heads on oneDNN;
+// one sgemm per head and query chunk serves where oneDNN is missing.
 import CTensorKernels
 import Foundation
 
@@ -9,9 +9,11 @@ extension Tensor {
     /// Largest score block, in floats (16 MiB): the 64x64 self-attention's full 8x4096x4096 scores never exist at once.
     public static let maxScoreFloats = 4 << 20
 
-    /// How attention is computed: `fused` (the default), or `gemm`: the products as matrix multiplications with the
-    /// scores of a query chunk written whole (OpenBLAS per head, or oneDNN batched over heads when it is the backend).
+    /// How attention is computed: `automatic` (the default: the widest fused kernel, except heads of `wideHead` or
+    /// more, which take oneDNN's batched products), `fused`, or `gemm`: the products as matrix multiplications with
+    /// the scores of a query chunk written whole (OpenBLAS per head, or oneDNN batched over heads when it is the backend).
     public enum AttentionKernel: Sendable, Equatable {
+        case automatic
         /// The fused kernel at a vector width: 16 (AVX-512), 8 (AVX2 + FMA) or 1 (plain C).
         case fused(lanes: Int)
         case gemm
@@ -21,10 +23,15 @@ extension Tensor {
     public static let widestAttention = AttentionKernel.fused(lanes: Int(pk_attention_lanes()))
 
     /// Overrides the attention kernel for the current task (tests compare the kernels and widths on one machine).
-    @TaskLocal public static var attentionKernel = widestAttention
+    @TaskLocal public static var attentionKernel = AttentionKernel.automatic
 
     /// Query rows per parallel work item of the fused kernel (a multiple of its blocks: 48, 16 or 4 rows by width).
     static let fusedRowsPerItem = 192
+
+    /// The head width from which the default (`fused`) takes oneDNN's batched products instead: the fused kernel keeps
+    /// a block's output rows (48 x d) beside its scores, which past L1 at d = 512 ran the VAE's 4096-token attention at
+    /// 121 GFLOP/s against oneDNN's 186-193 on the AVX2 path and 181 against 193 on AVX-512 (`--attention`, vae_64).
+    static let wideHead = 256
 
     /// softmax(Q K^T / sqrt(d)) V per head. q [B, Lq, H*d], k and v [B, Lk, H*d]; returns [B, Lq, H*d].
     /// With `causal`, query i sees keys 0...i only (CLIP's text encoder).
@@ -41,10 +48,23 @@ extension Tensor {
         guard q.rank == 3, k.rank == 3, v.shape == k.shape, q.shape[0] == k.shape[0], q.shape[2] == k.shape[2],
               q.shape[2] % heads == 0
         else { throw .shapeMismatch(operation: "attention", shapes: [q.shape, k.shape, v.shape]) }
-        if case .fused(let lanes) = attentionKernel {
+        switch attentionKernel {
+        case .automatic:
+            // Heads of 256 or more (the VAE's one head of 512) run faster as two batched products on oneDNN.
+            if q.shape[2] / heads >= wideHead, !causal, OneDNN.backend != .openblas,
+               let out = try batchedOverHeads(query: q, key: k, value: v, heads: heads, causal: causal) {
+                return out
+            }
+            if case .fused(let lanes) = widestAttention,
+               let out = try fused(query: q, key: k, value: v, heads: heads, causal: causal, lanes: lanes) {
+                return out
+            }
+        case .fused(let lanes):
             if let out = try fused(query: q, key: k, value: v, heads: heads, causal: causal, lanes: lanes) { return out }
-        } else if OneDNN.backend == .onednn, let out = batchedOverHeads(query: q, key: k, value: v, heads: heads, causal: causal) {
-            return out
+        case .gemm:
+            if OneDNN.backend == .onednn, let out = try batchedOverHeads(query: q, key: k, value: v, heads: heads, causal: causal) {
+                return out
+            }
         }
         let (batch, lq, width) = (q.shape[0], q.shape[1], q.shape[2])
         let lk = k.shape[1], d = width / heads
@@ -152,15 +172,18 @@ extension Tensor {
     }
 
     /// The same attention with each product batched over all heads by oneDNN, reading the heads in place from the
-    /// [L, H*d] rows; query chunks keep the [H, rows, Lk] scores within `maxScoreFloats`. nil when oneDNN fails.
+    /// [L, H*d] rows; query chunks keep the [H, rows, Lk] scores within `maxScoreFloats`, and cancellation is polled
+    /// between them. nil when oneDNN fails.
     private static func batchedOverHeads(query q: Tensor, key k: Tensor, value v: Tensor, heads: Int,
-                                         causal: Bool) -> Tensor? {
+                                         causal: Bool) throws(TensorError) -> Tensor? {
         let (batch, lq, width) = (q.shape[0], q.shape[1], q.shape[2])
         let lk = k.shape[1], d = width / heads
         let scale = 1 / Float(d).squareRoot()
         let chunk = max(1, min(lq, maxScoreFloats / max(1, heads * lk)))
         var out = Tensor(zeros: q.shape)
         var scores = [Float](repeating: 0, count: heads * chunk * lk)
+        var cancelled = false
+        let check = ComputeCancellation.check
         let done = q.data.withUnsafeBufferPointer { qp in
             k.data.withUnsafeBufferPointer { kp in
                 v.data.withUnsafeBufferPointer { vp in
@@ -169,6 +192,10 @@ extension Tensor {
                             for b in 0..<batch {
                                 var start = 0
                                 while start < lq {
+                                    if let check, check() {
+                                        cancelled = true
+                                        return false
+                                    }
                                     let rows = min(chunk, lq - start)
                                     let qBase = qp.baseAddress! + (b * lq + start) * width, kBase = kp.baseAddress! + b * lk * width
                                     let vBase = vp.baseAddress! + b * lk * width, oBase = op.baseAddress! + (b * lq + start) * width
@@ -205,6 +232,7 @@ extension Tensor {
                 }
             }
         }
+        if cancelled { throw .cancelled }
         return done ? out : nil
     }
 

@@ -85,3 +85,24 @@ import Testing
         #expect(relativeError(fused, reference) <= 1e-6)
     }
 }
+
+/// The default kernel's choice for wide heads (the VAE's one head of 512: oneDNN's batched products) gives the same
+/// attention as one sgemm per head on OpenBLAS, and the UNet's heads of 40 stay on the fused kernel's results.
+@Suite struct DefaultAttentionTests {
+    @Test(arguments: [(1, 512), (8, 40)])
+    func theDefaultMatchesThePerHeadProducts(_ heads: Int, _ width: Int) throws {
+        var noise = SplitMix64(seed: UInt64(heads * 1000 + width))
+        let (lq, lk) = (70, 53)
+        func tensor(_ rows: Int) -> Tensor {
+            Tensor(shape: [2, rows, heads * width], data: (0..<(2 * rows * heads * width)).map { _ in noise.nextUnit() * 2 - 1 })
+        }
+        let (q, k, v) = (tensor(lq), tensor(lk), tensor(lk))
+        let automatic = try Tensor.$attentionKernel.withValue(.automatic) { try Tensor.attention(query: q, key: k, value: v, heads: heads) }
+        let perHead = try Tensor.$attentionKernel.withValue(.gemm) {
+            try OneDNN.$backendOverride.withValue(.openblas) { try Tensor.attention(query: q, key: k, value: v, heads: heads) }
+        }
+        var worst: Float = 0
+        for (a, b) in zip(automatic.data, perHead.data) { worst = max(worst, abs(a - b)) }
+        #expect(worst < 1e-5, "heads \(heads) x \(width): largest difference \(worst)")
+    }
+}
