@@ -192,7 +192,11 @@ public struct Weight: Sendable {
                             pack: (UnsafeMutableRawPointer) -> PackedCopy.Layout?) -> UnsafeRawPointer? {
         let address = bytes.packedCopy.withLock { copy -> Int in
             if let copy { return matches(copy.layout) ? Int(bitPattern: copy.bytes) : 0 }
-            let buffer = UnsafeMutableRawPointer.allocate(byteCount: max(4, count), alignment: 64)
+            // Aligned to 2 MiB, its whole 2 MiB pages asked to be huge pages (before `pack` first writes them): the
+            // packed weights are read once per pass, and with 4 KiB pages every 4 KiB of them cost a TLB miss.
+            let huge = 2 << 20
+            let buffer = UnsafeMutableRawPointer.allocate(byteCount: max(4, count), alignment: count >= huge ? huge : 64)
+            if count >= huge { _ = madvise(buffer, count / huge * huge, MADV_HUGEPAGE) }
             guard let layout = pack(buffer) else {
                 buffer.deallocate()
                 return 0
