@@ -28,7 +28,7 @@ extension Tensor {
     /// Query rows per parallel work item of the fused kernel (a multiple of its blocks: 48, 16 or 4 rows by width).
     static let fusedRowsPerItem = 192
 
-    /// The head width from which the default (`fused`) takes oneDNN's batched products instead: the fused kernel keeps
+    /// The head width from which the default (`automatic`) takes oneDNN's batched products instead: the fused kernel keeps
     /// a block's output rows (48 x d) beside its scores, which past L1 at d = 512 ran the VAE's 4096-token attention at
     /// 121 GFLOP/s against oneDNN's 186-193 on the AVX2 path and 181 against 193 on AVX-512 (`--attention`, vae_64).
     static let wideHead = 256
