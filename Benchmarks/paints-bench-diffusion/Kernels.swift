@@ -3,6 +3,7 @@
 // oneDNN channels-last, mixed by size) side by side in one run, alternating, then where the time of a UNet pass and a
 // VAE decode goes by kind of operation (KernelProfile), with the share of the FMA peak reached. Attention alone first:
 // the fused kernel beside the GEMM paths.
+import CTensorKernels
 import Foundation
 import PaintsDiffusion
 import PaintsTensor
@@ -239,11 +240,11 @@ import PaintsTensor
 }
 
 /// Issue 15's text encoder alone: CLIP on 77 tokens from the f32 files and from the fp16 ones, `rounds` timed runs
-/// after a warm-up (min and median) with today's linear layers (f32 weights packed once into oneDNN's layout, f16 ones
-/// on the few-rows kernel; on AVX2 machines f32 weights packed once in panels) alternating with the linear layers as
-/// before (weights reordered or widened on every call) and all on OpenBLAS (widened on every call);
-/// then one run of the f32 default's time by kind of operation with the share of the FMA peak. Short enough to run
-/// under perf.
+/// after a warm-up (min and median) with today's linear layers (on AVX2 and AVX-512 machines the weights packed once
+/// in panels, f32 and f16) alternating with oneDNN's packed matmul for f32 and the few-rows kernel for f16 (`onednn`),
+/// the linear layers as before (weights reordered or widened on every call) and all on OpenBLAS (widened on every
+/// call); then the linear layers' time alone per variant (f32, profiled, the variants in turn), and one run of the f32
+/// default's time by kind of operation with the share of the FMA peak. Short enough to run under perf.
 @MainActor func runTextEncoderBenchmark(folder: String, rounds: Int) throws {
     let peak = FMAPeak.widths.compactMap { FMAPeak.measure(width: $0) }.max() ?? 0
     let ids = [(0..<77).map { ($0 * 7919) % 49408 }]
@@ -252,12 +253,14 @@ import PaintsTensor
         case "before": return try Tensor.$packedWeights.withValue(false) { try Tensor.$linearRowsLanes.withValue(nil, operation: body) }
         case "openblas": return try Tensor.$linearOnOneDNNOverride.withValue(false) { try Tensor.$linearRowsLanes.withValue(nil, operation: body) }
         case "panels": return try Tensor.$linearOnPanels.withValue(true, operation: body)
+        case "onednn": return try Tensor.$linearOnPanels.withValue(false, operation: body)
         default: return try body()
         }
     }
-    // Panels as a variant where they are not the default (AVX-512 machines).
-    // PAINTSD_BENCH_VARIANTS=default,panels and PAINTSD_BENCH_FILES=f32 pick some (one alone: for perf).
-    let variants = (["default", "before", "openblas"] + (Tensor.linearOnPanels || FMAPeak.widths.isEmpty ? [] : ["panels"]))
+    // Panels as a variant where they are not the default, oneDNN's packed matmul (f32) and the few-rows kernel (f16)
+    // where they are. PAINTSD_BENCH_VARIANTS=default,onednn and PAINTSD_BENCH_FILES=f32 pick some (one alone: for perf).
+    let panelVariants = pk_linear_panels_available() == 0 ? [] : Tensor.linearOnPanels ? ["onednn"] : ["panels"]
+    let variants = (["default", "before", "openblas"] + panelVariants)
         .filter { name in ProcessInfo.processInfo.environment["PAINTSD_BENCH_VARIANTS"].map { $0.split(separator: ",").contains(Substring(name)) } ?? true }
     for file in ["f32", "fp16"] where ProcessInfo.processInfo.environment["PAINTSD_BENCH_FILES"].map({ $0.split(separator: ",").contains(Substring(file)) }) ?? true {
         // A model loaded for each variant: packing releases the file pages the other variant would read.
@@ -281,10 +284,29 @@ import PaintsTensor
                          relativeL2(now, before), relativeL2(now, openblas)))
         }
     }
+    // The linear layers alone, f32 weights, each variant profiled in turn over rounds / 3 runs, the turns alternating.
+    let profiled = max(1, rounds / 3)
+    var linearSeconds: [String: [Double]] = [:], linearFlops = 0.0
+    let profiledModels = try variants.map { name in (name, try CLIPTextModel(folder: folder + "/text_encoder", variant: "")) }
+    for (name, model) in profiledModels { _ = try under(name) { try model.encode(ids) } }
+    for _ in 0..<3 {
+        for (name, model) in profiledModels {
+            KernelProfile.reset()
+            KernelProfile.isEnabled = true
+            try under(name) { for _ in 0..<profiled { _ = try model.encode(ids) } }
+            KernelProfile.isEnabled = false
+            linearSeconds[name, default: []].append(KernelProfile.totals.seconds[.linear, default: 0] / Double(profiled))
+            linearFlops = KernelProfile.totals.flops[.linear, default: 0] / Double(profiled)
+        }
+    }
+    for (name, _) in profiledModels {
+        let best = linearSeconds[name]!.min()!
+        print(String(format: "  linear layers, f32 weights, %@: %.4f s per encode (best of 3 turns of %d), %.1f GFLOP/s", name, best,
+                     profiled, linearFlops / best / 1e9))
+    }
     let clip = try CLIPTextModel(folder: folder + "/text_encoder", variant: "")
     _ = try clip.encode(ids)
     // Profiled over several runs: the parts outside the linear layers take a few milliseconds in all.
-    let profiled = max(1, rounds / 3)
     KernelProfile.reset()
     KernelProfile.isEnabled = true
     let wall = try seconds { for _ in 0..<profiled { _ = try clip.encode(ids) } }
@@ -309,18 +331,24 @@ import PaintsTensor
     if let name = ProcessInfo.processInfo.environment["PAINTSD_BENCH_COMPARE"] {
         // Two settings of one switch, pass by pass in turn (which goes first alternates): the ratio of each pair.
         let settings: [(String, (() throws -> Void) throws -> Void)]
+        // A second model for a setting that packs weights in another layout (a weight keeps one packed copy).
+        let other = name == "panels" ? try UNet2DConditionModel(folder: folder + "/unet", variant: "") : unet
+        if name == "panels" { _ = try Tensor.$linearOnPanels.withValue(false) { try other(x1, timesteps: [500], context: c1) } }
         switch name {
+        // Few-row layers (context projections, time embeddings, the mid block's) on panels, or on oneDNN's packed matmul.
+        case "panels": settings = [("panels", { try $0() }), ("onednn", { try Tensor.$linearOnPanels.withValue(false, operation: $0) })]
         case "parallel": settings = [("openmp", { try Parallel.$threads.withValue(.openMP, operation: $0) }),
                                      ("dispatch", { try Parallel.$threads.withValue(.dispatch, operation: $0) })]
         // The heap as a job's later pass finds it, against as the first pass of a job finds it (returned to the system).
         case "heap": settings = [("kept", { try $0() }), ("returned", { HeapRetention.returnNow(); try $0() })]
-        default: fatalError("PAINTSD_BENCH_COMPARE: parallel or heap")
+        default: fatalError("PAINTSD_BENCH_COMPARE: parallel, heap or panels")
         }
         for (batch, x, c) in [(1, x1, c1), (2, x2, c2)] {
             var times: [[Double]] = [[], []]
             for round in 0..<(rounds * 2) {
                 for i in (round % 2 == 0 ? [0, 1] : [1, 0]) {
-                    try settings[i].1 { times[i].append(try seconds { _ = try unet(x, timesteps: [500], context: c) }) }
+                    let model = i == 0 ? unet : other
+                    try settings[i].1 { times[i].append(try seconds { _ = try model(x, timesteps: [500], context: c) }) }
                 }
             }
             let ratios = zip(times[1], times[0]).map { $0 / $1 }.sorted()

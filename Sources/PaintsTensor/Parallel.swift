@@ -30,12 +30,25 @@ public enum Parallel {
 
     /// Calls `body` on disjoint chunks covering 0..<count; small counts run on the calling thread.
     public static func forEachChunk(_ count: Int, minimumChunk: Int = 32_768, _ body: @Sendable (Range<Int>) -> Void) {
-        let chunks = min(cores, max(1, count / minimumChunk))
+        let chunks = chunkCount(count, minimumChunk: minimumChunk)
         if chunks <= 1 {
             body(0..<count)
             return
         }
         run(chunks) { c in body((count * c / chunks)..<(count * (c + 1) / chunks)) }
+    }
+
+    /// How many chunks `forEachChunk` and `forEachIndexedChunk` split `count` into.
+    public static func chunkCount(_ count: Int, minimumChunk: Int = 32_768) -> Int { min(cores, max(1, count / minimumChunk)) }
+
+    /// `forEachChunk` with each chunk's index (0..<chunkCount): for work that needs a buffer of its own per chunk.
+    public static func forEachIndexedChunk(_ count: Int, minimumChunk: Int = 32_768, _ body: @Sendable (_ chunk: Int, Range<Int>) -> Void) {
+        let chunks = chunkCount(count, minimumChunk: minimumChunk)
+        if chunks <= 1 {
+            body(0, 0..<count)
+            return
+        }
+        run(chunks) { c in body(c, (count * c / chunks)..<(count * (c + 1) / chunks)) }
     }
 
     /// Calls `body(i)` for i in 0..<count, spread across cores (for coarse items such as channels or rows).

@@ -15,8 +15,9 @@ extension Tensor {
         let bf16 = OneDNN.precision == .bf16
         if rows > 0, !bf16, Self.linearOnPanels, Self.linearOnOneDNNOverride == nil, Self.packedWeights, weight.canKeepPanels,
            rows <= Self.fewRows || weight.hasPanels,
-           var out = linearOnPanels(weight: weight, bias: bias, rows: rows, residual: gate == nil ? residual : nil) {
-            if let gate { out.applyEpilogue(gate: gate, residual: residual) }
+           var out = linearOnPanels(weight: weight, bias: bias, rows: rows, gate: residual == nil ? gate : nil,
+                                    residual: gate == nil ? residual : nil) {
+            if let gate, residual != nil { out.applyEpilogue(gate: gate, residual: residual) }   // the gate first
             return out
         }
         if rows > 0, rows <= Self.fewRows, !bf16, weight.dtype != .f32, Self.linearOnOneDNNOverride == nil, let lanes = Self.linearRowsLanes,
@@ -134,35 +135,34 @@ extension Tensor {
     }
 
     /// Whether layers of few rows (up to `fewRows`) whose float32 or f16 weights are mapped from a file run on
-    /// CTensorKernels' panels (pk_linear_panels, the weights packed once): on CPUs with AVX2 + FMA + F16C (the few-rows
-    /// kernel's 8 lanes) and no AVX-512. There oneDNN 2.6's packed matmul and OpenBLAS's sgemm ran the text encoder's
-    /// layers at about half the FMA limit (the Zen 4 machine with its AVX-512 kernels left out). A weight that keeps
-    /// panels takes them at any row count. AVX-512 machines run these layers on oneDNN's packed matmul.
-    /// PAINTSD_PACKED_WEIGHTS=0 turns both off. Tests turn it on for a task on any CPU with AVX2 + FMA + F16C.
-    @TaskLocal public static var linearOnPanels = pk_cpu_has(16) == 0 && pk_linear_rows_lanes() == 8
+    /// CTensorKernels' panels (pk_linear_panels, the weights packed once, the next block prefetched): on CPUs with AVX2
+    /// + FMA + F16C, AVX-512 ones included. CLIP's 72 layers alone, 2 threads, on the Zen 4 machine: float32 weights
+    /// 210-212 GFLOP/s against 209-211 for oneDNN's packed matmul, half weights 207 against 190-193 for the few-rows
+    /// kernel (the AVX-512 path before); on its AVX2 build oneDNN 2.6 and OpenBLAS ran them at about half the FMA
+    /// limit. A weight that keeps panels takes them at any row count. PAINTSD_PACKED_WEIGHTS=0 turns both off.
+    @TaskLocal public static var linearOnPanels = pk_linear_panels_available() != 0
 
-    /// The layer on panels: x packed into tiles of 6 rows (in parallel), then the panels split across the cores.
-    /// `residual`: added in the kernel (the destination starts as it). nil when the weight cannot keep panels or the
-    /// CPU lacks the kernel's instructions (AVX2 + FMA, F16C: the few-rows kernel's 8 lanes or more).
-    private func linearOnPanels(weight: Weight, bias: Tensor?, rows: Int, residual: Tensor?) -> Tensor? {
-        guard pk_linear_rows_lanes() >= 8, let panels = weight.panels() else { return nil }
+    /// The layer on panels, the panels split across the cores, each chunk packing x for itself first. `gate`: applied
+    /// in the kernel, `residual`: added in it (the destination starts as it); not both (the kernel would gate the sum).
+    /// nil when the weight cannot keep panels or the CPU lacks the kernel's instructions.
+    private func linearOnPanels(weight: Weight, bias: Tensor?, rows: Int, gate: Float?, residual: Tensor?) -> Tensor? {
+        guard pk_linear_panels_available() != 0, gate == nil || residual == nil, let panels = weight.panels() else { return nil }
         let (inFeatures, outFeatures) = (weight.shape[1], weight.shape[0])
         var out = residual ?? Tensor(unfilled: Array(shape.dropLast()) + [outFeatures])
-        let tiles = (rows + 5) / 6, panelCount = (outFeatures + 15) / 16
+        let panelCount = (outFeatures + 15) / 16, chunks = Parallel.chunkCount(panelCount, minimumChunk: 1)
+        let scratchFloats = pk_panel_scratch_floats(rows, inFeatures)
         let accumulate: Int32 = residual == nil ? 0 : 1, half: Int32 = weight.dtype == .f16 ? 1 : 0
         KernelProfile.measure(.linear, flops: 2 * Double(rows) * Double(weight.count)) {
-            ScratchBuffers.shared.with(count: pk_panel_rows_floats(rows, inFeatures)) { scratch in
+            ScratchBuffers.shared.with(count: chunks * scratchFloats) { scratch in
                 data.withUnsafeBufferPointer { x in out.data.withUnsafeMutableBufferPointer { y in withBiasPointer(bias) { b in
-                    let (source, packed, target) = (UnsafeSendablePointer(x.baseAddress!),
+                    let (source, packed, target) = (UnsafeSendablePointer(UnsafeMutablePointer(mutating: x.baseAddress!)),
                                                     UnsafeSendablePointer(scratch), UnsafeSendablePointer(y.baseAddress!))
                     let (w, biasAt) = (UnsafeSendablePointer(UnsafeMutableRawPointer(mutating: panels).assumingMemoryBound(to: UInt8.self)),
                                        b.map { UnsafeSendablePointer($0) })
-                    Parallel.forEachChunk(tiles, minimumChunk: 4) { range in
-                        pk_panel_pack_rows(source.pointer, rows, inFeatures, packed.pointer, range.lowerBound, range.upperBound)
-                    }
-                    Parallel.forEachChunk(panelCount, minimumChunk: 1) { range in
-                        _ = pk_linear_panels(packed.pointer, rows, inFeatures, w.pointer, half, outFeatures, biasAt?.pointer,
-                                             accumulate, target.pointer, range.lowerBound, range.upperBound)
+                    Parallel.forEachIndexedChunk(panelCount, minimumChunk: 1) { chunk, range in
+                        _ = pk_linear_panels(source.pointer, rows, inFeatures, w.pointer, half, outFeatures, biasAt?.pointer,
+                                             gate ?? 0, accumulate, target.pointer, range.lowerBound, range.upperBound,
+                                             packed.pointer + chunk * scratchFloats)
                     }
                 } } }
             }
@@ -182,8 +182,8 @@ extension Tensor {
     /// The few-rows kernel's vector width (16, 8 or 1) for f16 and bf16 weights, or nil for the libraries (the weights
     /// widened on every call, then oneDNN's matmul or OpenBLAS). On the Zen 4 machine it runs the text encoder from
     /// the fp16 files about 1.1x faster than widening + oneDNN; float32 weights stay on oneDNN (packed, faster than
-    /// this kernel). On AVX2-only CPUs f16 file weights take the panels first (`linearOnPanels`), so it serves bf16
-    /// and weights held in memory there. Default: the widest this CPU runs; PAINTSD_LINEAR_ROWS=0 turns it off. Tests
+    /// this kernel). Where the panels run (`linearOnPanels`: AVX2, AVX-512 too), f16 file weights take them first, so
+    /// it serves bf16 and weights held in memory there. Default: the widest this CPU runs; PAINTSD_LINEAR_ROWS=0 turns it off. Tests
     /// and benchmarks override it for a task.
     @TaskLocal public static var linearRowsLanes: Int? = ProcessInfo.processInfo.environment["PAINTSD_LINEAR_ROWS"] == "0"
         ? nil : Int(pk_linear_rows_lanes())

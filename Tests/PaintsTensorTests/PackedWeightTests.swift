@@ -59,26 +59,27 @@ import Testing
     }
 }
 
-/// Few-row layers on CTensorKernels' panels (`Weight.panels()`, pk_linear_panels: the default on AVX2 machines without
-/// AVX-512, forced here on any CPU with AVX2 + FMA + F16C): float32 and half weights from a file give what OpenBLAS
-/// gives on the same values widened, for row counts around the 6-row tile, outputs that leave a partial 16-wide panel
-/// and inputs that leave a partial 256-input block, with the bias, the residual added in the kernel and the gate after.
+/// Few-row layers on CTensorKernels' panels (`Weight.panels()`, pk_linear_panels: the default on CPUs with AVX2 + FMA
+/// + F16C): float32 and half weights from a file give what OpenBLAS gives on the same values widened, for row counts
+/// around the 6-row tile, outputs that leave a partial 16-wide panel, inputs that leave a partial 256-input block and
+/// a partial 8-input step of the packing, with the bias, the residual added in the kernel, the gate in the kernel, and
+/// the gate and the residual (the gate first, outside).
 @Suite struct PanelWeightTests {
-    static let runs = pk_cpu_has(8) != 0 && pk_linear_rows_lanes() >= 8   // AVX2 + FMA + F16C
-    /// Float32 sums of 600 products in another order (1.3e-6 measured at worst); a wrong panel, tile or block edge
-    /// gives errors of order 1.
+    static let runs = pk_linear_panels_available() != 0
+    /// Float32 sums of 601 products in another order (1.3e-6 measured at worst); a wrong panel, tile, block or
+    /// packing edge gives errors of order 1.
     let tolerance = 5e-6
 
     @Test(.enabled(if: runs), arguments: [DType.f32, .f16])
     func panelsEqualTheWeightsAsStored(dtype: DType) throws {
-        let (inputs, outputs) = (600, 72)
+        let (inputs, outputs) = (601, 72)
         let stored = PackedWeightTests().random([outputs, inputs], seed: 61)
         let weight = try PackedWeightTests.storedWeight(stored, dtype: dtype)
         let values = weight.tensor()   // what the file holds, widened: the reference's weights
         let bias = PackedWeightTests().random([outputs], seed: 62)
         #expect(weight.canKeepPanels && !Weight(values).canKeepPanels)
         try Tensor.$linearOnPanels.withValue(true) {
-            for rows in [1, 5, 6, 7, 13, 77] {
+            for rows in [1, 5, 6, 7, 12, 13, 77] {
                 let x = PackedWeightTests().random([rows, inputs], seed: UInt64(70 + rows))
                 let residual = PackedWeightTests().random([rows, outputs], seed: UInt64(170 + rows))
                 let reference = try Tensor.$linearOnOneDNNOverride.withValue(false) { try x.linear(weight: values, bias: bias) }
@@ -94,6 +95,11 @@ import Testing
                     try x.linear(weight: Weight(values), bias: nil, gate: 1.702, adding: residual)
                 }
                 #expect(relativeError(gated, gatedReference) <= tolerance, "\(dtype) \(rows) rows, gate and residual")
+                let gatedAlone = try x.linear(weight: weight, bias: bias, gate: 1.702)
+                let gatedAloneReference = try Tensor.$linearOnOneDNNOverride.withValue(false) {
+                    try x.linear(weight: Weight(values), bias: bias, gate: 1.702)
+                }
+                #expect(relativeError(gatedAlone, gatedAloneReference) <= tolerance, "\(dtype) \(rows) rows, gate")
             }
             #expect(weight.hasPanels)
             // More rows than few after the panels were kept: still the panels (the file pages are released).
