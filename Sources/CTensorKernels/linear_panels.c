@@ -2,9 +2,10 @@
 // weights packed once into panels, on CPUs with AVX2 + FMA (+ F16C for half weights), AVX-512 ones included:
 // y = x W^T + b, a BLAS's packed sgemm with the weights' packing paid once at load instead of on every call, and half
 // weights read as stored (widened in registers).
-// A panel is [in][16] (the last one zero padded; float32 or IEEE half). Each call (each thread of it) first packs all
-// of x into tiles of 6 rows, [in][6], of its own (8x8 transposes in registers): no thread waits for another's packing,
-// and no tile's row of x falls in the L1 set of the others (x's rows 12 KiB apart, 3072 inputs, would). A 6x16
+// A panel is [in][16] (the last one zero padded; float32 or IEEE half). Each thread first packs all of x into tiles of
+// 6 rows, [in][6], of its own (8x8 transposes in registers; once for all the layers that read that x): no thread waits
+// for another's packing, and no tile's row of x falls in the L1 set of the others (x's rows 12 KiB apart, 3072 inputs,
+// would). A 6x16
 // register tile (12 accumulators) multiplies one broadcast element of x by the panel's two vectors per input, over
 // blocks of 256 inputs, so that the panel's block stays in L1 while it meets every tile of x; meanwhile the next block
 // (the next in memory: the same panel's, or the next panel's first) is prefetched into L2, each tile taking its share.
@@ -189,16 +190,23 @@ AVX2 static void linear_panels_avx2(const float *packed_rows, size_t rows, size_
 }
 #endif
 
-int pk_linear_panels(const float *x, size_t rows, size_t inputs, const void *panels, int half, size_t outputs,
-                     const float *bias, float gate, int accumulate, float *y, size_t p0, size_t p1, float *scratch) {
+void pk_panel_pack_x(const float *x, size_t rows, size_t inputs, float *scratch) {
+#if defined(__x86_64__)
+    if (pk_linear_panels_available()) pack_tiles(x, rows, inputs, scratch);
+#else
+    (void)x, (void)rows, (void)inputs, (void)scratch;
+#endif
+}
+
+int pk_linear_panels(const float *packed, size_t rows, size_t inputs, const void *panels, int half, size_t outputs,
+                     const float *bias, float gate, int accumulate, float *y, size_t p0, size_t p1) {
 #if defined(__x86_64__)
     if (!pk_linear_panels_available()) return 0;
-    pack_tiles(x, rows, inputs, scratch);
-    linear_panels_avx2(scratch, rows, inputs, panels, half, outputs, bias, gate, accumulate, y, p0, p1);
+    linear_panels_avx2(packed, rows, inputs, panels, half, outputs, bias, gate, accumulate, y, p0, p1);
     return 1;
 #else
-    (void)x, (void)rows, (void)inputs, (void)panels, (void)half, (void)outputs, (void)bias, (void)gate;
-    (void)accumulate, (void)y, (void)p0, (void)p1, (void)scratch;
+    (void)packed, (void)rows, (void)inputs, (void)panels, (void)half, (void)outputs, (void)bias, (void)gate;
+    (void)accumulate, (void)y, (void)p0, (void)p1;
     return 0;
 #endif
 }

@@ -13,10 +13,9 @@ extension Tensor {
         else { throw .shapeMismatch(operation: "linear", shapes: [shape, weight.shape, bias?.shape ?? [], residual?.shape ?? []]) }
         let outFeatures = weight.shape[0], rows = count / max(1, inFeatures)
         let bf16 = OneDNN.precision == .bf16
-        if rows > 0, !bf16, Self.linearOnPanels, Self.linearOnOneDNNOverride == nil, Self.packedWeights, weight.canKeepPanels,
-           rows <= Self.fewRows || weight.hasPanels,
-           var out = linearOnPanels(weight: weight, bias: bias, rows: rows, gate: residual == nil ? gate : nil,
-                                    residual: gate == nil ? residual : nil) {
+        if Self.takesPanels(weight, rows: rows),
+           var out = linearOnPanels([(weight, bias)], rows: rows, gate: residual == nil ? gate : nil,
+                                    residual: gate == nil ? residual : nil)?.first {
             if let gate, residual != nil { out.applyEpilogue(gate: gate, residual: residual) }   // the gate first
             return out
         }
@@ -49,6 +48,23 @@ extension Tensor {
         }
         out.applyEpilogue(gate: gate, residual: residual)
         return out
+    }
+
+    /// `x` through several layers of its width (attention's q, k and v projections of one input, or k and v of one
+    /// context): `linear(weight:bias:)` of each, in order. Where every layer takes the panels, each thread packs x once
+    /// for all of them and the layers' panels share one parallel pass; elsewhere one call per layer.
+    public func linear(_ layers: [(weight: Weight, bias: Tensor?)]) throws(TensorError) -> [Tensor] {
+        guard let inFeatures = shape.last, layers.allSatisfy({ layer in
+            layer.weight.rank == 2 && layer.weight.shape[1] == inFeatures && (layer.bias == nil || layer.bias!.shape == [layer.weight.shape[0]])
+        }) else { throw .shapeMismatch(operation: "linear", shapes: [shape] + layers.flatMap { [$0.weight.shape, $0.bias?.shape ?? []] }) }
+        let rows = count / max(1, inFeatures)
+        if layers.count > 1, layers.allSatisfy({ Self.takesPanels($0.weight, rows: rows) }),
+           let outs = linearOnPanels(layers, rows: rows, gate: nil, residual: nil) {
+            return outs
+        }
+        var outs: [Tensor] = []
+        for layer in layers { outs.append(try linear(weight: layer.weight, bias: layer.bias)) }
+        return outs
     }
 
     /// The epilogue of `linear` on a computed product, in place: the gate, then the residual.
@@ -142,32 +158,65 @@ extension Tensor {
     /// limit. A weight that keeps panels takes them at any row count. PAINTSD_PACKED_WEIGHTS=0 turns both off.
     @TaskLocal public static var linearOnPanels = pk_linear_panels_available() != 0
 
-    /// The layer on panels, the panels split across the cores, each chunk packing x for itself first. `gate`: applied
-    /// in the kernel, `residual`: added in it (the destination starts as it); not both (the kernel would gate the sum).
-    /// nil when the weight cannot keep panels or the CPU lacks the kernel's instructions.
-    private func linearOnPanels(weight: Weight, bias: Tensor?, rows: Int, gate: Float?, residual: Tensor?) -> Tensor? {
-        guard pk_linear_panels_available() != 0, gate == nil || residual == nil, let panels = weight.panels() else { return nil }
-        let (inFeatures, outFeatures) = (weight.shape[1], weight.shape[0])
-        var out = residual ?? Tensor(unfilled: Array(shape.dropLast()) + [outFeatures])
-        let panelCount = (outFeatures + 15) / 16, chunks = Parallel.chunkCount(panelCount, minimumChunk: 1)
-        let scratchFloats = pk_panel_scratch_floats(rows, inFeatures)
-        let accumulate: Int32 = residual == nil ? 0 : 1, half: Int32 = weight.dtype == .f16 ? 1 : 0
-        KernelProfile.measure(.linear, flops: 2 * Double(rows) * Double(weight.count)) {
+    /// Whether a layer of `rows` rows on `weight` runs on the panels (`linearOnPanels`): few rows (or a weight that keeps
+    /// panels already), float32 or f16 weights mapped from a file, and no setting that asks for another kernel.
+    private static func takesPanels(_ weight: Weight, rows: Int) -> Bool {
+        rows > 0 && OneDNN.precision != .bf16 && linearOnPanels && linearOnOneDNNOverride == nil && packedWeights
+            && weight.canKeepPanels && (rows <= fewRows || weight.hasPanels)
+    }
+
+    /// Layers of this x on panels, their panels split across the cores together: each chunk packs x for itself, then
+    /// runs its share of every layer. `gate`: applied in the kernel; `residual` (one layer only): added in it (the
+    /// destination starts as it); not both (the kernel would gate the sum). nil when a weight cannot keep panels or the
+    /// CPU lacks the kernel's instructions.
+    private func linearOnPanels(_ layers: [(weight: Weight, bias: Tensor?)], rows: Int, gate: Float?,
+                                residual: Tensor?) -> [Tensor]? {
+        guard pk_linear_panels_available() != 0, gate == nil || residual == nil, residual == nil || layers.count == 1,
+              let inFeatures = shape.last else { return nil }
+        var kept: [UnsafeSendablePointer<UInt8>] = []
+        for layer in layers {
+            guard let p = layer.weight.panels() else { return nil }
+            kept.append(UnsafeSendablePointer(UnsafeMutableRawPointer(mutating: p).assumingMemoryBound(to: UInt8.self)))
+        }
+        let panels = kept
+        let outFeatures = layers.map { $0.weight.shape[0] }, halves = layers.map { Int32($0.weight.dtype == .f16 ? 1 : 0) }
+        let panelCounts = outFeatures.map { ($0 + 15) / 16 }
+        let firstPanels = panelCounts.indices.map { panelCounts[..<$0].reduce(0, +) }, total = panelCounts.reduce(0, +)
+        let chunks = Parallel.chunkCount(total, minimumChunk: 1), scratchFloats = pk_panel_scratch_floats(rows, inFeatures)
+        let accumulate: Int32 = residual == nil ? 0 : 1, gateFactor = gate ?? 0
+        // Fills the outputs (all of them valid at once) from the biases' values.
+        func run(_ outputs: [UnsafeMutablePointer<Float>], _ biases: [UnsafePointer<Float>?]) {
             ScratchBuffers.shared.with(count: chunks * scratchFloats) { scratch in
-                data.withUnsafeBufferPointer { x in out.data.withUnsafeMutableBufferPointer { y in withBiasPointer(bias) { b in
-                    let (source, packed, target) = (UnsafeSendablePointer(UnsafeMutablePointer(mutating: x.baseAddress!)),
-                                                    UnsafeSendablePointer(scratch), UnsafeSendablePointer(y.baseAddress!))
-                    let (w, biasAt) = (UnsafeSendablePointer(UnsafeMutableRawPointer(mutating: panels).assumingMemoryBound(to: UInt8.self)),
-                                       b.map { UnsafeSendablePointer($0) })
-                    Parallel.forEachIndexedChunk(panelCount, minimumChunk: 1) { chunk, range in
-                        _ = pk_linear_panels(source.pointer, rows, inFeatures, w.pointer, half, outFeatures, biasAt?.pointer,
-                                             gate ?? 0, accumulate, target.pointer, range.lowerBound, range.upperBound,
-                                             packed.pointer + chunk * scratchFloats)
+                data.withUnsafeBufferPointer { x in
+                    let (source, packed) = (UnsafeSendablePointer(UnsafeMutablePointer(mutating: x.baseAddress!)), UnsafeSendablePointer(scratch))
+                    let targets = outputs.map { UnsafeSendablePointer($0) }
+                    let biasAt = biases.map { $0.map { UnsafeSendablePointer(UnsafeMutablePointer(mutating: $0)) } }
+                    Parallel.forEachIndexedChunk(total, minimumChunk: 1) { chunk, range in
+                        let own = packed.pointer + chunk * scratchFloats
+                        pk_panel_pack_x(source.pointer, rows, inFeatures, own)
+                        for i in panels.indices {
+                            let p0 = max(range.lowerBound, firstPanels[i]), p1 = min(range.upperBound, firstPanels[i] + panelCounts[i])
+                            guard p0 < p1 else { continue }
+                            _ = pk_linear_panels(own, rows, inFeatures, panels[i].pointer, halves[i], outFeatures[i], biasAt[i]?.pointer,
+                                                 gateFactor, accumulate, targets[i].pointer, p0 - firstPanels[i], p1 - firstPanels[i])
+                        }
                     }
-                } } }
+                }
             }
         }
-        return out
+        let rowsShape = Array(shape.dropLast())
+        var outs: [Tensor] = []
+        KernelProfile.measure(.linear, flops: 2 * Double(rows) * Double(layers.map { $0.weight.count }.reduce(0, +))) {
+            withPointers(to: layers.map { $0.bias?.data }[...]) { biases in
+                if var out = residual {
+                    out.data.withUnsafeMutableBufferPointer { run([$0.baseAddress!], biases) }
+                    outs = [out]
+                } else {
+                    outs = Tensor.unfilled(shapes: outFeatures.map { rowsShape + [$0] }[...]) { run($0, biases) }
+                }
+            }
+        }
+        return outs
     }
 
     /// Whether float32 layers of up to 128 rows whose weights are mapped from a file run on weights packed once into
@@ -277,4 +326,30 @@ extension Tensor {
             pk_transpose_rows(from.pointer, sourceStride, to.pointer, targetStride, columns, item * block, Swift.min(rows, (item + 1) * block))
         }
     }
+}
+
+extension Tensor {
+    /// New tensors of `shapes`, filled by `fill` with pointers to all of their values at once (it writes every value).
+    fileprivate static func unfilled(shapes: ArraySlice<[Int]>, _ pointers: [UnsafeMutablePointer<Float>] = [],
+                                     _ fill: ([UnsafeMutablePointer<Float>]) -> Void) -> [Tensor] {
+        guard let shape = shapes.first else {
+            fill(pointers)
+            return []
+        }
+        var rest: [Tensor] = []
+        let count = shape.reduce(1, *)
+        let data = [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
+            rest = unfilled(shapes: shapes.dropFirst(), pointers + [buffer.baseAddress!], fill)
+            initialized = count
+        }
+        return [Tensor(shape: shape, data: data)] + rest
+    }
+}
+
+/// Runs `body` with pointers to each array's values (nil for a nil array), all valid at once.
+private func withPointers<R>(to arrays: ArraySlice<[Float]?>, _ pointers: [UnsafePointer<Float>?] = [],
+                             _ body: ([UnsafePointer<Float>?]) -> R) -> R {
+    guard let first = arrays.first else { return body(pointers) }
+    guard let array = first else { return withPointers(to: arrays.dropFirst(), pointers + [nil], body) }
+    return array.withUnsafeBufferPointer { withPointers(to: arrays.dropFirst(), pointers + [$0.baseAddress], body) }
 }

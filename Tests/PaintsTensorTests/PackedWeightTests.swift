@@ -108,4 +108,38 @@ import Testing
             #expect(relativeError(try tall.linear(weight: weight, bias: bias), tallReference) <= tolerance)
         }
     }
+
+    /// Layers of one input together (`linear(_:)`: attention's q, k and v projections): each output as the layer alone
+    /// gives it, for panel counts (5, 3, 1) that the cores split inside a layer, float32 and half weights mixed, with
+    /// and without a bias; and, where one weight is held in memory (no panels), one call per layer, same values.
+    @Test(.enabled(if: runs))
+    func layersOfOneInputTogether() throws {
+        let inputs = 601
+        let specs: [(outputs: Int, dtype: DType)] = [(72, .f32), (40, .f16), (16, .f32)]
+        let weights = try specs.enumerated().map { i, spec in
+            try PackedWeightTests.storedWeight(PackedWeightTests().random([spec.outputs, inputs], seed: UInt64(80 + i)), dtype: spec.dtype)
+        }
+        let biases: [Tensor?] = [PackedWeightTests().random([72], seed: 90), nil, PackedWeightTests().random([16], seed: 91)]
+        func reference(_ x: Tensor, _ i: Int) throws -> Tensor {
+            try Tensor.$linearOnOneDNNOverride.withValue(false) { try x.linear(weight: Weight(weights[i].tensor()), bias: biases[i]) }
+        }
+        try Tensor.$linearOnPanels.withValue(true) {
+            for rows in [1, 7, 77] {
+                let x = PackedWeightTests().random([rows, inputs], seed: UInt64(100 + rows))
+                let together = try x.linear(Array(zip(weights, biases)))
+                #expect(together.map(\.shape) == specs.map { [rows, $0.outputs] })
+                for i in specs.indices {
+                    let expected = try reference(x, i)
+                    #expect(relativeError(together[i], expected) <= tolerance, "\(rows) rows, layer \(i)")
+                }
+            }
+            #expect(weights.allSatisfy { $0.hasPanels })
+            let x = PackedWeightTests().random([13, inputs], seed: 113)
+            let inMemory = Weight(weights[1].tensor())
+            let mixed = try x.linear([(weights[0], biases[0]), (inMemory, nil)])
+            let (first, second) = (try reference(x, 0), try reference(x, 1))
+            #expect(relativeError(mixed[0], first) <= tolerance)
+            #expect(relativeError(mixed[1], second) <= tolerance)
+        }
+    }
 }

@@ -72,19 +72,20 @@ int pk_linear_rows_lanes(void);
 int pk_linear_rows(const float *x, size_t rows, size_t k, const void *w, int dtype, const float *bias, float *y,
                    size_t y_stride, size_t n0, size_t n1, int lanes);
 
-/// Fully connected layer of few rows on panels (linear_panels.c; AVX2 + FMA + F16C: pk_linear_panels_available): w
+/// Fully connected layers of few rows on panels (linear_panels.c; AVX2 + FMA + F16C: pk_linear_panels_available): w
 /// [outputs][inputs], float32 or IEEE half (`half`), packed once into panels of 16 outputs by pk_panels_pack (panels
-/// p0..<p1; pk_panels_floats values in all, 32-byte aligned). pk_linear_panels packs x [rows][inputs] into `scratch`
-/// (pk_panel_scratch_floats floats, its own: each concurrent call needs one) and writes outputs 16 p0 ..< min(16 p1,
-/// outputs) of y [rows][outputs]: bias (optional) + x w^T, plus y's own values with `accumulate` (a residual placed
-/// in y beforehand), then times sigmoid(gate * that) where `gate` is not 0 (so with `accumulate`, callers gate
-/// apart). Returns 0 (y untouched) on a CPU without the instructions.
+/// p0..<p1; pk_panels_floats values in all, 32-byte aligned). pk_panel_pack_x packs x [rows][inputs] into `scratch`
+/// (pk_panel_scratch_floats floats; a thread's own, read by its calls for every layer of that x). pk_linear_panels
+/// writes outputs 16 p0 ..< min(16 p1, outputs) of y [rows][outputs]: bias (optional) + x w^T, plus y's own values
+/// with `accumulate` (a residual placed in y beforehand), then times sigmoid(gate * that) where `gate` is not 0 (so
+/// with `accumulate`, callers gate apart). Returns 0 (y untouched) on a CPU without the instructions.
 int pk_linear_panels_available(void);
 size_t pk_panels_floats(size_t outputs, size_t inputs);
 void pk_panels_pack(const void *w, int half, size_t outputs, size_t inputs, void *panels, size_t p0, size_t p1);
 size_t pk_panel_scratch_floats(size_t rows, size_t inputs);
-int pk_linear_panels(const float *x, size_t rows, size_t inputs, const void *panels, int half, size_t outputs,
-                     const float *bias, float gate, int accumulate, float *y, size_t p0, size_t p1, float *scratch);
+void pk_panel_pack_x(const float *x, size_t rows, size_t inputs, float *scratch);
+int pk_linear_panels(const float *packed, size_t rows, size_t inputs, const void *panels, int half, size_t outputs,
+                     const float *bias, float gate, int accumulate, float *y, size_t p0, size_t p1);
 
 /// Winograd F(4x4, 3x3) convolution's transforms (winograd.c), channels last, for the 36 matrix products between them:
 /// - pk_winograd_weights: U[xi][o - o0][ch] = (G g G^T)[xi] of filters o0..<o1 of g [o][c][3][3]; plane xi at u + xi * u_stride.

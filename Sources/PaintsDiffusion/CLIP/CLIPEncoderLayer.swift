@@ -45,7 +45,8 @@ struct CLIPEncoderLayer: Sendable {
     func callAsFunction(_ h: Tensor, causal: Bool) throws(ModelError) -> Tensor {
         try cancellationPoint()
         let x = try norm1(h)
-        let (query, key, value) = (try q(x), try k(x), try v(x))   // through the layers: a bound LoRA adds its terms
+        let projected = try Linear.outputs(of: [q, k, v], for: x)   // with a bound LoRA's terms; x packed once on panels
+        let (query, key, value) = (projected[0], projected[1], projected[2])
         let attended = try compute { () throws(TensorError) in
             try Tensor.attention(query: query, key: key, value: value, heads: heads, causal: causal)
         }

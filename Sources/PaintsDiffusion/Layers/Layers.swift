@@ -121,6 +121,19 @@ public struct Linear: Sendable {
     }
 }
 
+extension Linear {
+    /// Layers of one input (attention's q, k and v projections, or k and v of one context): each layer's output in
+    /// order, with a bound LoRA's merged weight or terms, as calling each would give; on panels x is packed once for
+    /// all (`Tensor.linear(_:)`).
+    public static func outputs(of layers: [Linear], for x: Tensor) throws(ModelError) -> [Tensor] {
+        let weights = layers.map { (weight: LoRABinding.weight(for: $0.name) ?? $0.weight, bias: $0.bias) }
+        let products = try compute { () throws(TensorError) in try x.linear(weights) }
+        var outputs: [Tensor] = []
+        for (layer, y) in zip(layers, products) { outputs.append(try LoRABinding.adding(to: y, input: x, layer: layer.name)) }
+        return outputs
+    }
+}
+
 public struct GroupNorm: Sendable {
     public let weight: Tensor
     public let bias: Tensor

@@ -45,8 +45,17 @@ public struct CrossAttention: Sendable {
     /// projection's epilogue).
     public func callAsFunction(_ x: Tensor, context: Tensor? = nil, adding residual: Tensor? = nil) throws(ModelError) -> Tensor {
         try cancellationPoint()
-        let source = context ?? x
-        let out = try processor.attention(query: try toQ(x), key: try toK(source), value: try toV(source), heads: heads)
+        // The projections of one input together (x packed once where they run on panels: few rows).
+        let query: Tensor, key: Tensor, value: Tensor
+        if let context {
+            query = try toQ(x)
+            let projected = try Linear.outputs(of: [toK, toV], for: context)
+            (key, value) = (projected[0], projected[1])
+        } else {
+            let projected = try Linear.outputs(of: [toQ, toK, toV], for: x)
+            (query, key, value) = (projected[0], projected[1], projected[2])
+        }
+        let out = try processor.attention(query: query, key: key, value: value, heads: heads)
         try cancellationPoint()
         return try toOut(out, adding: residual)
     }
