@@ -252,14 +252,15 @@ import PaintsTensor
         switch variant {
         case "before": return try Tensor.$packedWeights.withValue(false) { try Tensor.$linearRowsLanes.withValue(nil, operation: body) }
         case "openblas": return try Tensor.$linearOnOneDNNOverride.withValue(false) { try Tensor.$linearRowsLanes.withValue(nil, operation: body) }
-        case "panels": return try Tensor.$linearOnPanels.withValue(true, operation: body)
+        case "panels": return try Tensor.$linearOnPanels.withValue(true) { try Tensor.$float32OnPanels.withValue(true, operation: body) }
         case "onednn": return try Tensor.$linearOnPanels.withValue(false, operation: body)
         default: return try body()
         }
     }
-    // Panels as a variant where they are not the default, oneDNN's packed matmul (f32) and the few-rows kernel (f16)
-    // where they are. PAINTSD_BENCH_VARIANTS=default,onednn and PAINTSD_BENCH_FILES=f32 pick some (one alone: for perf).
-    let panelVariants = pk_linear_panels_available() == 0 ? [] : Tensor.linearOnPanels ? ["onednn"] : ["panels"]
+    // Off the panels (`onednn`: oneDNN's packed matmul for f32, the few-rows kernel for f16) and, where f32 weights are
+    // not on them by default (AVX-512), all on them (`panels`). PAINTSD_BENCH_VARIANTS=default,onednn and
+    // PAINTSD_BENCH_FILES=f32 pick some (one alone: for perf).
+    let panelVariants = pk_linear_panels_available() == 0 ? [] : ["onednn"] + (Tensor.float32OnPanels ? [] : ["panels"])
     let variants = (["default", "before", "openblas"] + panelVariants)
         .filter { name in ProcessInfo.processInfo.environment["PAINTSD_BENCH_VARIANTS"].map { $0.split(separator: ",").contains(Substring(name)) } ?? true }
     for file in ["f32", "fp16"] where ProcessInfo.processInfo.environment["PAINTSD_BENCH_FILES"].map({ $0.split(separator: ",").contains(Substring(file)) }) ?? true {
@@ -327,22 +328,25 @@ import PaintsTensor
     let c1 = Tensor(shape: [1, 77, 768], data: noise.normal(count: 77 * 768))
     let x2 = Tensor(shape: [2, 4, n, n], data: x1.data + noise.normal(count: 4 * n * n))
     let c2 = Tensor(shape: [2, 77, 768], data: c1.data + noise.normal(count: 77 * 768))
-    _ = try unet(x1, timesteps: [500], context: c1)
-    if let name = ProcessInfo.processInfo.environment["PAINTSD_BENCH_COMPARE"] {
+    let compared = ProcessInfo.processInfo.environment["PAINTSD_BENCH_COMPARE"]
+    if compared != "panels" { _ = try unet(x1, timesteps: [500], context: c1) }   // panels: warmed up under its settings
+    if let name = compared {
         // Two settings of one switch, pass by pass in turn (which goes first alternates): the ratio of each pair.
         let settings: [(String, (() throws -> Void) throws -> Void)]
         // A second model for a setting that packs weights in another layout (a weight keeps one packed copy).
         let other = name == "panels" ? try UNet2DConditionModel(folder: folder + "/unet", variant: "") : unet
-        if name == "panels" { _ = try Tensor.$linearOnPanels.withValue(false) { try other(x1, timesteps: [500], context: c1) } }
         switch name {
         // Few-row layers (context projections, time embeddings, the mid block's) on panels, or on oneDNN's packed matmul.
-        case "panels": settings = [("panels", { try $0() }), ("onednn", { try Tensor.$linearOnPanels.withValue(false, operation: $0) })]
+        case "panels": settings = [("panels", { try Tensor.$float32OnPanels.withValue(true, operation: $0) }),
+                                   ("onednn", { try Tensor.$linearOnPanels.withValue(false, operation: $0) })]
         case "parallel": settings = [("openmp", { try Parallel.$threads.withValue(.openMP, operation: $0) }),
                                      ("dispatch", { try Parallel.$threads.withValue(.dispatch, operation: $0) })]
         // The heap as a job's later pass finds it, against as the first pass of a job finds it (returned to the system).
         case "heap": settings = [("kept", { try $0() }), ("returned", { HeapRetention.returnNow(); try $0() })]
         default: fatalError("PAINTSD_BENCH_COMPARE: parallel, heap or panels")
         }
+        // Each model packs its weights for its setting before the timed pairs.
+        if name == "panels" { for (i, model) in [unet, other].enumerated() { try settings[i].1 { _ = try model(x1, timesteps: [500], context: c1) } } }
         for (batch, x, c) in [(1, x1, c1), (2, x2, c2)] {
             var times: [[Double]] = [[], []]
             for round in 0..<(rounds * 2) {

@@ -150,19 +150,24 @@ extension Tensor {
         return done ? out : nil
     }
 
-    /// Whether layers of few rows (up to `fewRows`) whose float32 or f16 weights are mapped from a file run on
-    /// CTensorKernels' panels (pk_linear_panels, the weights packed once, the next block prefetched): on CPUs with AVX2
-    /// + FMA + F16C, AVX-512 ones included. CLIP's 72 layers alone, 2 threads, on the Zen 4 machine: float32 weights
-    /// 210-212 GFLOP/s against 209-211 for oneDNN's packed matmul, half weights 207 against 190-193 for the few-rows
-    /// kernel (the AVX-512 path before); on its AVX2 build oneDNN 2.6 and OpenBLAS ran them at about half the FMA
-    /// limit. A weight that keeps panels takes them at any row count. PAINTSD_PACKED_WEIGHTS=0 turns both off.
+    /// Whether layers of few rows (up to `fewRows`) whose f16 (and, with `float32OnPanels`, float32) weights are mapped
+    /// from a file run on CTensorKernels' panels (pk_linear_panels, the weights packed once, the next block
+    /// prefetched): on CPUs with AVX2 + FMA + F16C, AVX-512 ones included. In CLIP on the Zen 4 machine, the fp16 files'
+    /// linear layers ran about 8% faster on panels than on the few-rows kernel (AVX-512's path before); on its AVX2
+    /// build oneDNN 2.6 and OpenBLAS ran them at about half the FMA limit. A weight that keeps panels takes them at any
+    /// row count. PAINTSD_PACKED_WEIGHTS=0 turns both off.
     @TaskLocal public static var linearOnPanels = pk_linear_panels_available() != 0
 
+    /// Whether float32 weights take the panels too (`linearOnPanels`): on CPUs without AVX-512. With AVX-512, oneDNN's
+    /// packed matmul ran CLIP's float32 layers about 1% faster in the text encoder (203.5 against 199.1 GFLOP/s, 200.4
+    /// against 198.2, alternating in one process), though 0.5% slower alone. Tests set it for a task.
+    @TaskLocal public static var float32OnPanels = pk_cpu_has(16) == 0
+
     /// Whether a layer of `rows` rows on `weight` runs on the panels (`linearOnPanels`): few rows (or a weight that keeps
-    /// panels already), float32 or f16 weights mapped from a file, and no setting that asks for another kernel.
+    /// panels already), f16 (or float32) weights mapped from a file, and no setting that asks for another kernel.
     private static func takesPanels(_ weight: Weight, rows: Int) -> Bool {
-        rows > 0 && OneDNN.precision != .bf16 && linearOnPanels && linearOnOneDNNOverride == nil && packedWeights
-            && weight.canKeepPanels && (rows <= fewRows || weight.hasPanels)
+        rows > 0 && OneDNN.precision != .bf16 && linearOnPanels && (weight.dtype != .f32 || float32OnPanels)
+            && linearOnOneDNNOverride == nil && packedWeights && weight.canKeepPanels && (rows <= fewRows || weight.hasPanels)
     }
 
     /// Layers of this x on panels, their panels split across the cores together: each chunk packs x for itself, then

@@ -132,6 +132,7 @@ struct Serve: ParsableCommand {
                                  "linear_rows_lanes": JSONValue(Tensor.linearRowsLanes ?? 0),
                                  "packed_weights": .bool(Tensor.packedWeights),
                                  "linear_panels": .bool(Tensor.packedWeights && Tensor.linearOnPanels),
+                                 "linear_panels_float32": .bool(Tensor.packedWeights && Tensor.linearOnPanels && Tensor.float32OnPanels),
                                  "parallel": .string(Parallel.defaultThreads.rawValue)]
 
         var engines = BuiltinEngines.registry()

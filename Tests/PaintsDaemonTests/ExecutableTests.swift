@@ -255,8 +255,9 @@ func closedLoopbackPort() -> Int {
         // weights of few-row layers are packed once (PAINTSD_PACKED_WEIGHTS=0 turns it off).
         #expect(compute?["linear_rows_lanes"] == JSONValue(Tensor.linearRowsLanes ?? 0), "\(String(describing: compute))")
         #expect(compute?["packed_weights"] == .bool(Tensor.packedWeights), "\(String(describing: compute))")
-        // Whether few-row layers run on CTensorKernels' panels (AVX2 machines without AVX-512).
+        // Whether few-row layers run on CTensorKernels' panels (AVX2 + FMA + F16C), and their float32 weights too (no AVX-512).
         #expect(compute?["linear_panels"] == .bool(Tensor.packedWeights && Tensor.linearOnPanels), "\(String(describing: compute))")
+        #expect(compute?["linear_panels_float32"] == .bool(Tensor.packedWeights && Tensor.linearOnPanels && Tensor.float32OnPanels))
         #expect(compute?["parallel"] == .string(Parallel.defaultThreads.rawValue), "\(String(describing: compute))")
         client.close()
         daemon.process.terminate()  // SIGTERM

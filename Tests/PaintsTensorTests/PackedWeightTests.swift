@@ -60,7 +60,7 @@ import Testing
 }
 
 /// Few-row layers on CTensorKernels' panels (`Weight.panels()`, pk_linear_panels: the default on CPUs with AVX2 + FMA
-/// + F16C): float32 and half weights from a file give what OpenBLAS gives on the same values widened, for row counts
+/// + F16C, for float32 weights where there is no AVX-512; forced here for both): float32 and half weights from a file give what OpenBLAS gives on the same values widened, for row counts
 /// around the 6-row tile, outputs that leave a partial 16-wide panel, inputs that leave a partial 256-input block and
 /// a partial 8-input step of the packing, with the bias, the residual added in the kernel, the gate in the kernel, and
 /// the gate and the residual (the gate first, outside).
@@ -78,7 +78,7 @@ import Testing
         let values = weight.tensor()   // what the file holds, widened: the reference's weights
         let bias = PackedWeightTests().random([outputs], seed: 62)
         #expect(weight.canKeepPanels && !Weight(values).canKeepPanels)
-        try Tensor.$linearOnPanels.withValue(true) {
+        try Tensor.$linearOnPanels.withValue(true) { try Tensor.$float32OnPanels.withValue(true) {
             for rows in [1, 5, 6, 7, 12, 13, 77] {
                 let x = PackedWeightTests().random([rows, inputs], seed: UInt64(70 + rows))
                 let residual = PackedWeightTests().random([rows, outputs], seed: UInt64(170 + rows))
@@ -106,7 +106,7 @@ import Testing
             let tall = PackedWeightTests().random([200, inputs], seed: 63)
             let tallReference = try Tensor.$linearOnOneDNNOverride.withValue(false) { try tall.linear(weight: values, bias: bias) }
             #expect(relativeError(try tall.linear(weight: weight, bias: bias), tallReference) <= tolerance)
-        }
+        } }
     }
 
     /// Layers of one input together (`linear(_:)`: attention's q, k and v projections): each output as the layer alone
@@ -123,7 +123,7 @@ import Testing
         func reference(_ x: Tensor, _ i: Int) throws -> Tensor {
             try Tensor.$linearOnOneDNNOverride.withValue(false) { try x.linear(weight: Weight(weights[i].tensor()), bias: biases[i]) }
         }
-        try Tensor.$linearOnPanels.withValue(true) {
+        try Tensor.$linearOnPanels.withValue(true) { try Tensor.$float32OnPanels.withValue(true) {
             for rows in [1, 7, 77] {
                 let x = PackedWeightTests().random([rows, inputs], seed: UInt64(100 + rows))
                 let together = try x.linear(Array(zip(weights, biases)))
@@ -140,6 +140,6 @@ import Testing
             let (first, second) = (try reference(x, 0), try reference(x, 1))
             #expect(relativeError(mixed[0], first) <= tolerance)
             #expect(relativeError(mixed[1], second) <= tolerance)
-        }
+        } }
     }
 }
