@@ -237,8 +237,8 @@ extension Tensor {
     /// widened on every call, then oneDNN's matmul or OpenBLAS). On the Zen 4 machine it runs the text encoder from
     /// the fp16 files about 1.1x faster than widening + oneDNN; float32 weights stay on oneDNN (packed, faster than
     /// this kernel). Where the panels run (`linearOnPanels`: AVX2, AVX-512 too), f16 file weights take them first, so
-    /// it serves bf16 and weights held in memory there. Default: the widest this CPU runs; PAINTSD_LINEAR_ROWS=0 turns it off. Tests
-    /// and benchmarks override it for a task.
+    /// it serves bf16 and weights held in memory there. Default: the widest this CPU runs; PAINTSD_LINEAR_ROWS=0 turns
+    /// it off. Tests and benchmarks override it for a task.
     @TaskLocal public static var linearRowsLanes: Int? = ProcessInfo.processInfo.environment["PAINTSD_LINEAR_ROWS"] == "0"
         ? nil : Int(pk_linear_rows_lanes())
 
