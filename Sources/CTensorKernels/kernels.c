@@ -3,6 +3,7 @@
 #include <math.h>
 #include "exp_inline.h"
 #include "multiversion.h"
+#include "transpose_inline.h"
 
 float pk_exp(float x) { return exp_inline(x); }
 
@@ -201,22 +202,10 @@ __attribute__((target("avx2"))) static void transpose_avx2(const float *src, siz
     for (; r + 8 <= r1; r += 8) {
         size_t c = 0;
         for (; c + 8 <= columns; c += 8) {
-            __m256 x[8], t[8];
+            __m256 x[8], columns8[8];
             for (int i = 0; i < 8; i++) x[i] = _mm256_loadu_ps(src + (r + i) * src_stride + c);
-            for (int i = 0; i < 8; i += 2) {
-                t[i] = _mm256_unpacklo_ps(x[i], x[i + 1]);
-                t[i + 1] = _mm256_unpackhi_ps(x[i], x[i + 1]);
-            }
-            for (int i = 0; i < 8; i += 4) {
-                x[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
-                x[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
-                x[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
-                x[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
-            }
-            for (int i = 0; i < 4; i++) {
-                _mm256_storeu_ps(dst + (c + i) * dst_stride + r, _mm256_permute2f128_ps(x[i], x[i + 4], 0x20));
-                _mm256_storeu_ps(dst + (c + i + 4) * dst_stride + r, _mm256_permute2f128_ps(x[i], x[i + 4], 0x31));
-            }
+            transpose8x8(x, columns8);
+            for (int j = 0; j < 8; j++) _mm256_storeu_ps(dst + (c + j) * dst_stride + r, columns8[j]);
         }
         transpose_scalar(src, src_stride, dst, dst_stride, r, r + 8, c, columns);
     }

@@ -54,28 +54,16 @@ void pk_panels_pack(const void *w, int half, size_t outputs, size_t inputs, void
 #if defined(__x86_64__)
 #include <immintrin.h>
 #include "exp_inline.h"
+#include "transpose_inline.h"
 #define INLINE static inline __attribute__((always_inline))
 
 // Six rows of x (NULL: a zero row past the last) at inputs k..<k+8, transposed: column[j] holds the six rows' input
 // k + j in its first 6 lanes (zeros in the last 2).
 __attribute__((target("avx2"))) INLINE void transpose_six(const float *const source[6], size_t k, __m256 column[8]) {
-    __m256 x[8], t[8];
+    __m256 x[8];
     for (int i = 0; i < 6; i++) x[i] = source[i] ? _mm256_loadu_ps(source[i] + k) : _mm256_setzero_ps();
     x[6] = x[7] = _mm256_setzero_ps();
-    for (int i = 0; i < 8; i += 2) {
-        t[i] = _mm256_unpacklo_ps(x[i], x[i + 1]);
-        t[i + 1] = _mm256_unpackhi_ps(x[i], x[i + 1]);
-    }
-    for (int i = 0; i < 8; i += 4) {
-        x[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
-        x[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
-        x[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
-        x[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
-    }
-    for (int i = 0; i < 4; i++) {
-        column[i] = _mm256_permute2f128_ps(x[i], x[i + 4], 0x20);
-        column[i + 4] = _mm256_permute2f128_ps(x[i], x[i + 4], 0x31);
-    }
+    transpose8x8(x, column);
 }
 
 // x [rows][inputs] into tiles of 6 rows: tile t at packed + t * inputs * 6, [in][6], rows past the last zero. Each
