@@ -240,10 +240,11 @@ import PaintsTensor
 }
 
 /// Issue 15's text encoder alone: CLIP on 77 tokens from the f32 files and from the fp16 ones, `rounds` timed runs
-/// after a warm-up (min and median) with today's linear layers (on AVX2 and AVX-512 machines the weights packed once
-/// in panels, f32 and f16) alternating with oneDNN's packed matmul for f32 and the few-rows kernel for f16 (`onednn`),
-/// the linear layers as before (weights reordered or widened on every call) and all on OpenBLAS (widened on every
-/// call); then the linear layers' time alone per variant (f32, profiled, the variants in turn), and one run of the f32
+/// after a warm-up (min and median) with today's linear layers (weights packed once: f16 ones in panels, f32 ones in
+/// panels without AVX-512 and for oneDNN's matmul with it) alternating with everything off the panels (`onednn`:
+/// oneDNN's packed matmul for f32, the few-rows kernel for f16), with AVX-512 f32 on the panels too (`panels`), the
+/// linear layers as before (weights reordered or widened on every call) and all on OpenBLAS (widened on every call);
+/// then the linear layers' time alone per variant (f32, profiled, the variants in turn), and one run of the f32
 /// default's time by kind of operation with the share of the FMA peak. Short enough to run under perf.
 @MainActor func runTextEncoderBenchmark(folder: String, rounds: Int) throws {
     let peak = FMAPeak.widths.compactMap { FMAPeak.measure(width: $0) }.max() ?? 0
